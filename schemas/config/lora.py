@@ -1,0 +1,11 @@
+"""LoRA adapter shape (also used by QLoRA)."""
+from pydantic import Field
+
+from schemas.config._base import Section
+
+
+class LoraConfig(Section):
+    r: int = Field(8, ge=1, le=1024, description="LoRA rank (guide: 8-16; higher for harder tasks).")
+    alpha: int = Field(16, ge=1, description="LoRA alpha; the update is scaled by alpha/r (guide: 2 x r).")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA path.")
+    target_modules: list[str] | str = Field("all-linear", description="Modules to adapt: `all-linear` or a list such as [q_proj, v_proj].")

@@ -1,0 +1,22 @@
+"""Splitting into train/val/test without leakage."""
+from pydantic import Field, model_validator
+
+from schemas.config._base import Section
+
+
+class SplitConfig(Section):
+    train: float = Field(0.8, gt=0.0, lt=1.0, description="Train share (guide: 0.7-0.8).")
+    val: float = Field(0.1, ge=0.0, lt=1.0, description="Validation share (guide: 0.1-0.15).")
+    test: float = Field(0.1, gt=0.0, lt=1.0, description="Test share (guide: 0.1-0.15).")
+    seed: int = Field(42, description="Seed for the random split.")
+    stratify_by: str | None = Field(None, description="Metadata field to stratify on (each value spread over the splits in the same ratios).")
+    time_field: str | None = Field(None, description="Metadata timestamp field: when set, split by time (train earliest, test latest).")
+    group_by: str | None = Field(None, description="Metadata field whose equal values stay in one split (parent ids always do).")
+    frozen_test: str | None = Field(None, description="Path of a frozen test.jsonl from an earlier run of this lineage; kept as the test split.")
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> "SplitConfig":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split shares train+val+test must sum to 1.0, got {total:.3f}")
+        return self

@@ -1,0 +1,43 @@
+"""The task card: what the fine-tuned model must do and how success is judged."""
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.config._base import Section
+
+
+class SuccessCriterion(Section):
+    metric: str = Field(
+        description="Metric name as reported by evaluation (e.g. json_field_accuracy, rougeL, bleu, exact_match)."
+    )
+    threshold: float = Field(description="Value the fine-tuned model must reach on the test split.")
+    higher_is_better: bool = Field(True, description="False for metrics where lower is better (e.g. loss).")
+
+
+class TaskExample(Section):
+    input: str = Field(description="A representative user input.")
+    output: str = Field(description="The output the model should give for it.")
+
+
+class TaskCard(Section):
+    name: str = Field("my-task", description="Short task name; also the default MLflow experiment and registered model name.")
+    description: str = Field("", description="One paragraph: what the model does and for whom.")
+    input: str = Field("", description="What an input looks like (format, language, length).")
+    output: str = Field("", description="What the expected output looks like (format, fields, tone).")
+    success_criteria: list[SuccessCriterion] = Field(
+        default_factory=lambda: [SuccessCriterion(metric="rougeL", threshold=0.3)],
+        description="Metric thresholds the candidate must meet; the first one is the task's success metric.",
+    )
+    edge_cases: list[str] = Field(default_factory=list, description="Inputs that must be handled well (empty fields, mixed language, ...).")
+    examples: list[TaskExample] = Field(default_factory=list, description="A few input/output examples that define the task.")
+    languages: list[Literal["en", "zh"]] = Field(
+        default_factory=lambda: ["en", "zh"], description="Languages the task is in; records in other languages are filtered."
+    )
+    intended_use: Literal["research", "internal", "commercial"] = Field(
+        "internal", description="How the model will be used; checked against the base model's licence."
+    )
+
+    @property
+    def success_metric(self) -> SuccessCriterion:
+        """The first success criterion: the one metric that decides promotion."""
+        return self.success_criteria[0]

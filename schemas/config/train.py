@@ -1,0 +1,49 @@
+"""Training hyper-parameters; defaults are the fine-tuning guide's."""
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.config._base import Section
+
+Method = Literal["lora", "qlora", "full", "auto"]
+
+
+class TrainConfig(Section):
+    method: Method = Field("lora", description="lora (16/32-bit base), qlora (4-bit NF4 base), full fine-tuning, or auto (by the resource estimate).")
+    learning_rate: float | None = Field(None, gt=0.0, lt=1.0, description="Peak learning rate; default 2e-4 for LoRA/QLoRA and 2e-5 for full fine-tuning (guide).")
+    effective_batch_size: int = Field(16, ge=1, description="Examples per optimizer step = micro_batch_size x gradient accumulation (guide: 16-32).")
+    micro_batch_size: int = Field(4, ge=1, description="Examples per forward pass; gradient accumulation makes up the effective batch.")
+    epochs: float = Field(3, gt=0, description="Passes over the training data (guide: 3-5 with early stopping).")
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps for linear warm-up (guide: 0.05-0.1).")
+    weight_decay: float = Field(0.01, ge=0.0, lt=1.0, description="AdamW weight decay (guide: 0.01-0.1).")
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field("cosine", description="Learning-rate schedule after warm-up.")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
+    early_stopping_patience: int = Field(2, ge=0, description="Evaluations without val-loss improvement before stopping (0: off); the best checkpoint is restored.")
+    logging_steps: int = Field(10, ge=1, description="Log train loss, learning rate and grad norm every N optimizer steps.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate val loss every N steps; default once per epoch.")
+    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps; default with every evaluation.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (recomputes activations in the backward pass).")
+    bf16: bool | None = Field(None, description="Train in bf16; default: on where the device supports it.")
+    seed: int = Field(42, description="Seed for initialisation and data order.")
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        """The learning rate in force: the configured one or the guide's default for the method."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-5 if self.method == "full" else 2e-4
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        """Accumulation steps that turn micro-batches into the effective batch."""
+        return max(1, self.effective_batch_size // self.micro_batch_size)
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> "TrainConfig":
+        if self.effective_batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"train.effective_batch_size ({self.effective_batch_size}) must be a multiple of "
+                f"train.micro_batch_size ({self.micro_batch_size})"
+            )
+        return self

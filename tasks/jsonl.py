@@ -1,0 +1,32 @@
+"""Reading and writing JSON Lines files: the format every stage hands to the next."""
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
+    """Write rows as UTF-8 JSON Lines (atomically: a temp file renamed into place); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, default=str))
+            f.write("\n")
+            count += 1
+    tmp.replace(path)
+    return count
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict]:
+    """Yield the rows of a JSON Lines file that this project wrote (blank lines skipped)."""
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """All rows of a JSON Lines file that this project wrote."""
+    return list(iter_jsonl(path))
