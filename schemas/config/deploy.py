@@ -7,7 +7,7 @@ from schemas.config._base import Section
 
 
 class DeployConfig(Section):
-    register: bool = Field(True, description="Register the candidate in the MLflow Model Registry.")
+    register_model: bool = Field(True, description="Register the candidate in the MLflow Model Registry.")
     registered_model_name: str | None = Field(None, description="Registry name; default: the task card's name.")
     merge: bool = Field(True, description="Merge the LoRA adapter into a 16-bit copy of the base model for serving.")
     parity_tolerance: float = Field(1e-3, gt=0.0, description="Largest allowed max-abs logit difference between merged and adapter model.")

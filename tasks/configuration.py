@@ -1,0 +1,118 @@
+"""Reading a pipeline config: YAML file + `--set key=value` overrides -> a validated PipelineConfig."""
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from schemas.config import PipelineConfig
+from tasks.errors import LoraflowError
+
+
+def parse_override(override: str) -> tuple[list[str], Any]:
+    """Split `a.b.c=value` into its key path and a YAML-typed value (so 1e-4, true, [a, b] work)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise LoraflowError(f"--set {override!r} is not of the form dotted.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Return a copy of the raw config dict with each `dotted.key=value` applied."""
+    data = _deep_copy(data)
+    for override in overrides:
+        path, value = parse_override(override)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise LoraflowError(f"--set {override!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def _deep_copy(data: dict) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """Every problem of a config, one per key path, in a single message."""
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; `loraflow config schema` lists every key)"
+        problems.append(f"{key}: {message}")
+    return f"invalid config {source}: " + "; ".join(problems)
+
+
+def build_config(data: dict, source: str = "(dict)") -> PipelineConfig:
+    """Validate a raw config dict, reporting every problem together."""
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as error:
+        raise LoraflowError(format_validation_error(error, source)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a YAML config (None: all defaults), apply overrides, resolve data.path against the file."""
+    data: dict = {}
+    source = "(defaults)"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise LoraflowError(f"config file {path} does not exist; pass the path of a pipeline YAML such as examples/quickstart/pipeline.yaml")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise LoraflowError(f"config {where} is not valid YAML ({getattr(error, 'problem', error)}); fix the syntax there") from None
+        if not isinstance(data, dict):
+            raise LoraflowError(f"config {path} must be a mapping of sections (task_card, data, train, ...), got {type(data).__name__}")
+        data = _resolve_relative_paths(data, path.parent)
+    data = apply_overrides(data, overrides or [])
+    return build_config(data, source)
+
+
+def _resolve_relative_paths(data: dict, base: Path) -> dict:
+    """Paths in a config file are relative to that file, so a config works from any working directory."""
+    data = _deep_copy(data)
+    for section, key in (("data", "path"), ("split", "frozen_test")):
+        value = (data.get(section) or {}).get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            data[section][key] = str((base / value).resolve())
+    model = data.get("model") or {}
+    value = model.get("name_or_path")
+    if isinstance(value, str) and value.startswith((".", "/")) and not Path(value).is_absolute():
+        model["name_or_path"] = str((base / value).resolve())
+    return data
+
+
+def dump_config(config: PipelineConfig) -> dict:
+    """The config as plain JSON-able data (for logging and Prefect parameters)."""
+    return config.model_dump(mode="json")
+
+
+def flatten_config(config: PipelineConfig) -> dict[str, str]:
+    """Dotted key -> string value, for MLflow params."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            flat[prefix] = str(node)[:500]
+
+    walk("", dump_config(config))
+    return flat
