@@ -1,0 +1,173 @@
+"""Resource estimate: calibrated against the H100 measurements in ../shared/bench, plus auto, fit and config reading."""
+import json
+
+import pytest
+
+from tasks.errors import LoraflowError
+from tasks.estimate import estimate_resources, require_fit, tokens_per_second
+from tasks.estimate_shapes import load_model_config, lora_params, shape_from_config
+
+LLAMA2_7B = {
+    "model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000, "tie_word_embeddings": False,
+}
+BENCH_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+# (method, seq, micro-batch, measured peak allocated GiB) from ../shared/bench/qlora_baseline_h100.json:
+# gradient checkpointing, LoRA r=16 on all seven projections, paged 8-bit AdamW.
+MEASURED = [
+    ("qlora", 2048, 1, 6.48),
+    ("qlora", 2048, 2, 8.36),
+    ("qlora", 1024, 8, 12.15),
+    ("qlora", 1024, 16, 19.94),
+    ("lora", 1024, 16, 23.89),
+    ("lora", 2048, 1, 14.19),
+]
+
+
+def _estimate(method="qlora", seq=2048, batch=1, checkpointing=True, gpu=80.0, **kw):
+    kw.setdefault("target_modules", BENCH_TARGETS)
+    return estimate_resources(LLAMA2_7B, method, 16, seq, batch, checkpointing, 10_000_000, 1.0, gpu, **kw)
+
+
+def test_llama2_7b_shapes_match_the_bench_model():
+    shape = shape_from_config(LLAMA2_7B)
+    assert shape.total_params == 6_738_415_616  # N_params the bench printed
+    assert lora_params(shape, 16, BENCH_TARGETS) == 39_976_960  # its trainable parameters
+    assert lora_params(shape, 16, "all-linear") == 39_976_960
+
+
+@pytest.mark.parametrize(("method", "seq", "batch", "measured"), MEASURED)
+def test_peak_memory_within_15_percent_of_h100_measurements(method, seq, batch, measured):
+    estimate = _estimate(method, seq, batch, optimizer="paged_adamw_8bit")
+    assert abs(estimate.peak_gpu_memory_gib / measured - 1) < 0.15
+
+
+def test_no_checkpointing_costs_far_more_activation_memory():
+    # Measured: QLoRA 2048x2 without checkpointing peaked at 43.64 GiB.
+    estimate = _estimate("qlora", 2048, 2, checkpointing=False)
+    assert abs(estimate.peak_gpu_memory_gib / 43.64 - 1) < 0.15
+    assert estimate.memory_gib["activations"] > 5 * _estimate("qlora", 2048, 2).memory_gib["activations"]
+
+
+def test_memory_parts_follow_the_method():
+    qlora, lora, full = _estimate("qlora"), _estimate("lora"), _estimate("full", gpu=None)
+    assert qlora.memory_gib["weights"] < 0.35 * lora.memory_gib["weights"]
+    assert full.trainable_params == full.total_params
+    # full fine-tuning: fp32 master + bf16 copies + fp32 grads + AdamW's two fp32 moments
+    assert full.memory_gib["optimizer"] == pytest.approx(6_738_415_616 * 8 / 2**30, rel=1e-3)
+    assert full.peak_gpu_memory_gib > 100
+    # QLoRA's default optimizer is paged 8-bit AdamW: 2 bytes per trainable parameter, LoRA's plain AdamW 8.
+    assert qlora.memory_gib["optimizer"] == pytest.approx(lora.memory_gib["optimizer"] / 4, rel=2e-2)
+
+
+def test_auto_picks_bf16_lora_when_it_fits_and_qlora_when_not():
+    assert _estimate("auto", 1024, 8, gpu=80.0).method == "lora"
+    on_24 = _estimate("auto", 1024, 8, gpu=24.0)
+    assert on_24.method == "qlora" and on_24.fits
+    assert "bf16 LoRA does not fit" in on_24.notes[0]
+
+
+def test_too_big_gives_a_recommendation_that_fits_and_require_fit_names_it():
+    on_24 = _estimate("lora", 2048, 16, checkpointing=False, gpu=24.0).recommendation
+    # bf16 LoRA still fits 24 GiB with checkpointing and a smaller micro-batch, and is faster than QLoRA
+    assert on_24.method == "lora" and on_24.gradient_checkpointing and on_24.micro_batch < 16
+    estimate = _estimate("lora", 2048, 16, checkpointing=False, gpu=16.0)
+    assert not estimate.fits
+    rec = estimate.recommendation
+    assert rec.method == "qlora" and rec.gradient_checkpointing
+    assert rec.peak_gpu_memory_gib * 1.2 + 0.5 <= 16.0 * 0.9
+    assert rec.micro_batch < 16
+    with pytest.raises(LoraflowError, match=f"train.micro_batch_size={rec.micro_batch}"):
+        require_fit(estimate)
+
+
+def test_nothing_fits_a_tiny_card():
+    estimate = _estimate("qlora", 2048, 1, gpu=4.0)
+    assert not estimate.fits and estimate.recommendation is None
+    with pytest.raises(LoraflowError, match="FSDP"):
+        require_fit(estimate)
+    require_fit(_estimate("qlora", 2048, 1, gpu=80.0))  # fits: no error
+
+
+def test_training_time_from_the_measured_h100_throughput():
+    # Bench: QLoRA 7B at 1024x8 ran 5,481 tokens/s, bf16 LoRA at 1024x16 6,925 tokens/s.
+    shape = shape_from_config(LLAMA2_7B)
+    assert tokens_per_second(shape, "qlora", 1024, 8, True, "NVIDIA H100 80GB HBM3") == pytest.approx(5481, rel=0.15)
+    assert tokens_per_second(shape, "lora", 1024, 16, True, "H100") == pytest.approx(6925, rel=0.15)
+    estimate = _estimate("qlora", 1024, 8)
+    assert estimate.train_hours == pytest.approx(10_000_000 / estimate.tokens_per_s / 3600, rel=1e-3)
+    # smaller micro-batches are slower per token (2048x1 measured 2.4-3.2k tokens/s)
+    assert tokens_per_second(shape, "qlora", 2048, 1, True, "H100") < 0.75 * tokens_per_second(shape, "qlora", 1024, 8, True, "H100")
+
+
+def test_cpu_throughput_matches_smollm2_measurement():
+    # STACK.md: SmolLM2-135M LoRA on 2 CPU cores ~140 tokens/s (no checkpointing).
+    shape = shape_from_config(load_model_config("smollm2-135m-instruct"))
+    assert shape.total_params == pytest.approx(134.5e6, rel=0.01)
+    assert tokens_per_second(shape, "lora", 512, 4, False, "cpu") == pytest.approx(140, rel=0.15)
+
+
+def test_unknown_device_is_noted():
+    assert any("no measured throughput" in n for n in _estimate(device="Some GPU").notes)
+
+
+def test_disk_counts_checkpoints_merged_and_quantized_outputs():
+    estimate = _estimate("qlora", quantize=["int8", "int4"], checkpoints_kept=3)
+    parts = estimate.disk_parts_gib
+    assert parts["merged_bf16"] == pytest.approx(6_738_415_616 * 2 / 2**30, rel=1e-3)
+    assert parts["quantized_int4"] < parts["quantized_int8"] < parts["merged_bf16"]
+    # each checkpoint: fp32 adapter (4 B) + 8-bit optimizer moments (2 B) per trainable parameter
+    assert parts["checkpoints"] == pytest.approx(3 * 39_976_960 * 6 / 2**30, rel=1e-3)
+    assert estimate.disk_gib == pytest.approx(sum(parts.values()), abs=0.01)
+    assert "merged_bf16" not in _estimate("qlora", merge=False).disk_parts_gib
+
+
+def test_to_dict_is_json_with_the_summary_keys_first():
+    data = json.loads(json.dumps(_estimate("auto", gpu=24.0).to_dict()))
+    assert list(data)[:4] == ["peak_gpu_memory_gib", "train_hours", "disk_gib", "method"]
+    assert data["method"] in ("lora", "qlora")
+
+
+def test_load_model_config_from_folder_file_and_builtin_names(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
+    assert load_model_config(str(tmp_path))["hidden_size"] == 4096
+    assert load_model_config(str(tmp_path / "config.json"))["num_hidden_layers"] == 32
+    tiny = shape_from_config(load_model_config("tiny-random"))
+    assert (tiny.hidden_size, tiny.intermediate_size, tiny.num_layers, tiny.num_heads, tiny.num_kv_heads) == (64, 128, 2, 4, 2)
+    smol = shape_from_config(load_model_config("smollm2-135m-instruct"))
+    assert smol.tied_embeddings and smol.vocab_size == 49152 and smol.head_dim == 64
+    estimate = estimate_resources(str(tmp_path), "qlora", 16, 2048, 1, True, 1000, 1, None, target_modules=BENCH_TARGETS)
+    assert estimate.trainable_params == 39_976_960
+
+
+def test_load_model_config_errors_are_one_clear_sentence(tmp_path):
+    with pytest.raises(LoraflowError, match="has no config.json"):
+        load_model_config(str(tmp_path))
+    with pytest.raises(LoraflowError, match="does not exist"):
+        load_model_config(str(tmp_path / "missing"))
+    (tmp_path / "config.json").write_text("{broken")
+    with pytest.raises(LoraflowError, match="cannot read"):
+        load_model_config(str(tmp_path))
+
+
+def test_hub_id_offline_and_not_cached_is_a_clear_error(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(LoraflowError, match="offline and not in the local cache"):
+        load_model_config("loraflow-test/not-a-cached-model")
+
+
+def test_unknown_target_module_names_the_config_key():
+    with pytest.raises(LoraflowError, match="lora.target_modules"):
+        lora_params(shape_from_config(LLAMA2_7B), 8, ["q_proj", "c_attn"])
+
+
+def test_other_layouts_fused_qkv_and_mixture_of_experts():
+    phi3 = shape_from_config({**LLAMA2_7B, "model_type": "phi3"})
+    assert phi3.total_params == shape_from_config(LLAMA2_7B).total_params
+    moe = shape_from_config({**LLAMA2_7B, "model_type": "mixtral", "num_local_experts": 8})
+    assert moe.total_params > 4 * shape_from_config(LLAMA2_7B).total_params
+    nested = shape_from_config({"model_type": "gemma3", "text_config": LLAMA2_7B})
+    assert nested.hidden_size == 4096
