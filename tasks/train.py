@@ -1,0 +1,175 @@
+"""Fine-tuning with trl's SFTTrainer + peft: LoRA, QLoRA (4-bit NF4) or full. No prefect here (GPU benchmarks import it bare)."""
+import json
+import os
+import time
+from pathlib import Path
+
+from schemas.config.lora import LoraConfig
+from schemas.config.train import TrainConfig
+from tasks.errors import LoraflowError
+from tasks.jsonl import read_jsonl
+
+
+def to_prompt_completion(records: list[dict]) -> list[dict]:
+    """One training example per assistant turn: the turns before it are the prompt, it is the completion.
+
+    trl computes the loss on the completion only, so every assistant turn is learned and no user or system
+    token is: the same as assistant-only loss, without needing generation markers in the model's chat template.
+    """
+    examples = []
+    for record in records:
+        messages = record["messages"]
+        for i, message in enumerate(messages):
+            if message["role"] == "assistant" and i > 0:
+                examples.append({"prompt": messages[:i], "completion": [message], "id": record["id"]})
+    return examples
+
+
+def select_device() -> tuple[str, bool]:
+    """('cuda', bf16 supported) on a GPU, else ('cpu', False)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", torch.cuda.is_bf16_supported()
+    return "cpu", False
+
+
+def load_model(model_path: str, method: str, device: str, bf16: bool, gradient_checkpointing: bool):
+    """The base model for the method: 4-bit NF4 for QLoRA (never merged into), 16/32-bit otherwise."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    kwargs: dict = {"dtype": dtype, "device_map": {"": device}}
+    if method == "qlora":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
+        )
+    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    return model
+
+
+def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16: bool, n_train: int, has_val: bool):
+    """Map our TrainConfig onto trl's SFTConfig."""
+    from trl import SFTConfig
+
+    steps_per_epoch = max(1, -(-n_train // train.effective_batch_size))
+    eval_steps = train.eval_steps or steps_per_epoch
+    strategy = "steps" if has_val else "no"
+    return SFTConfig(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=train.micro_batch_size,
+        per_device_eval_batch_size=train.micro_batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        learning_rate=train.resolved_learning_rate,
+        num_train_epochs=train.epochs,
+        max_steps=train.max_steps,
+        warmup_steps=train.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=train.weight_decay,
+        lr_scheduler_type=train.lr_scheduler,
+        max_grad_norm=train.max_grad_norm,
+        logging_steps=train.logging_steps,
+        logging_first_step=True,
+        eval_strategy=strategy,
+        eval_steps=eval_steps,
+        save_strategy=strategy if has_val else "steps",
+        save_steps=train.save_steps or eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=has_val,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        gradient_checkpointing=train.gradient_checkpointing,
+        bf16=bf16,
+        max_length=max_length,
+        seed=train.seed,
+        report_to=["tensorboard"],
+        dataloader_num_workers=0,
+        use_cpu=not _cuda(),
+    )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def train_model(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
+                max_length: int, out_dir: str, callbacks: list | None = None) -> dict:
+    """Fine-tune the base model on train.jsonl, early-stopping on val loss; save the best adapter (or full model).
+
+    Returns paths (adapter or full model, log history, TensorBoard dir) and final metrics.
+    """
+    from peft import LoraConfig as PeftLoraConfig
+    from transformers import AutoTokenizer, EarlyStoppingCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer
+    import datasets
+
+    out = Path(out_dir)
+    train_dir = out / "train"
+    train_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(train_dir / "tensorboard")
+    train_examples = to_prompt_completion(read_jsonl(train_path))
+    val_examples = to_prompt_completion(read_jsonl(val_path)) if val_path and Path(val_path).is_file() else []
+    if not train_examples:
+        raise LoraflowError(f"no training examples in {train_path}: every record was quarantined or removed; see data/report.json")
+    method = train.method if train.method != "auto" else "lora"
+    device, bf16_ok = select_device()
+    bf16 = bf16_ok if train.bf16 is None else train.bf16
+    if bf16 and not bf16_ok:
+        raise LoraflowError("train.bf16=true but this device has no bf16 support; set train.bf16=false or leave it unset")
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_model(model_path, method, device, bf16, train.gradient_checkpointing)
+    peft_config = None
+    if method in ("lora", "qlora"):
+        peft_config = PeftLoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+    args = build_sft_config(train, max_length, train_dir / "checkpoints", bf16, len(train_examples), bool(val_examples))
+    all_callbacks = list(callbacks or [])
+    if val_examples and train.early_stopping_patience > 0:
+        all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(train_examples),
+        eval_dataset=datasets.Dataset.from_list(val_examples) if val_examples else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=all_callbacks,
+    )
+    # A retried or relaunched task resumes from its last checkpoint instead of starting over.
+    last = get_last_checkpoint(str(args.output_dir)) if Path(args.output_dir).is_dir() else None
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - started
+
+    saved_dir = out / "model" / ("adapter" if peft_config else "full")
+    trainer.save_model(str(saved_dir))
+    tokenizer.save_pretrained(str(saved_dir))
+    history_path = train_dir / "log_history.json"
+    history_path.write_text(json.dumps(trainer.state.log_history, indent=1))
+    final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+    if evals:
+        final["best_eval_loss"] = min(evals)
+    final.update({"train_seconds": seconds, "global_step": trainer.state.global_step, "train_examples": len(train_examples)})
+    return {
+        "adapter_path": str(saved_dir) if peft_config else None,
+        "model_path": str(saved_dir) if not peft_config else model_path,
+        "method": method,
+        "log_history": str(history_path),
+        "tensorboard_dir": str(train_dir / "tensorboard"),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "resumed_from": last,
+        "metrics": final,
+    }
