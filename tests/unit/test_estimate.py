@@ -171,3 +171,43 @@ def test_other_layouts_fused_qkv_and_mixture_of_experts():
     assert moe.total_params > 4 * shape_from_config(LLAMA2_7B).total_params
     nested = shape_from_config({"model_type": "gemma3", "text_config": LLAMA2_7B})
     assert nested.hidden_size == 4096
+
+
+def test_estimate_for_config_counts_tokens_of_the_split_and_raw_data(tmp_path):
+    from tasks.configuration import load_config
+    from tasks.estimate_config import approx_tokens, count_record_tokens, estimate_for_config
+    from tasks.jsonl import write_jsonl
+
+    record = {"id": "a", "messages": [{"role": "user", "content": "word " * 100}, {"role": "assistant", "content": "你好" * 50}], "metadata": {}}
+    write_jsonl(tmp_path / "train.jsonl", [record] * 10)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps(LLAMA2_7B))
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text("model:\n  name_or_path: ./model\n  max_length: 1024\ndata:\n  path: train.jsonl\ntrain:\n  method: auto\n")
+    config = load_config(config_file)
+    split = estimate_for_config(config, train_jsonl=tmp_path / "train.jsonl", gpu_memory_gib=80.0, device="H100")
+    assert approx_tokens("你好") == 3 and approx_tokens("abcdefgh") == 2
+    per_record = approx_tokens("word " * 100 + " " + "你好" * 50) + 4 * 2
+    assert count_record_tokens(tmp_path / "train.jsonl") == 10 * per_record
+    assert count_record_tokens(tmp_path / "train.jsonl", max_length=100) == 1000  # cut as training cuts
+    assert f"train tokens per epoch: {10 * per_record:,}" in " ".join(split.notes)
+    assert split.method == "lora" and split.train_hours > 0
+    raw = estimate_for_config(config, gpu_memory_gib=80.0, device="H100")  # the raw file x split.train share
+    assert 0 < raw.train_hours
+    capped = estimate_for_config(load_config(config_file, ["train.max_steps=1"]), n_train_tokens=10**9, gpu_memory_gib=80.0, device="H100")
+    assert capped.train_hours < 0.01  # one step of 16 x 1024 tokens, not 3 epochs of 1e9
+
+
+def test_cli_estimate_json_prints_the_summary_keys(tmp_path, capsys):
+    from loraflow.cli import main
+
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text("model:\n  name_or_path: tiny-random\n")
+    code = main(["estimate", str(config_file), "--json", "--device", "H100", "--gpu-memory", "80", "--tokens", "5000",
+                 "--set", "train.method=qlora"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"peak_gpu_memory_gib", "train_hours", "disk_gib", "method"} <= set(data)
+    assert data["method"] == "qlora" and data["fits"]
+    assert main(["estimate", str(config_file), "--set", "model.name_or_path=/does/not/exist"]) == 1
+    assert "does not exist" in capsys.readouterr().err
