@@ -47,19 +47,17 @@ def stratified_sample(rows: list[dict], n: int, seed: int = 42) -> list[dict]:
         strata[case_slice(row)].append(row)
     n = min(n, len(rows))
     names = sorted(strata, key=lambda s: (-len(strata[s]), s))
-    if n < len(names):
-        quota = {s: (1 if i < n else 0) for i, s in enumerate(names)}
-    else:
-        # One per stratum first, the rest by largest remainder so small slices are not starved.
-        quota = {s: 1 for s in names}
-        spare = {s: len(strata[s]) - 1 for s in names}
-        rest, total_spare = n - len(names), sum(spare.values())
-        shares = {s: rest * spare[s] / total_spare if total_spare else 0.0 for s in names}
-        for s in names:
-            quota[s] += int(shares[s])
-        leftover = n - sum(quota.values())
-        for s in sorted(names, key=lambda s: (-(shares[s] - int(shares[s])), s))[:leftover]:
-            quota[s] += 1
+    # Largest-remainder proportional quotas, then one case for every stratum that got none (taken from the largest).
+    shares = {s: n * len(strata[s]) / len(rows) for s in names}
+    quota = {s: int(shares[s]) for s in names}
+    for s in sorted(names, key=lambda s: (-(shares[s] - quota[s]), s))[: n - sum(quota.values())]:
+        quota[s] += 1
+    covered = names[:n]  # with fewer cases than strata, the largest strata get one each
+    for s in covered:
+        if quota[s] == 0:
+            donor = max(names, key=lambda d: quota[d] - (d in covered))  # never leaves a covered stratum empty
+            quota[donor] -= 1
+            quota[s] = 1
     rng = random.Random(seed)
     sample = [row for s in sorted(names) for row in rng.sample(strata[s], quota[s])]
     rng.shuffle(sample)  # raters should not see the cases grouped by slice

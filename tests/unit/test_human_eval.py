@@ -1,6 +1,7 @@
 """Human evaluation: stratified export, rating-file validation, aggregation, agreement and MLflow logging."""
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,37 @@ def test_bad_score_in_jsonl_and_unknown_ids_and_duplicates(run_dir: Path, tmp_pa
         import_human_eval(str(run_dir), [str(first), str(second)])
     summary = import_human_eval(str(run_dir), [str(first)])
     assert summary["mlflow_run_id"] is None and summary["dimensions"]["accuracy"]["alpha_ordinal"] is None
+
+
+def test_stratified_sample_is_proportional_and_covers_the_largest_strata_first():
+    rows = [_prediction(i, "en") for i in range(40)] + [_prediction(i, "zh") for i in range(10)]
+    assert sorted(r["metadata"]["language"] for r in stratified_sample(rows, 5)) == ["en"] * 4 + ["zh"]
+    rows += [_prediction(i, "fr") for i in range(2)] + [_prediction(i, "de") for i in range(1)]
+    assert sorted(r["metadata"]["language"] for r in stratified_sample(rows, 3)) == ["en", "fr", "zh"]
+    assert sorted(r["metadata"]["language"] for r in stratified_sample(rows, 4)) == ["de", "en", "fr", "zh"]
+
+
+@pytest.fixture
+def main(tmp_path: Path, monkeypatch):
+    """The loraflow CLI entry point, with the environment defaults it sets undone afterwards."""
+    from loraflow.cli import main
+
+    monkeypatch.setenv("LORAFLOW_HOME", str(tmp_path / "home"))
+    saved = dict(os.environ)
+    yield main
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_cli_exports_imports_and_reports_a_bad_file_in_one_line(run_dir: Path, tmp_path: Path, capsys, main):
+    assert main(["human-eval", "export", str(run_dir), "--n", "4", "--out", str(tmp_path / "he")]) == 0
+    assert "exported 4 cases" in capsys.readouterr().out
+    ids = [c["id"] for c in read_jsonl(tmp_path / "he" / "human_eval.jsonl")]
+    good = _write_csv(tmp_path / "ann.csv", _ratings(ids, "ann", 0))
+    assert main(["human-eval", "import", str(run_dir), str(good)]) == 0
+    assert "4 ratings of 4 cases by 1 rater(s): ann" in capsys.readouterr().out
+    rows = _ratings(ids, "ann", 0)
+    rows[2]["completeness"] = 9
+    assert main(["human-eval", "import", str(run_dir), str(_write_csv(tmp_path / "bad.csv", rows))]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.csv line 4: field 'completeness' has 9" in err and "Traceback" not in err
