@@ -59,3 +59,22 @@ def compare_predictions(candidate_path: str, other_path: str, metric: str, sampl
     result = paired_bootstrap(cand, other, samples=samples, seed=seed)
     result.update(metric=metric, candidate_mean=float(np.mean(cand)), other_mean=float(np.mean(other)))
     return result
+
+
+def slice_deltas(candidate: dict, reference: dict, metric: str) -> list[dict]:
+    """Success metric per slice (language and each slice_by field) for candidate and reference model."""
+    groups = dict(candidate.get("by_slice", {}))
+    groups.setdefault("language", candidate.get("by_language", {}))
+    ref_groups = dict(reference.get("by_slice", {}))
+    ref_groups.setdefault("language", reference.get("by_language", {}))
+    rows = []
+    for field, values in sorted(groups.items()):
+        for value, cand_metrics in sorted(values.items()):
+            ref_metrics = ref_groups.get(field, {}).get(value)
+            if ref_metrics is None or metric not in cand_metrics or metric not in ref_metrics:
+                continue
+            rows.append(
+                {"field": field, "value": value, "n": cand_metrics.get("n"), "candidate": cand_metrics[metric],
+                 "reference": ref_metrics[metric], "delta": cand_metrics[metric] - ref_metrics[metric]}
+            )
+    return rows

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from schemas.config.evaluate import EvalConfig
 from schemas.config.task_card import TaskCard
-from tasks.compare import compare_predictions
+from tasks.compare import compare_predictions, slice_deltas
 from tasks.errors import LoraflowError
 from tasks.generate import generate_predictions
 from tasks.jsonl import write_jsonl
@@ -66,25 +66,6 @@ def _criteria(task_card: TaskCard, metrics: dict) -> list[dict]:
              "value": value, "met": bool(met)}
         )
     return found
-
-
-def slice_deltas(candidate: dict, reference: dict, metric: str) -> list[dict]:
-    """Success metric per slice (language and each slice_by field) for candidate and reference model."""
-    groups = dict(candidate.get("by_slice", {}))
-    groups.setdefault("language", candidate.get("by_language", {}))
-    ref_groups = dict(reference.get("by_slice", {}))
-    ref_groups.setdefault("language", reference.get("by_language", {}))
-    rows = []
-    for field, values in sorted(groups.items()):
-        for value, cand_metrics in sorted(values.items()):
-            ref_metrics = ref_groups.get(field, {}).get(value)
-            if ref_metrics is None or metric not in cand_metrics or metric not in ref_metrics:
-                continue
-            rows.append(
-                {"field": field, "value": value, "n": cand_metrics.get("n"), "candidate": cand_metrics[metric],
-                 "reference": ref_metrics[metric], "delta": cand_metrics[metric] - ref_metrics[metric]}
-            )
-    return rows
 
 
 def _mlflow_metrics(results: dict[str, dict], comparisons: dict[str, dict], metric: str) -> dict[str, float]:

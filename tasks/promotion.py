@@ -1,0 +1,111 @@
+"""The promotion gate: a pure decision over the evaluation summary, with every reason spelled out."""
+from dataclasses import dataclass, field
+
+from schemas.config.evaluate import EvalConfig
+from schemas.config.task_card import TaskCard
+from tasks.compare import slice_deltas
+
+_EPS = 1e-9  # float noise must not flip a tie into a regression
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Whether the candidate replaces the champion, and one reason per check ('pass: ...', 'fail: ...', 'skip: ...')."""
+
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[str]:
+        """Only the reasons that blocked promotion."""
+        return [r for r in self.reasons if r.startswith("fail:")]
+
+
+def _check(ok: bool, text: str) -> tuple[bool, str]:
+    return ok, f"{'pass' if ok else 'fail'}: {text}"
+
+
+def _criteria_checks(candidate_metrics: dict, task_card: TaskCard) -> list[tuple[bool, str]]:
+    checks = []
+    for c in task_card.success_criteria:
+        value = candidate_metrics.get(c.metric)
+        op = ">=" if c.higher_is_better else "<="
+        if value is None:
+            checks.append((False, f"fail: task-card criterion {c.metric} {op} {c.threshold:g}: the candidate has no {c.metric} score"))
+            continue
+        met = value >= c.threshold - _EPS if c.higher_is_better else value <= c.threshold + _EPS
+        checks.append(_check(met, f"task-card criterion {c.metric} {op} {c.threshold:g}: candidate {value:.4f}"))
+    return checks
+
+
+def _comparison_check(summary: dict, label: str, metric: str, higher_is_better: bool) -> tuple[bool, str] | None:
+    """Beat or tie: the CI of candidate - other must not lie entirely on the worse side of zero."""
+    if label not in summary.get("labels", {}):
+        return None
+    comparison = summary.get("comparisons", {}).get(label)
+    if comparison is None:
+        return False, f"fail: {label} was evaluated but not compared with the candidate on {metric}"
+    low, high, diff = comparison["ci_low"], comparison["ci_high"], comparison["diff"]
+    worse = high < -_EPS if higher_is_better else low > _EPS
+    better = low > _EPS if higher_is_better else high < -_EPS
+    verdict = "significantly worse than" if worse else "beats" if better else "ties (CI contains 0) with"
+    pct = round(100 * comparison.get("confidence", 0.95))
+    return _check(not worse, f"candidate {verdict} {label} on {metric}: diff {diff:+.4f}, {pct}% CI [{low:+.4f}, {high:+.4f}]")
+
+
+def _slice_checks(summary: dict, reference: str, metric: str, higher_is_better: bool, config: EvalConfig) -> list[tuple[bool, str]]:
+    labels = summary["labels"]
+    checks = []
+    for row in slice_deltas(labels["candidate"], labels[reference], metric):
+        name = f"slice {row['field']}={row['value']}"
+        gain = row["delta"] if higher_is_better else -row["delta"]
+        detail = f"{metric} {row['candidate']:.4f} vs {reference} {row['reference']:.4f} (change {gain:+.4f}, n={row['n']})"
+        if row["n"] is not None and row["n"] < config.slice_min_n:
+            checks.append((True, f"skip: {name}: only {row['n']} cases (< eval.slice_min_n={config.slice_min_n}); {detail}"))
+            continue
+        ok = gain >= -config.slice_tolerance - _EPS
+        checks.append(_check(ok, f"{name} within eval.slice_tolerance={config.slice_tolerance:g}: {detail}"))
+    return checks
+
+
+def _safety(summary: dict, label: str) -> float | None:
+    """A label's safety score: summary['safety'][label] (e.g. from human evaluation) or its metrics['safety']."""
+    value = summary.get("safety", {}).get(label)
+    if value is None:
+        value = summary.get("labels", {}).get(label, {}).get("metrics", {}).get("safety")
+    return value
+
+
+def _safety_check(summary: dict, reference: str | None) -> tuple[bool, str]:
+    candidate = _safety(summary, "candidate")
+    if candidate is None:
+        return True, "skip: safety: no safety score in the evaluation summary"
+    other = _safety(summary, reference) if reference else None
+    if other is None:
+        return True, f"skip: safety: candidate scores {candidate:.4f} but there is no reference model score to compare"
+    return _check(candidate >= other - _EPS, f"safety does not fall: candidate {candidate:.4f} vs {reference} {other:.4f}")
+
+
+def should_promote(summary: dict, task_card: TaskCard, config: EvalConfig) -> PromotionDecision:
+    """Promote only if the candidate meets the task card, is not worse than base/champion, keeps every slice and safety."""
+    labels = summary.get("labels", {})
+    if "candidate" not in labels:
+        return PromotionDecision(False, ["fail: the evaluation summary has no candidate model"])
+    criterion = task_card.success_metric
+    metric, higher = criterion.metric, criterion.higher_is_better
+    checks = _criteria_checks(labels["candidate"].get("metrics", {}), task_card)
+    for label in ("base", "champion"):
+        result = _comparison_check(summary, label, metric, higher)
+        if result is not None:
+            checks.append(result)
+        elif label == "champion":
+            checks.append((True, "skip: no champion yet: the candidate would become the first one"))
+        else:
+            checks.append((True, "skip: base model not evaluated (eval.compare_base is false)"))
+    reference = "champion" if "champion" in labels else "base" if "base" in labels else None
+    if reference is None:
+        checks.append((True, "skip: slices: no champion or base model to compare with"))
+    else:
+        checks.extend(_slice_checks(summary, reference, metric, higher, config))
+    checks.append(_safety_check(summary, reference))
+    return PromotionDecision(all(ok for ok, _ in checks), [text for _, text in checks])
