@@ -16,3 +16,12 @@ class AugmentConfig(Section):
     min_similarity: float = Field(0.3, ge=0.0, le=1.0, description="Quality gate: below this similarity to the parent the record drifted.")
     max_similarity: float = Field(0.95, ge=0.0, le=1.0, description="Quality gate: above this similarity to the parent the record is a copy.")
     seed: int = Field(42, description="Seed for augmentation choices.")
+    synonym_fraction: float = Field(
+        0.15, gt=0.0, le=1.0, description="Share of a prompt's replaceable content words swapped per synonym rewrite (at least one)."
+    )
+    endpoint_temperature: float = Field(0.8, ge=0.0, le=2.0, description="Sampling temperature for endpoint paraphrases and translations.")
+    endpoint_timeout_s: float = Field(60.0, gt=0.0, description="Seconds to wait for one chat-endpoint answer before it counts as a transient failure.")
+    endpoint_concurrency: int = Field(4, ge=1, le=64, description="Chat requests in flight at once (vLLM batches concurrent requests).")
+    endpoint_api_key_env: str = Field(
+        "LORAFLOW_ENDPOINT_API_KEY", description="Environment variable holding the endpoint's API key (sent as a Bearer token when set)."
+    )
