@@ -1,0 +1,1 @@
+"""Prefect flows: only the order of task calls."""

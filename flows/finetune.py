@@ -1,0 +1,32 @@
+"""The main pipeline: data -> train -> evaluate (base, candidate, champion) -> gate -> register/promote."""
+from prefect import flow
+
+from flows.data import prepare_data
+from schemas.config import PipelineConfig
+from tasks.steps import deploy, evaluation, tracking, training
+
+
+@flow(name="finetune", log_prints=True)
+def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str = "runs/latest",
+             model_cache_dir: str | None = None) -> dict:
+    """Fine-tune, evaluate and register a model from a raw instruction file, tracked in one MLflow run."""
+    run = tracking.start_tracking(config, out_dir)
+    data = prepare_data(config, input_path, out_dir, model_cache_dir)
+    splits, base_model = data["splits"], data["base_model"]
+    data_hash = tracking.log_data(run, splits, data["report"], config.task_card.name)
+
+    trained = training.train(base_model, splits, config.lora, config.train, config.model.max_length, out_dir, run)
+
+    results = {"candidate": evaluation.evaluate("candidate", trained["model_path"], trained["adapter_path"],
+                                                splits["test"], config.eval, config.task_card, out_dir)}
+    if config.eval.compare_base:
+        results["base"] = evaluation.evaluate("base", base_model, None, splits["test"], config.eval, config.task_card, out_dir)
+    champion = deploy.find_champion(config.deploy, config.task_card.name, run)
+    if champion:
+        results["champion"] = evaluation.evaluate("champion", champion, None, splits["test"], config.eval, config.task_card, out_dir)
+    gate = evaluation.compare_and_gate(results, splits["train"], base_model, config.task_card, config.eval, out_dir, run)
+    evaluation.eval_report(out_dir, run)
+
+    registered = deploy.merge_and_register(base_model, trained, splits["test"], config.deploy, config.task_card.name,
+                                           gate["decision"], data_hash, results["candidate"]["metrics"], out_dir, run)
+    return tracking.finish_tracking(run, out_dir, config.task_card, gate["summary"], gate["decision"], registered)

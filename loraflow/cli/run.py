@@ -1,0 +1,99 @@
+"""`loraflow run` (the whole pipeline) and `loraflow data` (data stages only)."""
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add `run` and `data`."""
+    run = subparsers.add_parser("run", help="run the whole pipeline: data -> train -> evaluate -> register")
+    _common(run)
+    run.set_defaults(handler=handle_run)
+    data = subparsers.add_parser("data", help="run only the data stages into OUT/data/")
+    _common(data)
+    data.add_argument("--pilot", type=int, metavar="N", help="validate and report on a random sample of N records")
+    data.set_defaults(handler=handle_data)
+
+
+def _common(parser) -> None:
+    parser.add_argument("config", help="pipeline YAML (see examples/quickstart/pipeline.yaml)")
+    parser.add_argument("--input", help="input data file (overrides data.path)")
+    parser.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. train.epochs=5")
+
+
+def load(args, extra_overrides: list[str] | None = None):
+    """Load and check the config, printing guide-range warnings; fail before anything runs."""
+    from schemas.config import recommendation_warnings
+    from tasks.configuration import load_config
+    from tasks.errors import LoraflowError
+
+    config = load_config(args.config, list(args.set) + (extra_overrides or []))
+    for warning in recommendation_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
+    input_path = args.input or config.data.path
+    if not input_path:
+        raise LoraflowError("no input data: pass --input PATH or set data.path in the config")
+    if not Path(input_path).is_file():
+        raise LoraflowError(f"input file {input_path} does not exist; pass an existing .jsonl/.json/.csv/.parquet file with --input")
+    return config, str(Path(input_path).resolve()), str(Path(args.out).resolve())
+
+
+def _run_flow(flow_fn, **kwargs):
+    """Run a flow and unwrap a LoraflowError raised inside it into the CLI's one-line message."""
+    from tasks.errors import LoraflowError
+
+    state = flow_fn(**kwargs, return_state=True)
+    if state.is_completed():
+        return state.result()
+    try:
+        state.result()
+    except LoraflowError:
+        raise
+    except Exception as error:  # a task's LoraflowError arrives wrapped or re-raised; find it
+        cause = error
+        while cause is not None and not isinstance(cause, LoraflowError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise cause from None
+        raise LoraflowError(f"pipeline failed in flow {flow_fn.name}: {type(error).__name__}: {error}") from error
+    raise LoraflowError(f"pipeline ended in state {state.name}")
+
+
+def handle_run(args) -> int:
+    """Run the finetune flow and print the outcome."""
+    config, input_path, out_dir = load(args)
+    from flows.finetune import finetune
+
+    result = _run_flow(finetune, config=config, input_path=input_path, out_dir=out_dir)
+    outcome = result.get("outcome", {})
+    metric = outcome.get("success_metric")
+    print("\n=== loraflow run finished ===")
+    print(f"run folder:     {out_dir}")
+    print(f"{metric}: base {_fmt(outcome.get('base'))} -> fine-tuned {_fmt(outcome.get('candidate'))}"
+          f" (task card criteria {'met' if outcome.get('criteria_met') else 'NOT met'})")
+    decision = outcome.get("promotion") or {}
+    print(f"promotion gate: {'promote' if decision.get('promote') else 'keep champion'}")
+    registered = outcome.get("registered_model")
+    if registered:
+        print(f"registered:     {registered.get('name')} version {registered.get('version')} ({registered.get('alias', 'challenger')})")
+    print(f"MLflow run id:  {result.get('mlflow_run_id')}  ({result.get('mlflow_tracking_uri')})")
+    print(f"Prefect run id: {result.get('prefect_flow_run_id')}")
+    print("open the UIs:   mlflow ui --backend-store-uri " + str(result.get("mlflow_tracking_uri")) + "   |   prefect server start")
+    return 0
+
+
+def handle_data(args) -> int:
+    """Run only the data flow and print the counts."""
+    config, input_path, out_dir = load(args, [f"data.pilot={args.pilot}"] if args.pilot else None)
+    from flows.data import prepare_data
+
+    result = _run_flow(prepare_data, config=config, input_path=input_path, out_dir=out_dir)
+    report = json.loads(Path(result["report"]["report_json"]).read_text())
+    print(json.dumps(report.get("counts", report), indent=2, ensure_ascii=False))
+    print(f"data written to {Path(out_dir) / 'data'}")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -1,0 +1,110 @@
+"""Prefect wrappers of the data stages: caching, retries and logging around the plain functions in tasks/.
+
+Deterministic data stages are cached on their inputs and the task's source (results persisted), so a rerun
+with the same config shows them `Cached` and skips their work. Training and anything with side effects
+outside the run folder is never cached. Tasks that reach the network retry; user errors are not retried.
+"""
+from datetime import timedelta
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+
+from schemas.config import AugmentConfig, CleanConfig, DataConfig, ModelConfig, SplitConfig
+from tasks.errors import LoraflowError
+from tasks.steps import not_user_error
+
+DATA_TASK = dict(cache_policy=INPUTS + TASK_SOURCE, persist_result=True, cache_expiration=timedelta(days=30))
+
+
+@task(name="resolve-inputs", cache_policy=NO_CACHE)
+def resolve_inputs(config: DataConfig, input_path: str | None, model_cache_dir: str | None) -> tuple[str, str]:
+    """The input file (argument, else data.path) and the model cache folder (else LORAFLOW_HOME/models)."""
+    from loraflow.env import loraflow_home
+
+    path = input_path or config.path
+    if not path:
+        raise LoraflowError("no input data: pass --input PATH or set data.path in the config")
+    return str(path), str(model_cache_dir or loraflow_home() / "models")
+
+
+@task(name="fingerprint-input", cache_policy=NO_CACHE)
+def fingerprint_input(input_path: str) -> str:
+    """Content hash of the input file, so the data cache follows the data, not just its path."""
+    from pathlib import Path
+
+    from tasks.tracking import file_digest
+
+    if not Path(input_path).is_file():
+        raise LoraflowError(f"input file {input_path} does not exist; pass --input PATH or set data.path in the config")
+    return file_digest(input_path)
+
+
+@task(name="ingest", **DATA_TASK)
+def ingest(input_path: str, input_digest: str, config: DataConfig, out_dir: str) -> dict:
+    """Read and normalise the input file to canonical records; unparseable rows are quarantined."""
+    from tasks.ingest import ingest_records
+
+    get_run_logger().info("stage: ingest %s", input_path)
+    return ingest_records(input_path, config, out_dir)
+
+
+@task(name="prepare-base-model", retries=2, retry_delay_seconds=10, retry_condition_fn=not_user_error,
+      cache_policy=NO_CACHE)
+def prepare_base_model(config: ModelConfig, records_path: str, cache_dir: str) -> str:
+    """Resolve the base model to a local folder (downloads or converts once; cached on disk)."""
+    from tasks.jsonl import iter_jsonl
+    from tasks.models import TINY, resolve_base_model
+
+    get_run_logger().info("stage: base model %s", config.name_or_path)
+    texts = None
+    if config.name_or_path == TINY:  # the tiny test model's tokenizer is trained on the data itself
+        texts = [m["content"] for r in iter_jsonl(records_path) for m in r["messages"]]
+    return resolve_base_model(config.name_or_path, config.gguf_file, config.revision, config.cache_dir or cache_dir, texts)
+
+
+@task(name="validate", **DATA_TASK)
+def validate(ingested: dict, config: DataConfig, languages: list[str], tokenizer_path: str, max_tokens: int,
+             out_dir: str) -> dict:
+    """Validate canonical records against the pandera contract; invalid rows go to quarantine with reasons."""
+    from tasks.validate import validate_records
+
+    get_run_logger().info("stage: validate")
+    counts = ingested["counts"]
+    return validate_records(ingested["records"], config, languages, tokenizer_path, max_tokens, out_dir,
+                            prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input"))
+
+
+@task(name="clean", **DATA_TASK)
+def clean(validated: dict, config: CleanConfig, languages: list[str], out_dir: str) -> dict:
+    """Normalise, deduplicate (exact + near) and filter low-quality records, each removal with a reason."""
+    from tasks.clean import clean_records
+
+    get_run_logger().info("stage: clean")
+    return clean_records(validated["records"], config, languages, out_dir)
+
+
+@task(name="split", **DATA_TASK)
+def split(cleaned: dict, config: SplitConfig, out_dir: str) -> dict:
+    """Split into train/val/test without leakage (and keep a frozen test set)."""
+    from tasks.split import split_records
+
+    get_run_logger().info("stage: split")
+    return split_records(cleaned["records"], config, out_dir)
+
+
+@task(name="augment", retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error, **DATA_TASK)
+def augment(splits: dict, config: AugmentConfig, languages: list[str], out_dir: str) -> dict:
+    """Augment the train split only (the endpoint may be remote, hence retries)."""
+    from tasks.augment import augment_records
+
+    get_run_logger().info("stage: augment")
+    return augment_records(splits["train"], config, languages, out_dir)
+
+
+@task(name="data-report", **DATA_TASK)
+def data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str) -> dict:
+    """Counts per stage and reason (conservation checked), histograms, diversity: report.json and report.html."""
+    from tasks.data_report import write_data_report
+
+    get_run_logger().info("stage: data report")
+    return write_data_report(out_dir, stage_results, tokenizer_path)

@@ -1,0 +1,60 @@
+"""Prefect wrappers for evaluation: generate and score per model, compare, analyse badcases, decide promotion."""
+import json
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from schemas.config import EvalConfig, TaskCard
+from tasks import tracking
+
+
+@task(name="evaluate-model", cache_policy=NO_CACHE)
+def evaluate(label: str, model_path: str, adapter_path: str | None, test_path: str, config: EvalConfig,
+             task_card: TaskCard, out_dir: str) -> dict:
+    """Batched greedy generation on the test split and per-example scores for one model."""
+    from tasks.evaluate import evaluate_model
+
+    get_run_logger().info("stage: evaluate %s", label)
+    return evaluate_model(model_path, adapter_path, test_path, config, task_card, out_dir, label)
+
+
+@task(name="compare-and-gate", cache_policy=NO_CACHE)
+def compare_and_gate(results: dict[str, dict], train_path: str, tokenizer_path: str, task_card: TaskCard,
+                     config: EvalConfig, out_dir: str, run: dict) -> dict:
+    """Compare candidate with base and champion, analyse badcases, apply the promotion gate; log it all."""
+    from tasks.badcases import analyse_badcases
+    from tasks.evaluate import summarize_evaluation
+    from tasks.promotion import should_promote
+
+    summary = summarize_evaluation(results, task_card, config, out_dir)
+    badcases = analyse_badcases(summary["paths"]["predictions"], train_path, task_card, config.badcases, out_dir, tokenizer_path)
+    decision = should_promote(summary, task_card, config)
+    decision_dict = {"promote": decision.promote, "reasons": decision.reasons}
+    promotion_path = Path(out_dir) / "eval" / "promotion.json"
+    promotion_path.write_text(json.dumps(decision_dict, indent=2, ensure_ascii=False))
+
+    uri, run_id = run["tracking_uri"], run["run_id"]
+    tracking.log_metrics(uri, run_id, summary["mlflow_metrics"])
+    tracking.log_artifacts(uri, run_id, Path(out_dir) / "eval", "eval")
+    tracking.set_tags(uri, run_id, {"promotion.decision": "promote" if decision.promote else "keep",
+                                    "promotion.reasons": "\n".join(decision.reasons)})
+    metric = task_card.success_metric.metric
+    rows = [{"model": label, metric: round(r["metrics"].get(metric, float("nan")), 4)} for label, r in summary["labels"].items()]
+    create_table_artifact(key="evaluation", table=rows, description=f"Success metric {metric} on the test split")
+    create_markdown_artifact(key="promotion-decision", description="Promotion gate",
+                             markdown=f"**{'PROMOTE' if decision.promote else 'KEEP CHAMPION'}**\n\n" + "\n".join(f"- {r}" for r in decision.reasons))
+    get_run_logger().info("promotion gate: %s", "promote" if decision.promote else "keep champion")
+    return {"summary_path": summary["paths"]["metrics"], "summary": summary, "decision": decision_dict, "badcases": badcases}
+
+
+@task(name="eval-report", cache_policy=NO_CACHE)
+def eval_report(out_dir: str, run: dict) -> str:
+    """The self-contained HTML evaluation report, logged to MLflow and linked from Prefect."""
+    from tasks.eval_report import write_eval_report
+
+    path = write_eval_report(out_dir)
+    tracking.log_artifacts(run["tracking_uri"], run["run_id"], path, "eval")
+    create_markdown_artifact(key="evaluation-report", markdown=f"Evaluation report: `{path}`", description="HTML report")
+    return path

@@ -1,0 +1,82 @@
+"""Prefect wrappers for MLflow tracking: start the run, log the data version, finish with run.json."""
+import json
+from pathlib import Path
+
+from prefect import get_run_logger, runtime, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from schemas.config import PipelineConfig, TaskCard
+from tasks import tracking
+
+
+@task(name="start-tracking", cache_policy=NO_CACHE)
+def start_tracking(config: PipelineConfig, out_dir: str) -> dict:
+    """Open the pipeline's MLflow run (whole config as params: the one task that sees all of it)."""
+    from loraflow.env import default_mlflow_uri
+    from tasks.configuration import dump_config, flatten_config
+
+    uri = config.tracking.mlflow_tracking_uri or default_mlflow_uri()
+    experiment = config.tracking.experiment or config.task_card.name
+    flow_run_id = str(runtime.flow_run.id or "")
+    tags = {"prefect.flow_run_id": flow_run_id, "prefect.flow_name": str(runtime.flow_run.flow_name or ""),
+            "git.commit": tracking.git_commit(Path(__file__).resolve().parents[2]), "loraflow.out_dir": str(Path(out_dir).resolve()),
+            "model.base": config.model.name_or_path, "train.method": config.train.method}
+    run_id = tracking.start_run(uri, experiment, f"{config.task_card.name}-{Path(out_dir).name}", flatten_config(config),
+                                tags, config.task_card.model_dump(mode="json"), dump_config(config))
+    if flow_run_id:  # carry the MLflow run id back to Prefect, visible on the flow run page
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            client.update_flow_run_labels(flow_run_id, {"mlflow.run_id": run_id, "mlflow.experiment": experiment})
+        create_markdown_artifact(key="mlflow-run", markdown=f"MLflow run `{run_id}` in experiment `{experiment}` at `{uri}`",
+                                 description="Where this pipeline run is tracked")
+    write_run_json(out_dir, {"mlflow_tracking_uri": uri, "mlflow_run_id": run_id, "mlflow_experiment": experiment,
+                             "prefect_flow_run_id": flow_run_id})
+    get_run_logger().info("MLflow run %s (experiment %s, %s)", run_id, experiment, uri)
+    return {"tracking_uri": uri, "run_id": run_id, "experiment": experiment}
+
+
+def write_run_json(out_dir: str, updates: dict) -> Path:
+    """Merge keys into DIR/run.json, the run folder's index for scripts and later stages."""
+    path = Path(out_dir) / "run.json"
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    current.update(updates)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(current, indent=2, ensure_ascii=False))
+    return path
+
+
+@task(name="log-data", cache_policy=NO_CACHE)
+def log_data(run: dict, splits: dict, report: dict, dataset_name: str) -> str:
+    """Log the splits as MLflow dataset inputs with their content hash, plus the data report; return the data hash."""
+    paths = {name: splits[name] for name in ("train", "val", "test")}
+    data_hash = tracking.log_dataset(run["tracking_uri"], run["run_id"], paths, dataset_name)
+    tracking.log_metrics(run["tracking_uri"], run["run_id"], report.get("metrics", {}))
+    for key in ("report_json", "report_html"):
+        if report.get(key):
+            tracking.log_artifacts(run["tracking_uri"], run["run_id"], report[key], "data")
+    quarantine = Path(report["report_json"]).with_name("quarantine.jsonl") if report.get("report_json") else None
+    if quarantine and quarantine.is_file():
+        tracking.log_artifacts(run["tracking_uri"], run["run_id"], quarantine, "data")
+    if report.get("markdown"):
+        create_markdown_artifact(key="data-report", markdown=report["markdown"], description="Data stages: counts per stage and reason")
+    return data_hash
+
+
+@task(name="finish-tracking", cache_policy=NO_CACHE)
+def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict, decision: dict, registered: dict | None) -> dict:
+    """Write run.json, tag the run with the outcome, mark it finished, and return what the CLI prints."""
+    metric = task_card.success_metric.metric
+    outcome = {
+        "success_metric": metric,
+        "base": summary["labels"].get("base", {}).get("metrics", {}).get(metric),
+        "candidate": summary["labels"]["candidate"]["metrics"].get(metric),
+        "criteria_met": summary.get("criteria_met"),
+        "promotion": decision,
+        "registered_model": registered,
+    }
+    write_run_json(out_dir, {"outcome": outcome})
+    tracking.log_artifacts(run["tracking_uri"], run["run_id"], Path(out_dir) / "run.json")
+    tracking.finish_run(run["tracking_uri"], run["run_id"])
+    return json.loads((Path(out_dir) / "run.json").read_text())
