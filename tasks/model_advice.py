@@ -20,6 +20,7 @@ class ModelAdvice:
     licence: str  # the hub's `license:` id
     languages: tuple[str, ...]
     why: str
+    licence_name: str | None = None  # for `other`: which custom licence
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
@@ -37,8 +38,8 @@ CATALOGUE: tuple[ModelAdvice, ...] = (
     ModelAdvice("chinese", "Qwen/Qwen2.5-1.5B-Instruct", 1.5, "apache-2.0", ("zh", "en"), "small bilingual model"),
     ModelAdvice("chinese", "Qwen/Qwen2.5-7B-Instruct", 7.6, "apache-2.0", ("zh", "en"), "strong Chinese and English"),
     ModelAdvice("chinese", "Qwen/Qwen2.5-14B-Instruct", 14.7, "apache-2.0", ("zh", "en"), "higher quality, QLoRA on a 24 GiB card"),
-    ModelAdvice("chinese", "THUDM/chatglm3-6b", 6.2, "other", ("zh", "en"), "ChatGLM; commercial use needs registration"),
-    ModelAdvice("chinese", "THUDM/glm-4-9b-chat", 9.4, "other", ("zh", "en"), "GLM-4; commercial use needs registration"),
+    ModelAdvice("chinese", "THUDM/chatglm3-6b", 6.2, "other", ("zh", "en"), "ChatGLM; commercial use needs registration", "chatglm3-6b"),
+    ModelAdvice("chinese", "THUDM/glm-4-9b-chat", 9.4, "other", ("zh", "en"), "GLM-4; commercial use needs registration", "glm-4"),
     ModelAdvice("general", "HuggingFaceTB/SmolLM2-1.7B-Instruct", 1.7, "apache-2.0", ("en",), "small English model, CPU-friendly"),
     ModelAdvice("general", "meta-llama/Llama-3.2-3B-Instruct", 3.2, "llama3.2", ("en",), "small Llama 3"),
     ModelAdvice("general", "meta-llama/Llama-3.1-8B-Instruct", 8.0, "llama3.1", ("en",), "the common 8B general model"),
@@ -90,7 +91,7 @@ def read_licence(model_name_or_path: str) -> tuple[str | None, str | None, str]:
             return found
     for advice in CATALOGUE:
         if advice.name.lower() == model_name_or_path.lower():
-            return advice.licence, None, "loraflow's model catalogue"
+            return advice.licence, advice.licence_name, "loraflow's model catalogue"
     return None, None, "nowhere (no model card or config licence)"
 
 

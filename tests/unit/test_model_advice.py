@@ -76,6 +76,7 @@ def test_hub_id_offline_falls_back_to_the_catalogue():
     assert read_licence("Qwen/Qwen2.5-3B-Instruct")[0] == "qwen-research"
     assert licence_conflicts("Qwen/Qwen2.5-3B-Instruct", "commercial")[0].startswith("licence conflict")
     assert read_licence("someone/unknown-model")[0] is None
+    assert "registering with Zhipu AI" in licence_conflicts("THUDM/glm-4-9b-chat", "commercial")[0]
 
 
 def test_cli_models_lists_and_checks(tmp_path, capsys):
