@@ -21,8 +21,9 @@ def log_to_run(
     metrics: dict[str, float] | None = None,
     dicts: dict[str, dict] | None = None,
     files: dict[str, str | Path] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> str | None:
-    """Log metrics, JSON artifacts ({artifact_file: dict}) and files ({artifact_dir: path}) to the run's MLflow run.
+    """Log metrics, JSON artifacts ({artifact_file: dict}), files ({artifact_dir: path}) and tags to the run's MLflow run.
 
     Returns the MLflow run id, or None when run.json names no MLflow run (nothing is logged then).
     """
@@ -36,6 +37,8 @@ def log_to_run(
     for key, value in (metrics or {}).items():
         if value is not None:
             client.log_metric(run_id, key, float(value))
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, str(value))
     for artifact_file, payload in (dicts or {}).items():
         client.log_dict(run_id, payload, artifact_file)
     for artifact_dir, path in (files or {}).items():
