@@ -132,7 +132,7 @@ def judge_cases(cases: list[dict], base_url: str, model: str, api_key: str | Non
                 return list(pool.map(score, cases))
         except httpx.ConnectError as error:
             raise LoraflowError(
-                f"cannot reach the judge endpoint {url} ({type(error).__name__}: {error}); start it or fix eval.judge.base_url."
+                f"cannot reach the judge endpoint {url} ({type(error).__name__}: {error}); start it or fix the base URL (--base-url, or eval.judge.base_url in the config)."
             ) from error
 
 
