@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.config.feedback import FeedbackConfig
 from schemas.feedback import (
@@ -73,11 +74,14 @@ def create_app(
         return JSONResponse(status_code=409, content={
             "detail": f"Idempotency-Key was already used for feedback {error.args[0]} with a different body; use a new key for new feedback"})
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses={503: {"description": "The database is unreachable"}})
     def healthz() -> dict:
         """Liveness and database reachability (no auth)."""
-        with store.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        try:
+            with store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as error:
+            raise HTTPException(503, f"feedback database unreachable: {type(error).__name__}") from None
         return {"status": "ok"}
 
     bearer = HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_ENV} on the server.")
