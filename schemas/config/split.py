@@ -13,6 +13,8 @@ class SplitConfig(Section):
     time_field: str | None = Field(None, description="Metadata timestamp field: when set, split by time (train earliest, test latest).")
     group_by: str | None = Field(None, description="Metadata field whose equal values stay in one split (parent ids always do).")
     frozen_test: str | None = Field(None, description="Path of a frozen test.jsonl from an earlier run of this lineage; kept as the test split.")
+    leakage_check: bool = Field(True, description="After splitting, find exact and near duplicates across splits and move them into one split.")
+    leakage_threshold: float = Field(0.8, gt=0.0, le=1.0, description="Estimated Jaccard similarity at or above which records in different splits count as leaked near-duplicates.")
 
     @model_validator(mode="after")
     def _shares_sum_to_one(self) -> "SplitConfig":

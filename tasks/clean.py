@@ -1,0 +1,113 @@
+"""Cleaning: normalise, filter low quality, remove exact and near duplicates, send conflicts to review."""
+from collections import Counter
+
+from schemas.config.clean import CleanConfig
+from schemas.records import CleanRecord, row_failures
+from tasks.dedup import content_key, conversation_text, near_duplicates
+from tasks.ingest import stage_dir
+from tasks.jsonl import read_jsonl, write_jsonl
+from tasks.normalize import normalize_record
+from tasks.quality import detect_language, quality_problem
+from tasks.validate import records_frame
+
+
+def prompt_key(messages: list[dict]) -> str:
+    """Key of everything before the reference answer: equal keys with different answers conflict."""
+    return content_key(messages[:-1])
+
+
+def _removal(record: dict, reason: str, detail: str, duplicate_of: str | None = None, similarity: float | None = None) -> dict:
+    row = {"id": record["id"], "line": record["metadata"].get("source_line"), "reason": reason, "detail": detail}
+    if duplicate_of is not None:
+        row["duplicate_of"] = duplicate_of
+    if similarity is not None:
+        row["similarity"] = round(similarity, 4)
+    return {**row, "stage": "clean", "record": record}
+
+
+def _empty_turn(messages: list[dict]) -> str | None:
+    for i, m in enumerate(messages):
+        if not m["content"]:
+            return f"messages[{i}].content is empty after normalisation"
+    return None
+
+
+def clean_records(records_path: str, config: CleanConfig, languages: list[str], out_dir: str) -> dict:
+    """Normalise and filter records; every removal carries a reason code, conflicts go to review."""
+    records = read_jsonl(records_path)
+    n_input = len(records)
+    removed: list[dict] = []
+    survivors = []
+    for record in records:
+        if config.normalize:
+            record = normalize_record(record)
+        meta = record["metadata"]
+        if not isinstance(meta.get("language"), str):
+            meta["language"] = detect_language(conversation_text([m for m in record["messages"] if m["role"] != "system"]))
+        empty = _empty_turn(record["messages"])
+        problem = ("too_short", empty) if empty else quality_problem(record["messages"], meta["language"], config, languages)
+        if problem:
+            removed.append(_removal(record, *problem))
+        else:
+            survivors.append(record)
+    records = survivors
+
+    if config.exact_dedup:
+        first: dict[str, str] = {}
+        survivors = []
+        for record in records:
+            key = content_key(record["messages"])
+            if key in first:
+                removed.append(_removal(record, "exact_duplicate", "same normalised conversation", first[key], 1.0))
+            else:
+                first[key] = record["id"]
+                survivors.append(record)
+        records = survivors
+
+    if config.near_dedup and len(records) > 1:
+        texts = [conversation_text(r["messages"]) for r in records]
+        langs = [r["metadata"]["language"] for r in records]
+        dups = near_duplicates(texts, langs, config.near_dup_threshold, config.minhash_perm, config.ngram_zh, config.ngram_en)
+        for j, (i, sim) in sorted(dups.items()):
+            removed.append(_removal(records[j], "near_duplicate",
+                                    f"estimated Jaccard {sim:.2f} >= clean.near_dup_threshold={config.near_dup_threshold}",
+                                    records[i]["id"], sim))
+        records = [r for j, r in enumerate(records) if j not in dups]
+
+    review = []
+    if config.conflicts_to_review:
+        groups: dict[str, list[int]] = {}
+        for j, record in enumerate(records):
+            groups.setdefault(prompt_key(record["messages"]), []).append(j)
+        conflicted = set()
+        for key, members in groups.items():
+            if len(members) > 1:
+                ids = [records[j]["id"] for j in members]
+                for j in members:
+                    others = [x for x in ids if x != records[j]["id"]]
+                    review.append({**records[j], "review": {"reason": "conflicting_answers", "group": key[:16],
+                                                            "conflicts_with": others, "stage": "clean"}})
+                conflicted.update(members)
+        records = [r for j, r in enumerate(records) if j not in conflicted]
+
+    # The cleaned output must meet the CleanRecord contract; a failure here is a bug in cleaning, not bad data.
+    failures = row_failures(CleanRecord.to_schema(), records_frame(records)) if records else {}
+    if failures:
+        row, reasons = next(iter(failures.items()))
+        raise RuntimeError(f"cleaning produced an invalid record {records[row]['id']}: {reasons}")
+
+    folder = stage_dir(out_dir)
+    paths = {name: folder / f"{name}.jsonl" for name in ("cleaned", "removed", "review")}
+    write_jsonl(paths["cleaned"], records)
+    write_jsonl(paths["removed"], removed)
+    write_jsonl(paths["review"], review)
+    by_reason = Counter(r["reason"] for r in removed)
+    return {
+        "stage": "clean",
+        "records": str(paths["cleaned"]),
+        "removed": str(paths["removed"]),
+        "review": str(paths["review"]),
+        "counts": {"input": n_input, "kept": len(records), "removed": dict(sorted(by_reason.items())),
+                   "removed_total": len(removed), "review": len(review),
+                   "languages": dict(Counter(r["metadata"]["language"] for r in records))},
+    }

@@ -1,0 +1,223 @@
+"""Read raw instruction data in any supported file type and format into canonical records."""
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from schemas.config.data import DataConfig
+from schemas.records import SHAREGPT_ROLES, AlpacaRaw, OpenAIRaw, PromptCompletionRaw, ShareGPTRaw, row_failures
+from tasks.errors import LoraflowError
+from tasks.jsonl import write_jsonl
+
+EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
+# Fields each format owns; every other field of a record goes to metadata.
+FORMAT_FIELDS = {
+    "canonical": ("id", "messages", "metadata"),
+    "openai": ("id", "messages", "metadata"),
+    "alpaca": ("id", "instruction", "input", "output", "system", "metadata"),
+    "sharegpt": ("id", "conversations", "system", "metadata"),
+    "prompt_completion": ("id", "prompt", "completion", "system", "metadata"),
+}
+RAW_MODELS = {"openai": OpenAIRaw, "canonical": OpenAIRaw, "alpaca": AlpacaRaw, "sharegpt": ShareGPTRaw,
+              "prompt_completion": PromptCompletionRaw}
+REQUIRED = {"openai": ("messages",), "canonical": ("messages",), "alpaca": ("instruction", "output"),
+            "sharegpt": ("conversations",), "prompt_completion": ("prompt", "completion")}
+_JSON_CELLS = ("messages", "conversations", "prompt", "completion", "metadata")
+
+
+def stage_dir(out_dir: str) -> Path:
+    """The folder holding intermediate stage outputs of one run."""
+    path = Path(out_dir) / "data" / "stages"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _reason(check: str, field: str | None, value: Any) -> dict:
+    return {"check": check, "field": field, "value": value}
+
+
+def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict]]:
+    """(line, parsed row) pairs plus quarantine rows for lines that do not parse."""
+    suffix = path.suffix.lower()
+    rows: list[tuple[int, Any]] = []
+    bad: list[dict] = []
+    if suffix == ".jsonl" or suffix == ".json" and _looks_like_jsonl(path):
+        with path.open(encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((n, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    bad.append({"line": n, "raw": line.rstrip("\n"), "reasons": [_reason("parse_json", None, str(err))]})
+    elif suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise LoraflowError(f"{path}: not valid JSON ({err}); fix the file or save it as JSON Lines (.jsonl) so bad lines are quarantined.") from None
+        if isinstance(data, dict):
+            lists = [v for v in data.values() if isinstance(v, list)]
+            data = lists[0] if len(lists) == 1 else [data]
+        rows = [(i, row) for i, row in enumerate(data if isinstance(data, list) else [data], start=1)]
+    elif suffix == ".csv":
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            frame = pd.DataFrame()
+        except (pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise LoraflowError(f"{path}: not readable as CSV ({err}); fix the file or convert it to JSON Lines.") from None
+        # Line 1 is the header, so data row i sits on line i + 2 (for cells without embedded newlines).
+        rows = [(i + 2, _csv_row(row)) for i, row in enumerate(frame.to_dict("records"))]
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as err:  # pyarrow raises several unrelated types for a broken file
+            raise LoraflowError(f"{path}: not readable as Parquet ({err}); re-export the file.") from None
+        rows = [(i, row) for i, row in enumerate(table.to_pylist(), start=1)]
+    return rows, bad
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        head = f.read(4096).lstrip()
+    if not head.startswith("{"):
+        return False
+    first = head.split("\n", 1)[0]
+    try:
+        json.loads(first)
+        return True
+    except json.JSONDecodeError:
+        return False
+
+
+def _csv_row(row: dict) -> dict:
+    out = {}
+    for key, value in row.items():
+        if value == "":
+            out[key] = None
+        elif key in _JSON_CELLS and value.lstrip()[:1] in ("[", "{"):
+            try:
+                out[key] = json.loads(value)
+            except json.JSONDecodeError:
+                out[key] = value
+        else:
+            out[key] = value
+    return out
+
+
+def detect_format(row: dict) -> str | None:
+    """The format a raw record is in, judged by its fields; None when no format fits."""
+    if "messages" in row:
+        return "canonical" if "id" in row and "metadata" in row else "openai"
+    if "conversations" in row:
+        return "sharegpt"
+    if "instruction" in row and "output" in row:
+        return "alpaca"
+    if "prompt" in row and "completion" in row:
+        return "prompt_completion"
+    return None
+
+
+def _content(value: Any) -> str:
+    if isinstance(value, list):
+        return "".join(part["text"] for part in value)
+    return value
+
+
+def _turns(value: Any, role: str) -> list[dict]:
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    return [{"role": m["role"], "content": _content(m["content"])} for m in value]
+
+
+def to_messages(row: dict, fmt: str) -> list[dict]:
+    """The chat turns of a raw record of a known, type-checked format."""
+    system = [{"role": "system", "content": row["system"]}] if row.get("system") else []
+    if fmt in ("openai", "canonical"):
+        return [{"role": m["role"], "content": _content(m["content"])} for m in row["messages"]]
+    if fmt == "alpaca":
+        prompt = row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
+        return system + [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}]
+    if fmt == "sharegpt":
+        return system + [{"role": SHAREGPT_ROLES[m["from"]], "content": m["value"]} for m in row["conversations"]]
+    return system + _turns(row["prompt"], "user") + _turns(row["completion"], "assistant")
+
+
+def record_id(row: dict, messages: list[dict], line: int) -> str:
+    """The record's own id, or a stable hash of its content and source line."""
+    if isinstance(row.get("id"), (str, int)) and not isinstance(row.get("id"), bool) and str(row["id"]).strip():
+        return str(row["id"])
+    digest = hashlib.sha1(json.dumps(messages, ensure_ascii=False, sort_keys=True).encode() + f":{line}".encode())
+    return "r" + digest.hexdigest()[:15]
+
+
+def _precheck(row: Any, fmt: str | None, forced: bool) -> list[dict]:
+    if not isinstance(row, dict):
+        return [_reason("not_an_object", None, row)]
+    if fmt is None:
+        return [_reason("unknown_format", None, sorted(row))]
+    reasons = [_reason("missing_field", f, None) for f in REQUIRED[fmt] if f not in row or row[f] is None] if forced else []
+    if "id" in row and row["id"] is not None and (not isinstance(row["id"], (str, int)) or isinstance(row["id"], bool)):
+        reasons.append(_reason("wrong_type", "id", row["id"]))
+    if "metadata" in row and row["metadata"] is not None and not isinstance(row["metadata"], dict):
+        reasons.append(_reason("wrong_type", "metadata", row["metadata"]))
+    return reasons
+
+
+def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
+    """Read the input file, normalise every record to canonical form, quarantine what cannot be read."""
+    path = Path(input_path)
+    if not path.is_file():
+        raise LoraflowError(f"{path}: input file not found; pass an existing file with --input or set data.path.")
+    if path.suffix.lower() not in EXTENSIONS:
+        raise LoraflowError(f"{path}: unknown file type '{path.suffix}'; use one of {', '.join(EXTENSIONS)}.")
+    if path.stat().st_size == 0:
+        raise LoraflowError(f"{path}: the file is empty; point --input at a file with records.")
+    rows, quarantine = _read_rows(path)
+    if not rows and not quarantine:
+        raise LoraflowError(f"{path}: the file holds no records; point --input at a file with records.")
+    forced = config.format != "auto"
+    groups: dict[str, list[tuple[int, dict]]] = {}
+    for line, row in rows:
+        fmt = config.format if forced else (detect_format(row) if isinstance(row, dict) else None)
+        reasons = _precheck(row, fmt, forced)
+        if reasons:
+            quarantine.append({"line": line, "raw": row, "reasons": reasons})
+        else:
+            groups.setdefault(fmt, []).append((line, row))
+    records = []
+    for fmt, members in groups.items():
+        # Each format's pandera model checks field types for the whole group at once (lazily).
+        fields = [f for f in FORMAT_FIELDS[fmt] if f != "id" and f != "metadata" and any(f in r for _, r in members)]
+        frame = pd.DataFrame({f: pd.Series([r.get(f) for _, r in members], dtype=object) for f in fields})
+        failures = row_failures(RAW_MODELS[fmt].to_schema(), frame)
+        for i, (line, row) in enumerate(members):
+            if i in failures:
+                quarantine.append({"line": line, "raw": row, "reasons": failures[i]})
+                continue
+            messages = to_messages(row, fmt)
+            metadata = dict(row.get("metadata") or {})
+            metadata.update({k: v for k, v in row.items() if k not in FORMAT_FIELDS[fmt]})
+            metadata.update({"source_line": line, "source_format": fmt})
+            records.append((line, {"id": record_id(row, messages, line), "messages": messages, "metadata": metadata}))
+    records.sort(key=lambda item: item[0])
+    quarantine.sort(key=lambda q: q["line"])
+    for q in quarantine:
+        q["stage"] = "ingest"
+    folder = stage_dir(out_dir)
+    records_path, quarantine_path = folder / "ingested.jsonl", folder / "quarantine_ingest.jsonl"
+    write_jsonl(records_path, (r for _, r in records))
+    write_jsonl(quarantine_path, quarantine)
+    n_input = len(rows) + sum(1 for q in quarantine if q["reasons"][0]["check"] == "parse_json")
+    return {
+        "stage": "ingest",
+        "records": str(records_path),
+        "quarantine": str(quarantine_path),
+        "counts": {"input": n_input, "kept": len(records), "quarantined": len(quarantine),
+                   "formats": dict(Counter(r["metadata"]["source_format"] for _, r in records))},
+    }
