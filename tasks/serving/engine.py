@@ -1,0 +1,161 @@
+"""Built-in transformers backend: a dynamic batcher that generates concurrent requests together."""
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from tasks.serving.decoding import Slot, run_batch
+from tasks.serving.loading import ModelBundle
+from tasks.serving.requests import Completion, Delta, Event, Failed, Finished, GenerationRequest, Started
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RequestHandle:
+    """A queued request; cancel() stops its generation at the next token (client went away)."""
+
+    request: GenerationRequest
+    on_event: Callable[[Event], None]
+    enqueued_at: float = field(default_factory=time.monotonic)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Stop generating for this request."""
+        self.cancelled.set()
+
+
+class BatchingEngine:
+    """Collects requests for up to batch_wait_ms (or max_batch_size) and generates each batch in one worker thread."""
+
+    def __init__(self, bundle: ModelBundle, *, max_batch_size: int = 8, batch_wait_ms: float = 10.0, default_max_tokens: int = 256):
+        self._bundle = bundle
+        self._swap_lock = threading.Lock()
+        self.max_batch_size = max_batch_size
+        self.batch_wait_s = batch_wait_ms / 1000.0
+        self.default_max_tokens = default_max_tokens
+        self._queue: queue.Queue[RequestHandle | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # recent batch sizes, for /health and tests
+        self.requests_served = 0
+
+    @property
+    def bundle(self) -> ModelBundle:
+        """The model new batches are generated with."""
+        return self._bundle
+
+    def swap(self, bundle: ModelBundle) -> ModelBundle:
+        """Serve `bundle` from the next batch on; the batch in flight finishes on the old model."""
+        with self._swap_lock:
+            old, self._bundle = self._bundle, bundle
+        log.info("serving %s (version %s), replacing %s", bundle.source, bundle.version, old.version)
+        return old
+
+    def start(self) -> "BatchingEngine":
+        """Start the worker thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="loraflow-batcher", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in flight, fail queued requests, and stop the worker."""
+        self._stopping.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        while True:
+            try:
+                handle = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if handle is not None:
+                _emit(handle, Failed("the server is shutting down", 503))
+
+    def submit(self, request: GenerationRequest, on_event: Callable[[Event], None]) -> RequestHandle:
+        """Queue a request; on_event is called from the worker thread with each Event."""
+        handle = RequestHandle(request, on_event)
+        if self._stopping.is_set():
+            _emit(handle, Failed("the server is shutting down", 503))
+        else:
+            self._queue.put(handle)
+        return handle
+
+    async def events(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        """Async stream of a request's events, ending with Finished or Failed; leaving early cancels it."""
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[Event] = asyncio.Queue()
+        handle = self.submit(request, lambda event: loop.call_soon_threadsafe(inbox.put_nowait, event))
+        try:
+            while True:
+                event = await inbox.get()
+                yield event
+                if isinstance(event, (Finished, Failed)):
+                    return
+        finally:
+            handle.cancel()
+
+    def complete(self, request: GenerationRequest, timeout: float | None = None) -> Completion:
+        """Blocking: generate one request (batched with whatever else is queued) and return the whole answer."""
+        inbox: queue.Queue[Event] = queue.Queue()
+        self.submit(request, inbox.put)
+        parts, version = [], None
+        while True:
+            event = inbox.get(timeout=timeout)
+            if isinstance(event, Started):
+                version = event.model_version
+            elif isinstance(event, Delta):
+                parts.append(event.text)
+            elif isinstance(event, Failed):
+                raise ValueError(event.message)
+            else:
+                return Completion("".join(parts), event.finish_reason, event.prompt_tokens, event.completion_tokens, version)
+
+    def _collect_batch(self) -> list[RequestHandle]:
+        first = self._queue.get()
+        if first is None:
+            return []
+        batch = [first]
+        deadline = first.enqueued_at + self.batch_wait_s
+        while len(batch) < self.max_batch_size:
+            try:
+                # Requests that queued during the previous batch are taken at once; then wait out the window.
+                handle = self._queue.get(timeout=max(0.0, deadline - time.monotonic())) if deadline > time.monotonic() else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if handle is None:
+                self._queue.put(None)  # keep the stop signal for the loop
+                break
+            batch.append(handle)
+        return [h for h in batch if not h.cancelled.is_set()]
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            batch = self._collect_batch()
+            if not batch:
+                continue
+            with self._swap_lock:
+                bundle = self._bundle
+            slots = [Slot(h.request, h.on_event, h.cancelled) for h in batch]
+            self.batch_sizes.append(len(slots))
+            self.requests_served += len(slots)
+            try:
+                run_batch(bundle, slots, self.default_max_tokens)
+            except Exception as error:  # a bug or device error must not kill the worker: fail this batch only
+                log.exception("batch of %d failed", len(batch))
+                for slot in slots:
+                    if not slot.done:
+                        slot.emit(Failed(f"generation failed: {error}", 500))
+
+
+def _emit(handle: RequestHandle, event: Event) -> None:
+    try:
+        handle.on_event(event)
+    except RuntimeError:  # the client's event loop is gone
+        handle.cancel()

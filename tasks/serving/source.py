@@ -1,0 +1,100 @@
+"""Where the served model comes from: a local folder or an MLflow registry URI (alias or version)."""
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.errors import LoraflowError
+
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed --model value; name/alias/version are set for registry URIs only."""
+
+    uri: str
+    name: str | None = None
+    alias: str | None = None
+    version: str | None = None
+
+    @property
+    def is_registry(self) -> bool:
+        """True for models:/ URIs."""
+        return self.name is not None
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A local folder to load and the registry version it holds (None for plain folders)."""
+
+    path: str
+    version: str | None
+
+
+def parse_model_uri(uri: str) -> ModelRef:
+    """Parse `models:/NAME@alias`, `models:/NAME/VERSION` or a local path."""
+    if not uri.startswith("models:/"):
+        return ModelRef(uri)
+    match = _MODELS_URI.match(uri)
+    if match is None:
+        raise LoraflowError(f"--model {uri!r} is not a registry URI loraflow understands: use models:/NAME@ALIAS or models:/NAME/VERSION")
+    return ModelRef(uri, match["name"], match["alias"], match["version"])
+
+
+def served_model_name(uri: str) -> str:
+    """The model id clients use by default: the registered name, or the folder's name."""
+    ref = parse_model_uri(uri)
+    return ref.name if ref.is_registry else Path(uri).resolve().name
+
+
+def current_version(ref: ModelRef) -> str:
+    """The registry version an alias points at now (or the pinned version)."""
+    if ref.version is not None:
+        return ref.version
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(ref.name, ref.alias).version)
+    except MlflowException as error:
+        raise LoraflowError(
+            f"the registry has no alias {ref.alias!r} on model {ref.name!r} ({error.error_code}): "
+            f"register and promote a model first (loraflow promote) or pass a local folder to --model"
+        ) from None
+
+
+def download_version(name: str, version: str, cache_dir: str | Path) -> str:
+    """Download one registered version into cache_dir/NAME/VERSION once; later calls reuse it."""
+    target = Path(cache_dir) / name / str(version)
+    if target.is_dir():
+        return str(target)
+    import mlflow.artifacts
+
+    partial = target.with_name(f"{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    # Download by version, not alias, so an alias moving mid-download cannot mix two models.
+    mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(partial))
+    partial.replace(target)
+    return str(target)
+
+
+def resolve_model(uri: str, cache_dir: str | Path | None = None) -> ResolvedModel:
+    """A local folder for `uri` (registry versions are downloaded and cached) and the version it holds."""
+    ref = parse_model_uri(uri)
+    if not ref.is_registry:
+        if not Path(uri).exists():
+            raise LoraflowError(f"--model {uri} does not exist: pass a saved model folder or models:/NAME@champion")
+        return ResolvedModel(str(Path(uri).resolve()), None)
+    if cache_dir is None:
+        from loraflow.env import loraflow_home
+
+        cache_dir = loraflow_home() / "serving"
+    version = current_version(ref)
+    return ResolvedModel(download_version(ref.name, version, cache_dir), version)
+
+
+def resolve_model_uri(uri: str) -> str:
+    """A local model folder for a models:/ URI or a path."""
+    return resolve_model(uri).path
