@@ -1,19 +1,14 @@
 """The default trigger against a real Prefect API: POST /v1/retrain creates one flow run of the deployment per batch."""
-import os
 import uuid
 
 import pytest
+from fastapi.testclient import TestClient
+from prefect import flow
+from prefect.client.orchestration import get_client
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-from fastapi.testclient import TestClient  # noqa: E402
-from prefect import flow  # noqa: E402
-from prefect.client.orchestration import get_client  # noqa: E402
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
-
-from schemas.config.feedback import FeedbackConfig  # noqa: E402
-from tasks.feedback_api import create_app  # noqa: E402
-from tasks.feedback_trigger import prefect_trigger  # noqa: E402
+from schemas.config.feedback import FeedbackConfig
+from tasks.feedback_api import create_app
+from tasks.feedback_trigger import prefect_trigger
 
 AUTH = {"Authorization": "Bearer t0ken"}
 
@@ -25,24 +20,26 @@ def stand_in_retrain(batch_id: str) -> str:
 
 
 @pytest.mark.slow
-def test_default_trigger_creates_one_prefect_flow_run_per_batch(tmp_path):
-    with prefect_test_harness(server_startup_timeout=120):
-        stand_in_retrain.to_deployment(name="retrain-from-feedback").apply()
-        config = FeedbackConfig(database_url=f"sqlite:///{tmp_path / 'feedback.db'}", trigger_threshold=0)
-        with TestClient(create_app(config, token="t0ken")) as client:
-            post = {"messages": [{"role": "user", "content": "q"}], "output": "a", "rating": "down", "model_version": "v1"}
-            stored = client.post("/v1/feedback", json=post, headers=AUTH).json()
-            started = client.post("/v1/retrain", headers=AUTH)
-            assert started.status_code == 202, started.text
-            batch_id, run_id = started.json()["batch_id"], started.json()["flow_run_id"]
-            assert client.post("/v1/retrain", headers=AUTH).json()["started"] is False
-            [batch] = client.get("/v1/batches", headers=AUTH).json()
-            assert (batch["status"], batch["flow_run_id"]) == ("triggered", run_id)
+def test_default_trigger_creates_one_prefect_flow_run_per_batch(tmp_path, prefect_harness):
+    # A deployment name of its own, so the session's Prefect API keeps any real retrain-from-feedback deployment intact.
+    name = f"feedback-trigger-test-{uuid.uuid4().hex[:8]}"
+    stand_in_retrain.to_deployment(name=name).apply()
+    config = FeedbackConfig(database_url=f"sqlite:///{tmp_path / 'feedback.db'}", trigger_threshold=0,
+                            deployment_name=f"retrain-from-feedback/{name}")
+    with TestClient(create_app(config, token="t0ken")) as client:
+        post = {"messages": [{"role": "user", "content": "q"}], "output": "a", "rating": "down", "model_version": "v1"}
+        stored = client.post("/v1/feedback", json=post, headers=AUTH).json()
+        started = client.post("/v1/retrain", headers=AUTH)
+        assert started.status_code == 202, started.text
+        batch_id, run_id = started.json()["batch_id"], started.json()["flow_run_id"]
+        assert client.post("/v1/retrain", headers=AUTH).json()["started"] is False
+        [batch] = client.get("/v1/batches", headers=AUTH).json()
+        assert (batch["status"], batch["flow_run_id"]) == ("triggered", run_id)
 
-        with get_client(sync_client=True) as prefect:
-            run = prefect.read_flow_run(uuid.UUID(run_id))
-            deployment = prefect.read_deployment(run.deployment_id)
-        assert deployment.name == "retrain-from-feedback" and run.parameters == {"batch_id": batch_id}
-        assert "feedback" in run.tags and stored["id"]
-        # Prefect's idempotency key: triggering the same batch again returns the same flow run.
-        assert prefect_trigger(config.deployment_name)(batch_id, [stored["id"]]) == run_id
+    with get_client(sync_client=True) as prefect:
+        run = prefect.read_flow_run(uuid.UUID(run_id))
+        deployment = prefect.read_deployment(run.deployment_id)
+    assert deployment.name == name and run.parameters == {"batch_id": batch_id}
+    assert "feedback" in run.tags and stored["id"]
+    # Prefect's idempotency key: triggering the same batch again returns the same flow run.
+    assert prefect_trigger(config.deployment_name)(batch_id, [stored["id"]]) == run_id
