@@ -44,7 +44,20 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict]]:
     suffix = path.suffix.lower()
     rows: list[tuple[int, Any]] = []
     bad: list[dict] = []
-    if suffix == ".jsonl" or suffix == ".json" and _looks_like_jsonl(path):
+    if suffix == ".json":
+        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            if not _looks_like_jsonl(text):  # JSON Lines saved as .json is common; a broken JSON document is not
+                raise LoraflowError(f"{path}: not valid JSON ({err}); fix the file or save it as JSON Lines (.jsonl) so bad lines are quarantined.") from None
+            suffix = ".jsonl"
+        else:
+            if isinstance(data, dict):
+                lists = [v for v in data.values() if isinstance(v, list)]
+                data = lists[0] if len(lists) == 1 and detect_format(data) is None else [data]
+            rows = [(i, row) for i, row in enumerate(data if isinstance(data, list) else [data], start=1)]
+    if suffix == ".jsonl":
         with path.open(encoding="utf-8", errors="replace") as f:
             for n, line in enumerate(f, start=1):
                 if not line.strip():
@@ -53,15 +66,6 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict]]:
                     rows.append((n, json.loads(line)))
                 except json.JSONDecodeError as err:
                     bad.append({"line": n, "raw": line.rstrip("\n"), "reasons": [_reason("parse_json", None, str(err))]})
-    elif suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise LoraflowError(f"{path}: not valid JSON ({err}); fix the file or save it as JSON Lines (.jsonl) so bad lines are quarantined.") from None
-        if isinstance(data, dict):
-            lists = [v for v in data.values() if isinstance(v, list)]
-            data = lists[0] if len(lists) == 1 else [data]
-        rows = [(i, row) for i, row in enumerate(data if isinstance(data, list) else [data], start=1)]
     elif suffix == ".csv":
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -82,15 +86,10 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict]]:
     return rows, bad
 
 
-def _looks_like_jsonl(path: Path) -> bool:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        head = f.read(4096).lstrip()
-    if not head.startswith("{"):
-        return False
-    first = head.split("\n", 1)[0]
+def _looks_like_jsonl(text: str) -> bool:
+    first = text.lstrip().split("\n", 1)[0]
     try:
-        json.loads(first)
-        return True
+        return isinstance(json.loads(first), dict)
     except json.JSONDecodeError:
         return False
 
