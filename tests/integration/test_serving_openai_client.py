@@ -1,0 +1,185 @@
+"""The real server on 127.0.0.1 driven by the official `openai` client: completions, streaming, models, batching, reload."""
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+
+from schemas.config.serve import ServeConfig
+from tasks.serving.server import build_app
+
+pytestmark = pytest.mark.slow
+MESSAGES = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Where is my order 4411?"}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    """uvicorn serving build_app(...) in a thread, stopped by close()."""
+
+    def __init__(self, config: ServeConfig, model: str, cache_dir):
+        import uvicorn
+
+        self.url = f"http://127.0.0.1:{config.port}"
+        self.server = uvicorn.Server(uvicorn.Config(build_app(config, model, cache_dir), host="127.0.0.1", port=config.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"server did not become ready: {httpx.get(f'{self.url}/health').text}")
+        self.client = openai.OpenAI(base_url=f"{self.url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+    def health(self) -> dict:
+        return httpx.get(f"{self.url}/health").json()
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def tiny_model(out_dir, texts):
+    from tasks.models import build_tiny_model
+
+    return str(build_tiny_model(out_dir, texts))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    model = tiny_model(root / "models", ["Where is my order?", "订单在哪里？"])
+    # batch_wait_ms is long so concurrent requests land in one batch; max_batch_size 4 starts a full batch at once.
+    config = ServeConfig(port=free_port(), max_batch_size=4, batch_wait_ms=1000, max_new_tokens=8, served_model_name="tiny-chat")
+    running = RunningServer(config, model, root / "cache")
+    yield running
+    running.close()
+
+
+def test_chat_completion(server):
+    reply = server.client.chat.completions.create(model="tiny-chat", messages=MESSAGES, max_tokens=6, temperature=0)
+    assert reply.object == "chat.completion" and reply.model == "tiny-chat"
+    choice = reply.choices[0]
+    assert choice.message.role == "assistant" and isinstance(choice.message.content, str)
+    assert choice.finish_reason in ("stop", "length")
+    assert 0 < reply.usage.prompt_tokens and reply.usage.completion_tokens <= 6
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_streaming_matches_the_non_streaming_answer(server):
+    kwargs = {"model": "tiny-chat", "messages": MESSAGES, "max_tokens": 8, "temperature": 0, "extra_body": {"ignore_eos": True}}
+    whole = server.client.chat.completions.create(**kwargs).choices[0].message.content
+    chunks = list(server.client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 8
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_sse_wire_format_ends_with_done(server):
+    body = {"model": "tiny-chat", "messages": MESSAGES, "max_tokens": 3, "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=120) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line]
+    assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
+    assert json.loads(lines[0][6:])["object"] == "chat.completion.chunk"
+
+
+def test_models_health_and_errors(server):
+    assert [m.id for m in server.client.models.list()] == ["tiny-chat"]
+    assert httpx.get(f"{server.url}/ready").json() == {"status": "ready"}
+    assert server.health()["model"]["device"] == "cpu"
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        server.client.chat.completions.create(model="other", messages=MESSAGES)
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        server.client.chat.completions.create(model="tiny-chat", messages=MESSAGES, temperature=5)
+    with pytest.raises(openai.BadRequestError, match="messages"):
+        server.client.chat.completions.create(model="tiny-chat", messages=[])
+
+
+def test_concurrent_requests_are_generated_in_one_batch(server):
+    before = server.health()["batches"]
+
+    def ask(i):
+        messages = [{"role": "user", "content": f"request {i}: where is order {i}?"}]
+        return server.client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=4, temperature=0)
+
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(ask, range(4)))
+    assert all(r.choices[0].finish_reason in ("stop", "length") for r in replies)
+    health = server.health()
+    assert health["largest_batch"] == 4 and health["batches"] == before + 1
+
+
+def register_folder(client, name: str, folder: str) -> str:
+    """Register a model folder as a new version of `name` (the plain artifact layout a registry version may have)."""
+    import mlflow
+
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(folder, "model")
+    return client.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id).version
+
+
+def test_champion_move_swaps_the_model_without_failing_requests(tmp_path, monkeypatch):
+    import mlflow
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serve-reload", artifact_location=(tmp_path / "artifacts").as_uri()))
+    registry = MlflowClient()
+    registry.create_registered_model("tiny-chat")
+    first = register_folder(registry, "tiny-chat", tiny_model(tmp_path / "a", ["first model"]))
+    second = register_folder(registry, "tiny-chat", tiny_model(tmp_path / "b", ["second model", "a different vocabulary"]))
+    registry.set_registered_model_alias("tiny-chat", "champion", first)
+
+    config = ServeConfig(port=free_port(), max_batch_size=4, batch_wait_ms=5, max_new_tokens=4, reload_poll_seconds=0.2)
+    server = RunningServer(config, "models:/tiny-chat@champion", tmp_path / "cache")
+    seen, errors, stop = [], [], threading.Event()
+
+    def keep_asking(stream: bool):
+        while not stop.is_set():
+            try:
+                if stream:
+                    chunks = list(server.client.chat.completions.create(model="tiny-chat", messages=MESSAGES, stream=True))
+                    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+                    seen.append(chunks[-1].system_fingerprint)
+                else:
+                    seen.append(server.client.chat.completions.create(model="tiny-chat", messages=MESSAGES).system_fingerprint)
+            except Exception as error:  # any failure during the swap is what this test must not see
+                errors.append(error)
+
+    def wait_for(condition, what):
+        deadline = time.monotonic() + 180
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    clients = [threading.Thread(target=keep_asking, args=(s,)) for s in (False, True, False)]
+    try:
+        for thread in clients:
+            thread.start()
+        wait_for(lambda: seen.count(f"v{first}") >= 3, "answers from the first version")
+        registry.set_registered_model_alias("tiny-chat", "champion", second)
+        wait_for(lambda: seen.count(f"v{second}") >= 3, "answers from the second version")
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(60)
+        server.close()
+    assert errors == []
+    assert set(seen) == {f"v{first}", f"v{second}"}
+    assert seen.index(f"v{second}") > seen.index(f"v{first}")
