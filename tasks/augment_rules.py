@@ -22,10 +22,11 @@ _ZH_STARTS = ("提取", "总结", "概括", "翻译", "写", "列出", "解释",
               "生成", "判断", "识别", "检查", "计算", "推荐", "从", "把", "将", "根据", "用")
 _ZH_TEMPLATES = ("请{core}{end}", "麻烦{core}{end}", "能否{core}{q}", "你能{core}吗{q}", "帮我{core}{end}", "请帮我{core}{end}")
 _HEAD = re.compile(r"^(.*?)([.?!:。？！：]|\n|$)", re.DOTALL)
-_EN_CLAUSE_FRONT = re.compile(r"^(If|When|Because|Since|Although|After|Before) ([^,]+), (.+?)([.!?]?)$", re.DOTALL)
-_EN_CLAUSE_BACK = re.compile(r"^([^,]+?) (if|when|because|since|although|after|before) ([^,]+?)([.!?]?)$", re.DOTALL)
-_ZH_CLAUSE_FRONT = re.compile(r"^(因为|由于)([^，,]+)[，,](?:所以)?(.+?)([。！？]?)$", re.DOTALL)
-_ZH_CLAUSE_BACK = re.compile(r"^([^，,]+)[，,](因为|由于)(.+?)([。！？]?)$", re.DOTALL)
+# Conjunctions only: "after"/"before"/"since" are mostly prepositions ("stopped after two days") at the back.
+_EN_CLAUSE_FRONT = re.compile(r"^(If|When|Because|Although|After|Before) ([^,]+), (.+?)([.!?]?)$")
+_EN_CLAUSE_BACK = re.compile(r"^([^,]+?) (if|when|because|although) ([^,]+?)([.!?]?)$")
+_ZH_CLAUSE_FRONT = re.compile(r"^(因为|由于)([^，,]+)[，,](?:所以)?(.+?)([。！？]?)$")
+_ZH_CLAUSE_BACK = re.compile(r"^([^，,]+)[，,](因为|由于)(.+?)([。！？]?)$")
 
 
 def _lower_first(text: str) -> str:
@@ -71,10 +72,11 @@ def swap_request_template(text: str, language: str, rng: random.Random) -> str:
 
 def reorder_clauses(text: str, language: str) -> str:
     """Move a leading subordinate clause to the back of its sentence, or a trailing one to the front."""
+    # Split at line breaks and colons too: a clause never moves across "...as JSON:\n<ticket>".
     if language == "zh":
-        sentences = re.split(r"(?<=[。！？])", text)
+        sentences = re.split(r"(?<=[。！？：:\n])", text)
     else:
-        sentences = re.split(r"(?<=[.!?])(\s+)", text)
+        sentences = re.split(r"(?<=[.!?:\n])(\s*)", text)
     out = []
     for sentence in sentences:
         out.append(_reorder_sentence(sentence, language) if sentence.strip() else sentence)

