@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -99,9 +100,9 @@ def test_export_writes_csv_jsonl_and_a_self_contained_page(run_dir: Path, tmp_pa
 
 def test_import_aggregates_two_raters_and_logs_to_mlflow(run_dir: Path, tmp_path: Path):
     mlflow = pytest.importorskip("mlflow")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = os.environ["MLFLOW_TRACKING_URI"]  # the session's store (tests/conftest.py): no per-test schema migration
     client = mlflow.MlflowClient(tracking_uri=uri)
-    run_id = client.create_run(client.create_experiment("he")).info.run_id
+    run_id = client.create_run(client.create_experiment(f"he-{uuid.uuid4().hex}")).info.run_id
     (run_dir / "run.json").write_text(json.dumps({"mlflow_run_id": run_id, "mlflow_tracking_uri": uri}))
     ids = ["en-001", "en-002", "en-003", "zh-004", "zh-005", "en-006"]
     ann = _write_csv(tmp_path / "ann.csv", _ratings(ids, "ann", 0) + [{"id": "en-007", "rater": "ann", "comment": "skipped"}])

@@ -1,7 +1,9 @@
 """LLM-as-judge against a real local HTTP server speaking the OpenAI chat-completions format."""
 import hashlib
 import json
+import os
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -96,9 +98,9 @@ def test_parse_judge_reply_handles_the_formats_models_send():
 
 def test_judge_scores_a_run_retries_and_agrees_with_humans(run_dir: Path, judge_url: str, tmp_path: Path):
     mlflow = pytest.importorskip("mlflow")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = os.environ["MLFLOW_TRACKING_URI"]  # the session's store (tests/conftest.py): no per-test schema migration
     client = mlflow.MlflowClient(tracking_uri=uri)
-    run_id = client.create_run(client.create_experiment("judge")).info.run_id
+    run_id = client.create_run(client.create_experiment(f"judge-{uuid.uuid4().hex}")).info.run_id
     (run_dir / "run.json").write_text(json.dumps({"mlflow_run_id": run_id, "mlflow_tracking_uri": uri}))
     humans = [{"id": "c0", "rater": "ann", **_scores(4)}, {"id": "c0", "rater": "bob", **_scores(5)},
               {"id": "c2", "rater": "ann", **_scores(5)}, {"id": "c4", "rater": "ann", **_scores(1)}]
