@@ -1,0 +1,90 @@
+"""A self-contained report.html for the data stages: tables plus matplotlib plots inlined as base64 PNG."""
+import base64
+import html
+import io
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _plots(report: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    splits = report["splits"]
+    if splits:
+        fig, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits), 3), squeeze=False)
+        for ax, (name, stats) in zip(axes[0], splits.items()):
+            hist = stats["token_lengths"]
+            if hist["counts"]:
+                edges = hist["bins"]
+                ax.bar(edges[:-1], hist["counts"], width=[b - a for a, b in zip(edges[:-1], edges[1:])], align="edge")
+            ax.set_title(f"{name}: tokens (p95 {hist['p95']})")
+            ax.set_xlabel(report["token_length_method"])
+        out.append("<h2>Token lengths</h2>" + _png(fig))
+        fig, ax = plt.subplots(figsize=(6, 3))
+        langs = sorted({lang for s in splits.values() for lang in s["languages"]})
+        bottom = [0] * len(splits)
+        for lang in langs:
+            values = [s["languages"].get(lang, 0) for s in splits.values()]
+            ax.bar(list(splits), values, bottom=bottom, label=lang)
+            bottom = [b + v for b, v in zip(bottom, values)]
+        ax.legend()
+        ax.set_title("Language mix (sampled records)")
+        out.append("<h2>Languages</h2>" + _png(fig))
+    reasons = {**{f"removed: {k}": v for k, v in report["removed"].items()},
+               **{f"quarantine: {k}": v for k, v in report["quarantined_by_reason"].items()}}
+    if reasons:
+        fig, ax = plt.subplots(figsize=(6, 0.4 * len(reasons) + 1))
+        ax.barh(list(reasons), list(reasons.values()))
+        ax.set_title("Records taken out, by reason")
+        out.append("<h2>Reasons</h2>" + _png(fig))
+    return out
+
+
+def _table(markdown: str) -> str:
+    rows = []
+    for line in markdown.splitlines():
+        if not line.startswith("|") or set(line) <= set("|-: "):
+            rows.append("</table><table>" if not line.strip() else "")
+            continue
+        cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _list_table(title: str, header: list[str], rows: list[list]) -> str:
+    if not rows:
+        return f"<h2>{title}</h2><p>None.</p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<h2>{title}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(report: dict, markdown: str) -> str:
+    """The whole report page as one HTML string with no external resources."""
+    parts = ["<h1>Data report</h1>",
+             f"<p>Conservation: input {report['input']} = kept {report['kept']} + quarantined {report['quarantined']} + "
+             f"removed {report['removed_total']} + review {report['review']} + pilot-skipped {report['pilot_skipped']} "
+             f"&#10003;</p>", "<h2>Counts</h2>", _table(markdown)]
+    parts.append(_list_table("Splits", ["split", "records", "augmented", "distinct-1", "distinct-2", "tokens p50", "tokens p95"],
+                             [[n, s["count"], s["augmented"], s["distinct_1"], s["distinct_2"], s["token_lengths"]["p50"],
+                               s["token_lengths"]["p95"]] for n, s in report["splits"].items()]))
+    parts += _plots(report)
+    clusters = report["duplicate_clusters"]
+    parts.append(_list_table(f"Duplicate clusters ({clusters['count']}, largest {clusters['largest']})", ["kept", "size", "removed"],
+                             [[c["kept"], c["size"], ", ".join(r["id"] for r in c["removed"])] for c in clusters["top"]]))
+    parts.append(_list_table(f"Conflicts held for review ({report['conflicts']['groups']} groups)", ["group", "records"],
+                             [[c["group"], ", ".join(c["ids"])] for c in report["conflicts"]["top"]]))
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}img{max-width:100%}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>loraflow data report</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"

@@ -1,0 +1,77 @@
+"""The data report: merged quarantine/review, conservation proof, histograms, HTML, markdown, metrics."""
+import json
+import random
+
+import pytest
+
+from schemas.config.clean import CleanConfig
+from schemas.config.data import DataConfig
+from schemas.config.split import SplitConfig
+from tasks.clean import clean_records
+from tasks.data_report import conservation, write_data_report
+from tasks.ingest import ingest_records
+from tasks.jsonl import read_jsonl
+from tasks.split import split_records
+from tasks.validate import validate_records
+from tests.unit.data_support import chat, chinese_record, english_record, write_records
+
+
+def _pipeline(tmp_path, pilot=None):
+    rng = random.Random(0)
+    rows = [english_record(rng, i) for i in range(60)] + [chinese_record(rng, i) for i in range(60)]
+    rows += rows[:5]  # exact duplicates
+    rows += ["{broken", {"text": "unknown"}, chat("q", "  "),  # parse error, unknown format, empty answer
+             {"instruction": rows[10]["instruction"], "output": "A different answer for the same question."}]
+    path = write_records(tmp_path / "in.jsonl", rows)
+    out = str(tmp_path / "run")
+    ingest = ingest_records(str(path), DataConfig(), out)
+    valid = validate_records(ingest["records"], DataConfig(max_invalid_share=0.5, pilot=pilot), ["en", "zh"], None, 4096, out,
+                             ingest["counts"]["quarantined"], ingest["counts"]["input"])
+    clean = clean_records(valid["records"], CleanConfig(), ["en", "zh"], out)
+    split = split_records(clean["records"], SplitConfig(), out)
+    return out, [ingest, valid, clean, split]
+
+
+def test_report_files_counts_and_conservation(tmp_path):
+    out, results = _pipeline(tmp_path)
+    results.append({"stage": "augment", "counts": {"augmented": 0}})
+    result = write_data_report(out, results, None)
+    report = json.loads(open(result["report_json"], encoding="utf-8").read())
+    assert report["input"] == 129 and report["quarantined"] == 3
+    assert report["removed"] == {"exact_duplicate": 5} and report["review"] == 2
+    assert report["input"] == report["kept"] + report["quarantined"] + report["removed_total"] + report["review"]
+    assert report["conservation"]["holds"] and report["augmented"] == 0
+    assert report["train"] + report["val"] + report["test"] == report["kept"]
+    assert report["quarantined_by_reason"] == {"parse_json": 1, "unknown_format": 1, "no_empty_content": 1}
+    assert report["splits"]["train"]["languages"].keys() == {"en", "zh"}
+    assert report["splits"]["train"]["token_lengths"]["counts"] and 0 < report["splits"]["train"]["distinct_2"] <= 1
+    assert report["duplicate_clusters"]["count"] == 5 and report["conflicts"]["groups"] == 1
+    quarantine = read_jsonl(result["quarantine"])
+    assert {q["stage"] for q in quarantine} == {"ingest", "validate"}
+    assert all(q["line"] and q["reasons"] and {"check", "field", "value"} <= q["reasons"][0].keys() for q in quarantine)
+    assert len(read_jsonl(result["review"])) == 2
+    page = open(result["report_html"], encoding="utf-8").read()
+    assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
+    assert "| removed: exact_duplicate | 5 |" in result["markdown"]
+    assert result["metrics"]["data.removed.exact_duplicate"] == 5.0 and result["metrics"]["data.input"] == 129.0
+    assert all(isinstance(v, float) for v in result["metrics"].values())
+
+
+def test_pilot_mode_conserves_with_skipped_records(tmp_path):
+    out, results = _pipeline(tmp_path, pilot=40)
+    report = json.loads(open(write_data_report(out, results, None)["report_json"], encoding="utf-8").read())
+    assert report["pilot_skipped"] == 127 - 40  # 129 lines, 2 quarantined at ingest
+    assert report["input"] == report["kept"] + report["quarantined"] + report["removed_total"] + report["review"] + report["pilot_skipped"]
+
+
+def test_a_broken_count_is_reported_as_a_bug(tmp_path):
+    out, results = _pipeline(tmp_path)
+    results[2] = {**results[2], "counts": {**results[2]["counts"], "removed_total": results[2]["counts"]["removed_total"] - 1}}
+    with pytest.raises(RuntimeError, match="conservation violated"):
+        conservation({r["stage"]: r for r in results})
+
+
+def test_token_histograms_use_the_tokenizer_when_given(tmp_path, tiny_model_path):
+    out, results = _pipeline(tmp_path)
+    report = json.loads(open(write_data_report(out, results, str(tiny_model_path))["report_json"], encoding="utf-8").read())
+    assert report["token_length_method"] == "tokenizer" and report["splits"]["test"]["token_lengths"]["max"] > 10
