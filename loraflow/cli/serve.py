@@ -1,12 +1,14 @@
 """`loraflow serve [--model models:/NAME@champion | PATH] [--port P]`: the OpenAI-compatible server."""
+import os
 import shlex
 
 
 def register(subparsers) -> None:
     """Add `serve`."""
     parser = subparsers.add_parser("serve", help="Serve a model over an OpenAI-compatible API (/v1/chat/completions).")
-    parser.add_argument("--model", help="models:/NAME@champion, models:/NAME/VERSION or a model folder (default: serve.model, "
-                        "else the champion of deploy.registered_model_name).")
+    parser.add_argument("--model", default=os.environ.get("LORAFLOW_SERVE_MODEL"),
+                        help="models:/NAME@champion, models:/NAME/VERSION or a model folder (default: $LORAFLOW_SERVE_MODEL, "
+                        "serve.model, else the champion of deploy.registered_model_name).")
     parser.add_argument("--config", help="Pipeline YAML whose `serve` section (and deploy.registered_model_name) to use.")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="Override a config field, e.g. --set serve.max_batch_size=16 (repeatable).")
@@ -16,6 +18,8 @@ def register(subparsers) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="Device of the built-in backend.")
     parser.add_argument("--served-model-name", help="Model id clients send (default: registered name or folder name).")
     parser.add_argument("--print-vllm-command", action="store_true", help="Print the `vllm serve` command line and exit.")
+    parser.add_argument("--download-to", metavar="DIR", help="Only fetch the model as a plain folder under DIR (DIR/NAME/VERSION), "
+                        "print its path and exit (init step for the vLLM container).")
     parser.set_defaults(handler=run_serve)
 
 
@@ -55,6 +59,11 @@ def serve_config_from_args(args):
 def run_serve(args) -> int:
     """Run the server in the foreground until interrupted."""
     config, model = serve_config_from_args(args)
+    if args.download_to:
+        from tasks.serving.source import materialize_model
+
+        print(materialize_model(model, args.download_to))
+        return 0
     if args.print_vllm_command:
         from tasks.serving.source import served_model_name
         from tasks.serving.vllm_backend import build_vllm_command

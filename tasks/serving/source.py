@@ -98,3 +98,26 @@ def resolve_model(uri: str, cache_dir: str | Path | None = None) -> ResolvedMode
 def resolve_model_uri(uri: str) -> str:
     """A local model folder for a models:/ URI or a path."""
     return resolve_model(uri).path
+
+
+def materialize_model(uri: str, out_dir: str | Path) -> str:
+    """A plain save_pretrained folder (weights + tokenizer side by side) for `uri` under out_dir, as vLLM needs it.
+
+    Registry versions land in out_dir/NAME/VERSION (reused when present); returns that folder.
+    """
+    from tasks.serving.loading import find_model_folders
+
+    ref = parse_model_uri(uri)
+    out_dir = Path(out_dir)
+    resolved = resolve_model(uri, out_dir / ".downloads")
+    target = out_dir / (ref.name or Path(resolved.path).name) / (resolved.version or "local")
+    if target.is_dir():
+        return str(target)
+    model_dir, tokenizer_dir = find_model_folders(resolved.path)
+    partial = target.with_name(f"{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(model_dir, partial)
+    if tokenizer_dir != model_dir:
+        shutil.copytree(tokenizer_dir, partial, dirs_exist_ok=True)
+    partial.replace(target)
+    return str(target)
