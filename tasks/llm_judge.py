@@ -1,6 +1,7 @@
 """LLM-as-judge: the five rubric dimensions scored through an OpenAI-compatible chat endpoint, and agreement with humans."""
 import json
 import math
+import os
 import re
 import time
 from collections import defaultdict
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from schemas.config.judge import JudgeConfig
 from schemas.human_eval import RUBRIC_DIMENSIONS
 from tasks.agreement import krippendorff_alpha, mean_confidence_interval
 from tasks.errors import LoraflowError
@@ -203,3 +205,13 @@ def run_llm_judge(
     )
     (eval_dir / "llm_judge.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
+
+
+def judge_from_config(run_dir: str, config: JudgeConfig) -> dict | None:
+    """Run the judge as configured (eval.judge); None when it is off, which is the default."""
+    if not config.enabled:
+        return None
+    return run_llm_judge(
+        run_dir, config.base_url, config.model, api_key=os.environ.get(config.api_key_env) or None, max_cases=config.max_cases,
+        seed=config.seed, timeout_s=config.timeout_s, concurrency=config.concurrency,
+    )

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from schemas.config.judge import JudgeConfig
 from schemas.human_eval import RUBRIC_DIMENSIONS
 from tasks.errors import LoraflowError
 from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.llm_judge import RUBRIC_PROMPT, RUBRIC_VERSION, judge_human_agreement, parse_judge_reply, run_llm_judge
+from tasks.llm_judge import (
+    RUBRIC_PROMPT, RUBRIC_VERSION, judge_from_config, judge_human_agreement, parse_judge_reply, run_llm_judge,
+)
 
 
 def _scores(value: int) -> dict:
@@ -131,6 +134,13 @@ def test_judge_scores_a_run_retries_and_agrees_with_humans(run_dir: Path, judge_
 def test_unreachable_endpoint_is_one_clear_error(run_dir: Path):
     with pytest.raises(LoraflowError, match=r"cannot reach the judge endpoint http://127\.0\.0\.1:9/v1/chat/completions"):
         run_llm_judge(str(run_dir), "http://127.0.0.1:9/v1", "m", max_cases=2, timeout_s=5)
+
+
+def test_judge_is_off_by_default_and_runs_from_config(run_dir: Path, judge_url: str, monkeypatch):
+    assert JudgeConfig().enabled is False and judge_from_config(str(run_dir), JudgeConfig()) is None
+    monkeypatch.setenv("JUDGE_KEY", "sk-config")
+    summary = judge_from_config(str(run_dir), JudgeConfig(enabled=True, base_url=judge_url, model="m", api_key_env="JUDGE_KEY", max_cases=2))
+    assert summary["n_cases"] == 2 and FakeJudge.requests[0]["auth"] == "Bearer sk-config"
 
 
 def test_agreement_is_empty_without_shared_cases():
