@@ -26,7 +26,8 @@ table.scores label{margin-right:8px;cursor:pointer}textarea{width:100%;box-sizin
 _SCRIPT = """
 const DIMS = __DIMS__;
 const CASES = JSON.parse(document.getElementById('cases').textContent);
-const KEY = 'loraflow-human-eval:' + document.title + ':' + CASES.length;
+// Saved scores belong to exactly this set of cases: a different export never picks them up.
+const KEY = 'loraflow-human-eval:' + CASES.map(c => c.id).join('|').split('').reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, 7);
 const state = JSON.parse(localStorage.getItem(KEY) || '{}');
 const raterInput = document.getElementById('rater');
 raterInput.value = state.__rater || '';
