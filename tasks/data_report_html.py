@@ -38,7 +38,8 @@ def _plots(report: dict) -> list[str]:
             values = [s["languages"].get(lang, 0) for s in splits.values()]
             ax.bar(list(splits), values, bottom=bottom, label=lang)
             bottom = [b + v for b, v in zip(bottom, values)]
-        ax.legend()
+        if langs:
+            ax.legend()
         ax.set_title("Language mix (sampled records)")
         out.append("<h2>Languages</h2>" + _png(fig))
     reasons = {**{f"removed: {k}": v for k, v in report["removed"].items()},
