@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 
 from schemas.config.augment import AugmentConfig
-from tasks.augment_gate import REJECT_REASONS, answer_values, detect_language, gate_failures
+from tasks.augment_gate import REJECT_REASONS, answer_values, gate_failures
 from tasks.augment_rules import back_translation_by_rules, paraphrase_by_rules
 from tasks.chat_endpoint import chat_complete
 from tasks.errors import LoraflowError
 from tasks.jsonl import iter_jsonl, write_jsonl
+from tasks.quality import detect_language
 from tasks.synonyms import replace_synonyms
 
 METHODS = ("synonym", "back_translation", "paraphrase")
@@ -49,7 +50,7 @@ def augment_records(train_path: str, config: AugmentConfig, languages: list[str]
                 originals = [r for r in chunk if not (r.get("metadata") or {}).get("augment_method")]
                 stats["previous_dropped"] += len(chunk) - len(originals)
                 yield from originals
-                yield from _augment_chunk(originals, methods, config, languages, rewriter, pool, stats, rejected)
+                yield from _augment_chunk(originals, methods, config, rewriter, pool, stats, rejected)
                 seen += len(chunk)
                 log.info("augment: %d/%d train records, %d augmented kept", seen, total, stats["augmented"])
 
@@ -78,7 +79,7 @@ def _check(config: AugmentConfig) -> None:
         raise LoraflowError("augmentation config is inconsistent: " + "; ".join(problems) + "; fix these keys in the config.")
 
 
-def _augment_chunk(records, methods, config, languages, rewriter, pool, stats, rejected) -> list[dict]:
+def _augment_chunk(records, methods, config, rewriter, pool, stats, rejected) -> list[dict]:
     """Rewrite, gate and return the accepted augmented records of a chunk of train records."""
     jobs = []  # (record, method, child number, rng)
     for record in records:
@@ -101,7 +102,7 @@ def _augment_chunk(records, methods, config, languages, rewriter, pool, stats, r
         child_text = "\n".join(new_texts)
         child = _child(record, parent_turns, new_texts, method_name, k)
         keep = answer_values(parent_text, _answer(record))
-        failures = gate_failures(parent_text, child_text, keep, config, languages)
+        failures = gate_failures(parent_text, child_text, keep, config)
         siblings = seen.setdefault(record["id"], set())
         if not failures and child_text.strip() in siblings:
             failures = [{"check": "duplicate", "value": None, "threshold": None}]
@@ -158,13 +159,18 @@ class _Rewriter:
         seed = rng.randrange(2**31)
         if method == "paraphrase":
             return method, [self._paraphrase(t, language, keep, seed) for t in texts]
-        pivot = "zh" if language == "en" else "en"
+        pivot = self._pivot(language)
         return method, [self._translate(self._translate(t, pivot, keep, seed), language, keep, seed) for t in texts]
 
     def _language(self, record: dict, text: str) -> str:
         """The record's language: its metadata when set, else detected."""
         language = (record.get("metadata") or {}).get("language")
-        return language if isinstance(language, str) and language else detect_language(text, self.languages)
+        return language if isinstance(language, str) and language else detect_language(text)
+
+    def _pivot(self, language: str) -> str:
+        """The language to translate through: another task language, else English (Chinese for English)."""
+        others = [lang for lang in self.languages if lang != language]
+        return others[0] if others else ("zh" if language == "en" else "en")
 
     def _chat(self, system: str, text: str, seed: int) -> str:
         """One endpoint call (transient errors propagate to the caller's retry policy)."""

@@ -1,34 +1,16 @@
 """The quality gate for augmented records: same language, length in range, similar but not a copy, answer values kept."""
 import json
 import re
-from functools import lru_cache
 
 from schemas.config.augment import AugmentConfig
+from tasks.quality import detect_language  # the same detector as the cleaning stage's language filter
 
 # Checked in this order; a rejected record is counted under its first failing reason.
 REJECT_REASONS = (
     "empty", "unchanged", "duplicate", "language_changed", "too_short", "too_long", "copy", "drift", "lost_answer_value",
 )
-# Pivot languages of back-translation are always candidates, so a rewrite left in the pivot language is caught.
-_ALWAYS_DETECTED = ("en", "zh")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
-
-
-@lru_cache(maxsize=8)
-def _identifier(languages: tuple[str, ...]):
-    """A langid identifier restricted to the given languages (unrestricted short texts flip to random ones)."""
-    from langid.langid import LanguageIdentifier, model
-
-    identifier = LanguageIdentifier.from_modelstring(model, norm_probs=False)
-    identifier.set_languages(list(languages))
-    return identifier
-
-
-def detect_language(text: str, languages: list[str]) -> str:
-    """The language of text among the task's languages plus English and Chinese."""
-    candidates = tuple(sorted(set(languages) | set(_ALWAYS_DETECTED)))
-    return _identifier(candidates).classify(text)[0]
 
 
 def _ngrams(text: str, n: int) -> set[str]:
@@ -74,17 +56,15 @@ def answer_values(user_text: str, answer: str) -> list[str]:
     return sorted(found, key=lambda v: (-len(v), v))
 
 
-def gate_failures(
-    parent_text: str, child_text: str, keep: list[str], config: AugmentConfig, languages: list[str]
-) -> list[dict]:
+def gate_failures(parent_text: str, child_text: str, keep: list[str], config: AugmentConfig) -> list[dict]:
     """Every gate check the rewrite fails, as {check, value, threshold}; empty when it passes."""
     if not child_text.strip():
         return [{"check": "empty", "value": 0, "threshold": None}]
     if child_text.strip() == parent_text.strip():
         return [{"check": "unchanged", "value": 1.0, "threshold": None}]
     failures = []
-    parent_language = detect_language(parent_text, languages)
-    child_language = detect_language(child_text, languages)
+    parent_language = detect_language(parent_text)
+    child_language = detect_language(child_text)
     if child_language != parent_language:
         failures.append({"check": "language_changed", "value": child_language, "threshold": parent_language})
     ratio = len(child_text) / max(1, len(parent_text))

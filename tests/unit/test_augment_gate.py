@@ -2,7 +2,7 @@
 import pytest
 
 from schemas.config.augment import AugmentConfig
-from tasks.augment_gate import answer_values, detect_language, gate_failures, similarity
+from tasks.augment_gate import answer_values, gate_failures, similarity
 
 CONFIG = AugmentConfig()
 EN = "Could you help me cancel my order? The package arrived broken and I need a refund quickly."
@@ -10,7 +10,7 @@ ZH = "请帮我取消订单，包裹到的时候已经损坏了，我需要尽�
 
 
 def _checks(parent, child, keep=(), config=CONFIG):
-    return [f["check"] for f in gate_failures(parent, child, list(keep), config, ["en", "zh"])]
+    return [f["check"] for f in gate_failures(parent, child, list(keep), config)]
 
 
 @pytest.mark.parametrize("parent,child", [
@@ -36,6 +36,7 @@ def test_drifts_are_rejected():
 
 
 def test_language_change_is_rejected():
+    assert "language_changed" in _checks(EN, "Pourriez-vous annuler ma commande ? Le colis est arrivé cassé et je veux un remboursement.")
     assert "language_changed" in _checks(EN, "你能帮我取消订单吗？包裹到的时候坏了，我需要尽快退款。")
     assert "language_changed" in _checks(ZH, "Please cancel my order, the package arrived broken and I need a refund.")
 
@@ -63,8 +64,3 @@ def test_similarity_is_symmetric_and_bounded():
     assert similarity(EN, EN) == 1.0
     assert similarity(EN, ZH) == pytest.approx(similarity(ZH, EN), abs=0.2)
     assert 0.0 <= similarity(EN, "x") < 0.1
-
-
-def test_language_detection_among_task_languages():
-    assert detect_language(EN, ["en"]) == "en"
-    assert detect_language(ZH, ["en"]) == "zh"  # English and Chinese are always candidates (the pivots)
