@@ -4,6 +4,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import openai
@@ -134,18 +135,45 @@ def register_folder(client, name: str, folder: str) -> str:
     return client.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id).version
 
 
-def test_champion_move_swaps_the_model_without_failing_requests(tmp_path, monkeypatch):
+@pytest.fixture()
+def registry(tmp_path, monkeypatch):
+    """A SQLite MLflow registry with two versions of `tiny-chat` (different tiny models); champion on the first."""
     import mlflow
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serve-reload", artifact_location=(tmp_path / "artifacts").as_uri()))
-    registry = MlflowClient()
-    registry.create_registered_model("tiny-chat")
-    first = register_folder(registry, "tiny-chat", tiny_model(tmp_path / "a", ["first model"]))
-    second = register_folder(registry, "tiny-chat", tiny_model(tmp_path / "b", ["second model", "a different vocabulary"]))
-    registry.set_registered_model_alias("tiny-chat", "champion", first)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serve", artifact_location=(tmp_path / "artifacts").as_uri()))
+    client = MlflowClient()
+    client.create_registered_model("tiny-chat")
+    first = register_folder(client, "tiny-chat", tiny_model(tmp_path / "a", ["first model"]))
+    second = register_folder(client, "tiny-chat", tiny_model(tmp_path / "b", ["second model", "a different vocabulary"]))
+    client.set_registered_model_alias("tiny-chat", "champion", first)
+    return client, first, second
 
+
+def test_download_to_writes_a_plain_model_folder_for_vllm(registry, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from loraflow.cli import main
+
+    client, first, _ = registry
+    # MLflow's transformers flavour keeps weights in model/ and the tokenizer in components/tokenizer/.
+    flavour = tmp_path / "flavour"
+    source = tiny_model(tmp_path / "c", ["third"])
+    AutoModelForCausalLM.from_pretrained(source).save_pretrained(flavour / "model")
+    AutoTokenizer.from_pretrained(source).save_pretrained(flavour / "components" / "tokenizer")
+    third = register_folder(client, "tiny-chat", str(flavour))
+    client.set_registered_model_alias("tiny-chat", "challenger", third)
+    for alias, version in (("champion", first), ("challenger", third)):
+        assert main(["serve", "--model", f"models:/tiny-chat@{alias}", "--download-to", str(tmp_path / "models")]) == 0
+        folder = Path(capsys.readouterr().out.strip())
+        assert folder == tmp_path / "models" / "tiny-chat" / str(version)
+        assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+        assert AutoTokenizer.from_pretrained(folder).chat_template
+
+
+def test_champion_move_swaps_the_model_without_failing_requests(registry, tmp_path):
+    client, first, second = registry
     config = ServeConfig(port=free_port(), max_batch_size=4, batch_wait_ms=5, max_new_tokens=4, reload_poll_seconds=0.2)
     server = RunningServer(config, "models:/tiny-chat@champion", tmp_path / "cache")
     seen, errors, stop = [], [], threading.Event()
@@ -173,7 +201,7 @@ def test_champion_move_swaps_the_model_without_failing_requests(tmp_path, monkey
         for thread in clients:
             thread.start()
         wait_for(lambda: seen.count(f"v{first}") >= 3, "answers from the first version")
-        registry.set_registered_model_alias("tiny-chat", "champion", second)
+        client.set_registered_model_alias("tiny-chat", "champion", second)
         wait_for(lambda: seen.count(f"v{second}") >= 3, "answers from the second version")
     finally:
         stop.set()
