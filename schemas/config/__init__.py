@@ -7,8 +7,11 @@ from schemas.config.clean import CleanConfig
 from schemas.config.data import DataConfig
 from schemas.config.deploy import DeployConfig
 from schemas.config.evaluate import EvalConfig
+from schemas.config.feedback import FeedbackConfig
+from schemas.config.judge import JudgeConfig
 from schemas.config.lora import LoraConfig
 from schemas.config.model import ModelConfig
+from schemas.config.serve import ServeConfig
 from schemas.config.split import SplitConfig
 from schemas.config.task_card import SuccessCriterion, TaskCard, TaskExample
 from schemas.config.tracking import TrackingConfig
@@ -25,7 +28,10 @@ class PipelineConfig(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA adapter shape.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training hyper-parameters.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation and promotion gate.")
-    deploy: DeployConfig = Field(default_factory=DeployConfig, description="Registration, merge, quantisation, serving.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="LLM-as-judge scoring of the rubric (off by default).")
+    deploy: DeployConfig = Field(default_factory=DeployConfig, description="Registration, merge, quantisation.")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="The OpenAI-compatible model server.")
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig, description="The feedback API and retrain trigger.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow and Prefect locations.")
 
 
@@ -57,7 +63,7 @@ def recommendation_warnings(config: PipelineConfig) -> list[str]:
 
 
 __all__ = [
-    "AugmentConfig", "CleanConfig", "DataConfig", "DeployConfig", "EvalConfig", "LoraConfig", "ModelConfig",
+    "AugmentConfig", "CleanConfig", "DataConfig", "DeployConfig", "EvalConfig", "FeedbackConfig", "JudgeConfig", "ServeConfig", "LoraConfig", "ModelConfig",
     "PipelineConfig", "Section", "SplitConfig", "SuccessCriterion", "TaskCard", "TaskExample", "TrackingConfig",
     "TrainConfig", "recommendation_warnings",
 ]
