@@ -21,7 +21,7 @@ _ZH_SUFFIX = re.compile(r"(?:好吗|可以吗|行吗|吗)$")
 _ZH_STARTS = ("提取", "总结", "概括", "翻译", "写", "列出", "解释", "描述", "分类", "给出", "告诉", "找出", "回答", "改写",
               "生成", "判断", "识别", "检查", "计算", "推荐", "从", "把", "将", "根据", "用")
 _ZH_TEMPLATES = ("请{core}{end}", "麻烦{core}{end}", "能否{core}{q}", "你能{core}吗{q}", "帮我{core}{end}", "请帮我{core}{end}")
-_HEAD = re.compile(r"^(.*?)([.?!:。？！：]|\n|$)", re.DOTALL)
+_SENTENCE = re.compile(r"([^.?!:。？！：\n]*)([.?!:。？！：]|\n|$)")
 # Conjunctions only: "after"/"before"/"since" are mostly prepositions ("stopped after two days") at the back.
 _EN_CLAUSE_FRONT = re.compile(r"^(If|When|Because|Although|After|Before) ([^,]+), (.+?)([.!?]?)$")
 _EN_CLAUSE_BACK = re.compile(r"^([^,]+?) (if|when|because|although) ([^,]+?)([.!?]?)$")
@@ -43,31 +43,37 @@ def _upper_first(text: str) -> str:
 
 
 def swap_request_template(text: str, language: str, rng: random.Random) -> str:
-    """Rephrase the opening request ("Could you X?" <-> "Please X." <-> "X."); text unchanged when none is found."""
-    match = _HEAD.match(text)
-    head, terminator, rest = match.group(1), match.group(2), text[match.end():]
-    lead = head[: len(head) - len(head.lstrip())]
-    head = head.strip()
+    """Rephrase one request sentence ("Could you X?" <-> "Please X." <-> "X."); text unchanged when none is found."""
+    options = []  # (start, end, alternatives) of each sentence that reads as a request
+    for match in _SENTENCE.finditer(text):
+        head, terminator = match.group(1), match.group(2)
+        if head.strip():
+            alternatives = _request_forms(head.strip(), terminator, language)
+            if alternatives:
+                lead = head[: len(head) - len(head.lstrip())]
+                options.append((match.start(), match.end(), [lead + a for a in alternatives]))
+    if not options:
+        return text
+    start, end, alternatives = rng.choice(options)
+    return text[:start] + rng.choice(alternatives) + text[end:]
+
+
+def _request_forms(head: str, terminator: str, language: str) -> list[str]:
+    """Other phrasings of one request sentence (with its terminator); empty when it is no request."""
     if language == "zh":
         core = _ZH_SUFFIX.sub("", _ZH_PREFIX.sub("", head))
-        if core == head and not head.startswith(_ZH_STARTS):
-            return text
-        keep_colon = terminator in ":："
-        end, q = ("：", "：") if keep_colon else ("。", "？")
-        if terminator == "\n":
-            end, q = "\n", "\n"
-        choices = [t for t in _ZH_TEMPLATES if t.format(core=core, end=end, q=q) != head + terminator]
-        rewritten = rng.choice(choices).format(core=core, end=end, q=q)
-        return lead + rewritten + rest
-    core = _EN_PREFIX.sub("", head)
-    core = re.sub(r",? please$", "", core, flags=re.IGNORECASE)
-    if core == head and core.split(" ", 1)[0].lower() not in _EN_VERBS:
-        return text
-    core = _lower_first(core)
-    end, q = {":": (":", ":"), "\n": ("\n", "?\n"), "": (".", "?")}.get(terminator, (".", "?"))
-    candidates = [t.format(core=core, Core=_upper_first(core), end=end, q=q) for t in _EN_TEMPLATES]
-    choices = [c for c in candidates if c != head + terminator]
-    return lead + rng.choice(choices) + rest
+        if not core or core == head and not head.startswith(_ZH_STARTS):
+            return []
+        end, q = {"：": ("：", "："), ":": ("：", "："), "\n": ("\n", "\n"), "！": ("！", "？")}.get(terminator, ("。", "？"))
+        forms = [t.format(core=core, end=end, q=q) for t in _ZH_TEMPLATES]
+    else:
+        core = re.sub(r",? please$", "", _EN_PREFIX.sub("", head), flags=re.IGNORECASE)
+        if not core or core == head and core.split(" ", 1)[0].lower() not in _EN_VERBS:
+            return []
+        core = _lower_first(core)
+        end, q = {":": (":", ":"), "\n": ("\n", "?\n"), "!": ("!", "?")}.get(terminator, (".", "?"))
+        forms = [t.format(core=core, Core=_upper_first(core), end=end, q=q) for t in _EN_TEMPLATES]
+    return [f for f in dict.fromkeys(forms) if f != head + terminator]
 
 
 def reorder_clauses(text: str, language: str) -> str:

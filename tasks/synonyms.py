@@ -21,9 +21,10 @@ but by can could did do does doing down during each few for from further had has
 him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our
 out over own please same she should so some such than that the their them then there these they this those
 through to too under until up very was we were what when where which while who whom why will with would you
-your yes ok okay hi hello thanks thank get got make made let lets tell say said
+your yes ok okay hi hello hey dear thanks thank regards get got make made let lets tell say said
 """.split())
 _ZH_STOPWORDS = frozenset("麻烦 帮忙 请问 能否 可否 不能 能不能 怎么样 我们 你们 他们 她们 它们 自己 什么 怎么 这个 那个 这些 那些 一个 没有 可以 因为 所以 但是 如果 就是 还是 或者 而且 已经 以及 并且".split())
+_ZH_TAGS = ("n", "a", "d", "i", "l", "t")
 # Chinese synonyms rarer than this in jieba's dictionary are mostly archaic or literary: skip them.
 _ZH_MIN_FREQ = 100
 
@@ -44,7 +45,10 @@ def _data_file(distribution: str, relative: str, install_hint: str) -> Path:
 
 # The word before a candidate hints at its part of speech; WordNet's most frequent sense may be another one
 # ("this support ticket" is not "this back up ticket").
-_NOUN_CUES = frozenset("the a an this that these those my your our their his her its some any no every each".split())
+_NOUN_CUES = frozenset(
+    "the a an this that these those my your our their his her its some any no every each dear "
+    "of for with without from about".split()
+)
 _VERB_CUES = frozenset("to i you we they can could will would should must may might please not don't didn't".split())
 
 
@@ -133,6 +137,10 @@ def _cilin() -> dict[str, tuple[str, ...]]:
                 placement[word] = (position, g)
     table = {}
     for word, (_, g) in placement.items():
+        # Nouns, adjectives, adverbs, idioms and time words only: Cilin's verb and conjunction groups mix
+        # senses too freely ("处理" -> "处事", "只是" -> "但是").
+        if not tags.get(word, "").startswith(_ZH_TAGS):
+            continue
         # As for English: only words whose own main sense is this group ("输出" is listed with "出口",
         # whose main sense is "exit").
         others = tuple(dict.fromkeys(
