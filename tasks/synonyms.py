@@ -208,7 +208,7 @@ def replace_synonyms(text: str, language: str, rng: random.Random, fraction: flo
         word = text[start:end]
         sentence_start = not text[:start].strip() or text[:start].rstrip()[-1] in ".!?\n:"
         fits = language == "zh" or _fits_context(word, previous)
-        previous = word.lower() if not text[start:end].isspace() else previous
+        previous = word.lower()
         if any(start < p_end and p_start < end for p_start, p_end in protected):
             continue
         if fits and _eligible(word, language, sentence_start) and synonyms_of(word, language):
