@@ -3,7 +3,7 @@ from prefect import flow
 
 from flows.data import prepare_data
 from schemas.config import PipelineConfig
-from tasks.steps import deploy, evaluation, tracking, training
+from tasks.steps import deploy, evaluation, plan, tracking, training
 
 
 @flow(name="finetune", log_prints=True)
@@ -11,11 +11,12 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
              model_cache_dir: str | None = None) -> dict:
     """Fine-tune, evaluate and register a model from a raw instruction file, tracked in one MLflow run."""
     run = tracking.start_tracking(config, out_dir)
+    train_config = plan.estimate(config, input_path, out_dir, run)
     data = prepare_data(config, input_path, out_dir, model_cache_dir)
     splits, base_model = data["splits"], data["base_model"]
     data_hash = tracking.log_data(run, splits, data["report"], config.task_card.name)
 
-    trained = training.train(base_model, splits, config.lora, config.train, config.model.max_length, out_dir, run)
+    trained = training.train(base_model, splits, config.lora, train_config, config.model.max_length, out_dir, run)
 
     results = {"candidate": evaluation.evaluate("candidate", trained["model_path"], trained["adapter_path"],
                                                 splits["test"], config.eval, config.task_card, out_dir)}
