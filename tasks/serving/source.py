@@ -65,19 +65,11 @@ def current_version(ref: ModelRef) -> str:
 
 
 def download_version(name: str, version: str, cache_dir: str | Path) -> str:
-    """Download one registered version into cache_dir/NAME/VERSION once; later calls reuse it."""
-    target = Path(cache_dir) / name / str(version)
-    if target.is_dir():
-        return str(target)
-    import mlflow.artifacts
+    """A local folder for one registered version, downloaded once into cache_dir by the registry module."""
+    from tasks.registry import resolve_model as resolve_registered
 
-    partial = target.with_name(f"{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    # Download by version, not alias, so an alias moving mid-download cannot mix two models.
-    mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(partial))
-    partial.replace(target)
-    return str(target)
+    # Pinned to the version, not the alias, so an alias moving mid-download cannot mix two models.
+    return resolve_registered(f"models:/{name}/{version}", cache_dir=str(cache_dir))
 
 
 def resolve_model(uri: str, cache_dir: str | Path | None = None) -> ResolvedModel:

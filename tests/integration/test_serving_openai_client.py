@@ -126,54 +126,49 @@ def test_concurrent_requests_are_generated_in_one_batch(server):
     assert health["largest_batch"] == 4 and health["batches"] == before + 1
 
 
-def register_folder(client, name: str, folder: str) -> str:
-    """Register a model folder as a new version of `name` (the plain artifact layout a registry version may have)."""
-    import mlflow
+def register_folder(client, experiment_id: str, name: str, folder: str) -> str:
+    """Register a model folder as a new version of `name` the way the pipeline does (tasks.registry)."""
+    from tasks.registry import register_model
 
-    with mlflow.start_run() as run:
-        mlflow.log_artifacts(folder, "model")
-    return client.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id).version
+    run = client.create_run(experiment_id)
+    client.set_terminated(run.info.run_id)
+    return register_model(folder, run.info.run_id, name, {"test": "serving"})["version"]
 
 
-@pytest.fixture()
-def registry(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
     """A SQLite MLflow registry with two versions of `tiny-chat` (different tiny models); champion on the first."""
-    import mlflow
     from mlflow import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serve", artifact_location=(tmp_path / "artifacts").as_uri()))
-    client = MlflowClient()
-    client.create_registered_model("tiny-chat")
-    first = register_folder(client, "tiny-chat", tiny_model(tmp_path / "a", ["first model"]))
-    second = register_folder(client, "tiny-chat", tiny_model(tmp_path / "b", ["second model", "a different vocabulary"]))
-    client.set_registered_model_alias("tiny-chat", "champion", first)
-    return client, first, second
+    root = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        client = MlflowClient()
+        experiment = client.create_experiment("serve", artifact_location=(root / "artifacts").as_uri())
+        first = register_folder(client, experiment, "tiny-chat", tiny_model(root / "a", ["first model"]))
+        second = register_folder(client, experiment, "tiny-chat", tiny_model(root / "b", ["second model", "a different vocabulary"]))
+        client.set_registered_model_alias("tiny-chat", "champion", first)
+        yield client, first, second
 
 
 def test_download_to_writes_a_plain_model_folder_for_vllm(registry, tmp_path, capsys):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from loraflow.cli import main
 
-    client, first, _ = registry
-    # MLflow's transformers flavour keeps weights in model/ and the tokenizer in components/tokenizer/.
-    flavour = tmp_path / "flavour"
-    source = tiny_model(tmp_path / "c", ["third"])
-    AutoModelForCausalLM.from_pretrained(source).save_pretrained(flavour / "model")
-    AutoTokenizer.from_pretrained(source).save_pretrained(flavour / "components" / "tokenizer")
-    third = register_folder(client, "tiny-chat", str(flavour))
-    client.set_registered_model_alias("tiny-chat", "challenger", third)
-    for alias, version in (("champion", first), ("challenger", third)):
-        assert main(["serve", "--model", f"models:/tiny-chat@{alias}", "--download-to", str(tmp_path / "models")]) == 0
+    _, first, _ = registry
+    for _ in range(2):  # the second call reuses the folder
+        assert main(["serve", "--model", "models:/tiny-chat@champion", "--download-to", str(tmp_path / "models")]) == 0
         folder = Path(capsys.readouterr().out.strip())
-        assert folder == tmp_path / "models" / "tiny-chat" / str(version)
-        assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
-        assert AutoTokenizer.from_pretrained(folder).chat_template
+        assert folder == tmp_path / "models" / "tiny-chat" / str(first)
+    # MLflow's transformers flavour stores the tokenizer apart; vLLM needs it beside the weights.
+    assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+    assert AutoTokenizer.from_pretrained(folder).chat_template
 
 
 def test_champion_move_swaps_the_model_without_failing_requests(registry, tmp_path):
     client, first, second = registry
+    client.set_registered_model_alias("tiny-chat", "champion", first)
     config = ServeConfig(port=free_port(), max_batch_size=4, batch_wait_ms=5, max_new_tokens=4, reload_poll_seconds=0.2)
     server = RunningServer(config, "models:/tiny-chat@champion", tmp_path / "cache")
     seen, errors, stop = [], [], threading.Event()
