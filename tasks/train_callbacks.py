@@ -44,6 +44,7 @@ class TrainingWatch(TrainerCallback):
         """Index the trainer's tokenized train set by token sequence and hook its model's forward pass."""
         dataset = trainer.train_dataset
         self._ids_by_tokens = {}
+        self._micro = []  # a failed attempt (OOM) may have left a half-accumulated step behind
         columns = getattr(dataset, "column_names", None) or []
         if "id" in columns and "input_ids" in columns:
             for record_id, tokens in zip(dataset["id"], dataset["input_ids"]):
