@@ -9,7 +9,6 @@ from tasks.estimate import ResourceEstimate, estimate_resources
 from tasks.jsonl import iter_jsonl
 
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
-_TEXT_SUFFIXES = {".jsonl", ".json", ".csv", ".txt"}
 
 
 def detect_device() -> tuple[str, float | None]:
@@ -37,16 +36,43 @@ def count_record_tokens(path: str | Path, max_length: int | None = None) -> int:
     return total
 
 
-def count_raw_tokens(path: str | Path) -> int:
-    """Approximate tokens in a raw input file of any supported format (keys and markup count too: an upper bound)."""
+def count_raw_tokens(path: str | Path, max_length: int | None = None) -> int:
+    """Approximate tokens in a raw input file: per record for JSON Lines/JSON (cut at max_length), whole text otherwise."""
     path = Path(path)
-    if path.suffix.lower() in _TEXT_SUFFIXES:
-        return approx_tokens(path.read_text(encoding="utf-8", errors="replace"))
-    if path.suffix.lower() == ".parquet":
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        chunks = [text] if suffix == ".json" else [line for line in text.splitlines() if line.strip()]
+        total = 0
+        for chunk in chunks:
+            try:
+                rows = json.loads(chunk)
+            except json.JSONDecodeError:
+                total += approx_tokens(chunk)  # a broken line: the ingest stage quarantines it
+                continue
+            for row in rows if isinstance(rows, list) else [rows]:
+                strings = _strings(row)
+                tokens = approx_tokens(" ".join(strings)) + 4 * len(strings)
+                total += min(tokens, max_length) if max_length else tokens
+        return total
+    if suffix == ".parquet":
         import pandas as pd
 
         return approx_tokens(json.dumps(pd.read_parquet(path).to_dict(orient="records"), ensure_ascii=False, default=str))
     return approx_tokens(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def _strings(value, key: str | None = None) -> list[str]:
+    """The text a record trains on: every string value except ids and metadata."""
+    if key in ("id", "metadata"):
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() if k not in ("role", "from") for s in _strings(v, k)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 def train_tokens_for(config: PipelineConfig, train_jsonl: str | Path | None = None) -> tuple[int, str]:
@@ -54,7 +80,7 @@ def train_tokens_for(config: PipelineConfig, train_jsonl: str | Path | None = No
     if train_jsonl and Path(train_jsonl).is_file():
         return count_record_tokens(train_jsonl, config.model.max_length), f"{train_jsonl} (approximate tokens)"
     if config.data.path and Path(config.data.path).is_file():
-        raw = count_raw_tokens(config.data.path)
+        raw = count_raw_tokens(config.data.path, config.model.max_length)
         return int(raw * config.split.train), f"{config.data.path} x split.train {config.split.train:g} (approximate)"
     return 0, "no data file (data.path unset or missing): training time not estimated"
 

@@ -211,3 +211,18 @@ def test_cli_estimate_json_prints_the_summary_keys(tmp_path, capsys):
     assert data["method"] == "qlora" and data["fits"]
     assert main(["estimate", str(config_file), "--set", "model.name_or_path=/does/not/exist"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_raw_token_count_reads_record_text_only_and_survives_broken_lines(tmp_path):
+    from tasks.estimate_config import approx_tokens, count_raw_tokens
+
+    row = {"id": "x" * 400, "messages": [{"role": "user", "content": "abcd" * 10}, {"role": "assistant", "content": "efgh" * 5}],
+           "metadata": {"note": "ignored " * 100}}
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text(json.dumps(row) + "\n{broken line\n")
+    one = approx_tokens("abcd" * 10 + " " + "efgh" * 5) + 8
+    assert count_raw_tokens(raw) == one + approx_tokens("{broken line")
+    assert count_raw_tokens(raw, max_length=5) == 5 + approx_tokens("{broken line")
+    alpaca = tmp_path / "raw.json"
+    alpaca.write_text(json.dumps([{"instruction": "abcd", "input": "", "output": "efgh"}] * 3))
+    assert count_raw_tokens(alpaca) == 3 * (approx_tokens("abcd  efgh") + 12)
