@@ -18,6 +18,9 @@ RUNTIME_BUFFER_BYTES = 64 * 2**20
 # Peak per token of logits work: bf16 logits + fp32 upcast + fp32 log-softmax + fp32 gradient (~14.5 B per vocab entry,
 # fitted so that bf16-LoRA and QLoRA H100 peaks in ../shared/bench agree within 3%).
 LOGITS_BYTES_PER_VOCAB = 14.5
+# trl's SFTTrainer never builds the full logits: its fused LM head scores [4096 tokens x 32768 vocab] tiles
+# (trl/kernels/chunked_logprob.py) and keeps an fp32 gradient of the head's input.
+FUSED_HEAD_TILE = (4096, 32768)
 # What nvidia-smi sees beyond torch's peak allocation: allocator fragmentation (reserved/allocated was 1.15-1.22 on the
 # H100 runs) and the CUDA context itself.
 ALLOCATOR_FACTOR = 1.2
@@ -76,7 +79,7 @@ class ResourceEstimate:
 
 def memory_breakdown(
     shape: ModelShape, method: Method, trainable: int, seq_len: int, micro_batch: int, grad_checkpointing: bool,
-    optimizer: str, upcast_non_quantized: bool = True,
+    optimizer: str, upcast_non_quantized: bool = True, fused_lm_head: bool = True,
 ) -> dict[str, float]:
     """Peak GPU bytes by part (weights, adapter, gradients, optimizer, activations, buffers), in GiB."""
     quantized_linear = shape.layer_linear_params
@@ -100,7 +103,7 @@ def memory_breakdown(
     except KeyError:
         raise LoraflowError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZER_BYTES)}") from None
     tokens = seq_len * micro_batch
-    activations = tokens * activation_bytes_per_token(shape, grad_checkpointing, residual_bytes) + head_copy
+    activations = activation_bytes(shape, tokens, grad_checkpointing, residual_bytes, fused_lm_head) + head_copy
     parts = {
         "weights": weights, "adapter": adapter, "gradients": gradients, "optimizer": optimizer_state,
         "activations": activations, "runtime_buffers": float(RUNTIME_BUFFER_BYTES),
@@ -108,17 +111,22 @@ def memory_breakdown(
     return {name: value / GIB for name, value in parts.items()}
 
 
-def activation_bytes_per_token(shape: ModelShape, grad_checkpointing: bool, residual_bytes: int) -> float:
-    """Activation bytes kept per token at the peak (SDPA attention, so linear in sequence length)."""
+def activation_bytes(shape: ModelShape, tokens: int, grad_checkpointing: bool, residual_bytes: int,
+                     fused_lm_head: bool = True) -> float:
+    """Activation bytes kept at the peak for one micro-batch (SDPA attention, so linear in sequence length)."""
     h, i = shape.hidden_size, shape.intermediate_size * shape.num_experts
     # One decoder layer's saved tensors: norms, q/k/v/o, LoRA dropout copies and masks, the MLP's four I-wide tensors.
     # Fitted to the no-checkpointing QLoRA run (43.6 GiB at 2048x2); fp32 residuals add 8h.
-    layer = (40 + 2 * residual_bytes) * h + 10 * i
-    logits = LOGITS_BYTES_PER_VOCAB * shape.vocab_size
+    layer = tokens * ((40 + 2 * residual_bytes) * h + 10 * i)
+    if fused_lm_head:
+        tile_tokens, tile_vocab = FUSED_HEAD_TILE
+        head = min(tokens, tile_tokens) * min(shape.vocab_size, tile_vocab) * 6 + tokens * (4 * h + 20)
+    else:
+        head = tokens * LOGITS_BYTES_PER_VOCAB * shape.vocab_size
     if grad_checkpointing:
-        # Every layer keeps only its input; the logits phase and one recomputed layer do not overlap.
-        return shape.num_layers * h * residual_bytes + max(logits, layer)
-    return shape.num_layers * layer + logits
+        # Every layer keeps only its input; the head's phase and one recomputed layer do not overlap.
+        return tokens * shape.num_layers * h * residual_bytes + max(head, layer)
+    return shape.num_layers * layer + head
 
 
 def tokens_per_second(
@@ -176,8 +184,12 @@ def estimate_resources(
     merge: bool = True,
     quantize: list[str] | tuple[str, ...] = (),
     upcast_non_quantized: bool = True,
+    fused_lm_head: bool = True,
 ) -> ResourceEstimate:
-    """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA."""
+    """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
+
+    fused_lm_head=True models trl's SFTTrainer (loraflow's path); False the plain stack that ../shared/bench measured.
+    """
     config = model_config_path_or_dict
     shape = shape_from_config(config if isinstance(config, dict) else load_model_config(config))
     if method not in ("lora", "qlora", "full", "auto"):
@@ -186,7 +198,8 @@ def estimate_resources(
     def peak(candidate: str, batch: int, checkpointing: bool) -> tuple[dict[str, float], float, int]:
         trainable = shape.total_params if candidate == "full" else lora_params(shape, lora_r, target_modules)
         opt = optimizer or ("paged_adamw_8bit" if candidate == "qlora" else "adamw")
-        parts = memory_breakdown(shape, candidate, trainable, seq_len, batch, checkpointing, opt, upcast_non_quantized)
+        parts = memory_breakdown(shape, candidate, trainable, seq_len, batch, checkpointing, opt, upcast_non_quantized,
+                                 fused_lm_head)
         return parts, sum(parts.values()), trainable
 
     def fits(allocated_gib: float) -> bool:

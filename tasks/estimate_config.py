@@ -114,4 +114,6 @@ def estimate_for_config(
         merge=config.deploy.merge, quantize=list(config.deploy.quantize),
     )
     notes = [*estimate.notes, f"device {device}", f"train tokens per epoch: {n_train_tokens:,} from {source}"]
+    if device == "cpu":
+        notes.append("on the CPU training runs in fp32 in host memory: the memory figures are for bf16 training on a GPU")
     return dataclasses.replace(estimate, notes=notes)

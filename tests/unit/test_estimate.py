@@ -26,6 +26,7 @@ MEASURED = [
 
 
 def _estimate(method="qlora", seq=2048, batch=1, checkpointing=True, gpu=80.0, **kw):
+    kw.setdefault("fused_lm_head", False)  # the bench measured the plain stack, which builds the full logits
     kw.setdefault("target_modules", BENCH_TARGETS)
     return estimate_resources(LLAMA2_7B, method, 16, seq, batch, checkpointing, 10_000_000, 1.0, gpu, **kw)
 
@@ -226,3 +227,13 @@ def test_raw_token_count_reads_record_text_only_and_survives_broken_lines(tmp_pa
     alpaca = tmp_path / "raw.json"
     alpaca.write_text(json.dumps([{"instruction": "abcd", "input": "", "output": "efgh"}] * 3))
     assert count_raw_tokens(alpaca) == 3 * (approx_tokens("abcd  efgh") + 12)
+
+
+def test_trl_fused_head_never_builds_the_full_logits():
+    plain, fused = _estimate("qlora", 1024, 16), _estimate("qlora", 1024, 16, fused_lm_head=True)
+    assert fused.peak_gpu_memory_gib < plain.peak_gpu_memory_gib
+    # full logits cost 14.5 B per vocab entry per token; the fused head a bounded tile plus an fp32 hidden gradient
+    smol = load_model_config("smollm2-135m-instruct")
+    full = estimate_resources(smol, "lora", 8, 2048, 8, True, 0, 1, None, fused_lm_head=False).memory_gib["activations"]
+    tiled = estimate_resources(smol, "lora", 8, 2048, 8, True, 0, 1, None).memory_gib["activations"]
+    assert full > 4 * tiled
