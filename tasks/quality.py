@@ -69,11 +69,12 @@ def copy_similarity(question: str, answer: str, floor: float = 0.0) -> float:
     """How much the answer copies the question (difflib ratio, 0..1); a cheap upper bound when that is below floor."""
     if not question or not answer:
         return 0.0
+    length_bound = 2 * min(len(question), len(answer)) / (len(question) + len(answer))
+    if length_bound < floor:  # building the matcher's index is the expensive part; most pairs stop here
+        return length_bound
     matcher = SequenceMatcher(None, question, answer, autojunk=False)
-    for bound in (matcher.real_quick_ratio, matcher.quick_ratio):
-        value = bound()
-        if value < floor:
-            return value
+    if matcher.quick_ratio() < floor:
+        return matcher.quick_ratio()
     return matcher.ratio()
 
 
