@@ -1,6 +1,5 @@
 """Exact and near-duplicate detection: vectorised MinHash with LSH banding over whole batches."""
 import hashlib
-import json
 
 import numpy as np
 
@@ -18,7 +17,8 @@ _CHUNK_ROWS = 32_768
 
 def content_key(messages: list[dict]) -> str:
     """A hash of the whole normalised conversation: equal keys are exact duplicates."""
-    text = json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False)
+    # Record and unit separators cannot occur in normalised text (control characters are removed).
+    text = "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in messages)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 

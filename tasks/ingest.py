@@ -9,6 +9,7 @@ import pandas as pd
 
 from schemas.config.data import DataConfig
 from schemas.records import SHAREGPT_ROLES, AlpacaRaw, OpenAIRaw, PromptCompletionRaw, ShareGPTRaw, row_failures
+from tasks.dedup import content_key
 from tasks.errors import LoraflowError
 from tasks.jsonl import write_jsonl
 
@@ -151,8 +152,7 @@ def record_id(row: dict, messages: list[dict], line: int) -> str:
     """The record's own id, or a stable hash of its content and source line."""
     if isinstance(row.get("id"), (str, int)) and not isinstance(row.get("id"), bool) and str(row["id"]).strip():
         return str(row["id"])
-    digest = hashlib.sha1(json.dumps(messages, ensure_ascii=False, sort_keys=True).encode() + f":{line}".encode())
-    return "r" + digest.hexdigest()[:15]
+    return "r" + hashlib.blake2b(f"{content_key(messages)}:{line}".encode(), digest_size=8).hexdigest()[:15]
 
 
 def _precheck(row: Any, fmt: str | None, forced: bool) -> list[dict]:

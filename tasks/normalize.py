@@ -16,7 +16,9 @@ _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]{2,8});")
 _CONTROL = {c: None for c in range(0x20) if c not in (0x09, 0x0A)}
 _CONTROL.update({0x7F: None, 0x200B: None, 0x200C: None, 0x200D: None, 0x2060: None, 0xFEFF: None, 0x00AD: None})
 _CONTROL.update({c: None for c in range(0x80, 0xA0)})
+_CONTROL_FOUND = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff\u00ad]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+_SPACES_FOUND = re.compile(r"[ \t\u00a0\u3000]{2}|[\t\u00a0\u3000]")
 _TRAILING = re.compile(r" *\n *")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _FTFY = ftfy.TextFixerConfig(unescape_html=False, fix_character_width=False, uncurl_quotes=False,
@@ -39,13 +41,18 @@ def normalize_text(text: str) -> str:
     if not text.isascii() and is_bad(text):
         text = ftfy.fix_text(text, _FTFY)
     text = strip_html(text)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_CONTROL)
-    text = _SPACES.sub(" ", text)
-    text = _TRAILING.sub("\n", text)
-    text = _BLANK_LINES.sub("\n\n", text).strip()
+    # Each pass is skipped when a cheap scan finds nothing for it: most text is already clean.
+    if _CONTROL_FOUND.search(text):
+        text = text.translate(_CONTROL)
+    if _SPACES_FOUND.search(text):
+        text = _SPACES.sub(" ", text)
+    if "\n" in text:
+        text = _BLANK_LINES.sub("\n\n", _TRAILING.sub("\n", text))
+    text = text.strip()
     if not text.isascii() and not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     return text

@@ -57,11 +57,16 @@ def detect_language(text: str) -> str:
 
 def repeated_ngram_ratio(text: str, language: str, n: int = 4) -> float:
     """Share of word (or, for Chinese, character) n-grams that repeat an earlier one."""
-    units = list(text.replace(" ", "")) if language == "zh" else text.lower().split()
-    total = len(units) - n + 1
+    if language == "zh":
+        units = text.replace(" ", "")
+        total = len(units) - n + 1
+        grams = {units[i:i + n] for i in range(total)} if total >= 8 else set()
+    else:
+        units = text.lower().split()
+        total = len(units) - n + 1
+        grams = {tuple(units[i:i + n]) for i in range(total)} if total >= 8 else set()
     if total < 8:  # too few n-grams to call anything repetitive
         return 0.0
-    grams = {tuple(units[i:i + n]) for i in range(total)}
     return 1.0 - len(grams) / total
 
 
@@ -90,7 +95,7 @@ def quality_problem(messages: list[dict], language: str, config: CleanConfig, la
         return "too_long", f"conversation has {total} chars > clean.max_total_chars={config.max_total_chars}"
     if config.filter_language and languages and language not in languages:
         return "wrong_language", f"detected {language}, task card languages {languages}"
-    if config.filter_refusals and _REFUSALS.search(answer[:200]):
+    if config.filter_refusals and _REFUSALS.match(answer[:200]):
         return "refusal", f"answer starts with a boilerplate refusal: {answer[:60]!r}"
     ratio = repeated_ngram_ratio(answer, language)
     if ratio > config.max_repeated_ngram_ratio:
