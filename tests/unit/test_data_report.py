@@ -9,6 +9,7 @@ from schemas.config.data import DataConfig
 from schemas.config.split import SplitConfig
 from tasks.clean import clean_records
 from tasks.data_report import conservation, write_data_report
+from tasks.errors import LoraflowError
 from tasks.ingest import ingest_records
 from tasks.jsonl import read_jsonl
 from tasks.split import split_records
@@ -75,3 +76,27 @@ def test_token_histograms_use_the_tokenizer_when_given(tmp_path, tiny_model_path
     out, results = _pipeline(tmp_path)
     report = json.loads(open(write_data_report(out, results, str(tiny_model_path))["report_json"], encoding="utf-8").read())
     assert report["token_length_method"] == "tokenizer" and report["splits"]["test"]["token_lengths"]["max"] > 10
+
+
+def test_degenerate_inputs_still_conserve(tmp_path):
+    rows = [chat("How do I reset my password?", "Open settings and press reset, then follow the emailed link.")] * 5
+    path = write_records(tmp_path / "in.jsonl", rows)
+    out = str(tmp_path / "run")
+    ingest = ingest_records(str(path), DataConfig(), out)
+    valid = validate_records(ingest["records"], DataConfig(), ["en"], None, 4096, out)
+    clean = clean_records(valid["records"], CleanConfig(), ["en"], out)
+    split = split_records(clean["records"], SplitConfig(), out)
+    report = json.loads(open(write_data_report(out, [ingest, valid, clean, split], None)["report_json"], encoding="utf-8").read())
+    assert report["kept"] == 1 and report["removed"] == {"exact_duplicate": 4} and report["train"] + report["test"] == 1
+    assert report["duplicate_clusters"]["largest"] == 5
+
+
+def test_all_invalid_input_stops_with_exit_code_2(tmp_path):
+    path = write_records(tmp_path / "in.jsonl", ["{bad", {"messages": [{"role": "user", "content": "only a question"}]}])
+    out = str(tmp_path / "run")
+    ingest = ingest_records(str(path), DataConfig(), out)
+    with pytest.raises(LoraflowError) as err:
+        validate_records(ingest["records"], DataConfig(), ["en"], None, 4096, out, ingest["counts"]["quarantined"], ingest["counts"]["input"])
+    assert err.value.exit_code == 2 and "100.0%" in str(err.value)
+    report = json.loads(open(write_data_report(out, [ingest, err.value.result], None)["report_json"], encoding="utf-8").read())
+    assert report["input"] == 2 == report["quarantined"] and report["kept"] == 0
