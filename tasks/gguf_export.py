@@ -27,6 +27,8 @@ def export_gguf(model_dir: str, out_file: str, quant: str) -> dict:
             f"GGUF export supports Llama-architecture models, not {config.model_type!r} ({model_dir}/config.json); "
             "remove deploy.gguf or use llama.cpp's convert_hf_to_gguf.py."
         )
+    if not (Path(model_dir) / "tokenizer.json").is_file():
+        raise LoraflowError(f"GGUF export needs a fast tokenizer ({model_dir}/tokenizer.json is missing); save the tokenizer with the model.")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -83,8 +85,6 @@ def _write_tokenizer(writer: Any, tokenizer: Any, tokenizer_json: Path) -> str:
     """A GPT-2 style (byte-level BPE) vocabulary with merges, special ids and the chat template; returns the pre type."""
     import gguf
 
-    if not tokenizer_json.is_file():
-        raise LoraflowError(f"GGUF export needs a fast tokenizer ({tokenizer_json} is missing); save the tokenizer with the model.")
     spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
     if spec["model"]["type"] != "BPE" or spec["model"].get("byte_fallback"):
         raise LoraflowError(f"GGUF export supports byte-level BPE tokenizers only ({tokenizer_json}); SentencePiece models need llama.cpp's converter.")

@@ -1,6 +1,6 @@
 """Quantised variants of the merged model: bitsandbytes INT8/INT4 checkpoints and GGUF files, plus their metric gate."""
 import shutil
-import warnings
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +9,10 @@ from tasks.merge import dir_size
 
 BNB_BITS = ("int8", "int4")
 GGUF_BITS = ("gguf-f16", "gguf-q8_0", "gguf-q4_0")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json", "vocab.json", "merges.txt",
+    "tokenizer.model", "added_tokens.json",
+)
 
 
 def quantize_model(merged_path: str, out_dir: str, bits: str) -> dict:
@@ -38,7 +41,7 @@ def quantize_model(merged_path: str, out_dir: str, bits: str) -> dict:
 def _quantize_bnb(merged: Path, target: Path, bits: str) -> Path:
     """Load the merged model through BitsAndBytesConfig (NF4 with double quantisation for int4) and save it."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     on_gpu = torch.cuda.is_available()
     if bits == "int8":
@@ -52,7 +55,7 @@ def _quantize_bnb(merged: Path, target: Path, bits: str) -> Path:
         shutil.rmtree(target)  # a retry must not leave shards of an earlier attempt
     model = AutoModelForCausalLM.from_pretrained(merged, quantization_config=config, device_map="cuda" if on_gpu else "cpu")
     model.save_pretrained(target)
-    AutoTokenizer.from_pretrained(merged).save_pretrained(target)
+    _copy_tokenizer(merged, target)
     return target
 
 
@@ -65,7 +68,7 @@ def _copy_tokenizer(source: Path, folder: Path) -> None:
 
 
 def load_variant(path: str, device: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) for a merged folder, a bitsandbytes folder or a GGUF file, ready for generate()."""
+    """(model, tokenizer) for a merged folder, a bitsandbytes folder or a GGUF file (tokenizer None if none saved)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -80,12 +83,18 @@ def load_variant(path: str, device: str | None = None) -> tuple[Any, Any]:
     if not (location / "config.json").is_file():
         raise LoraflowError(f"{path} is not a model folder or .gguf file; pass the path quantize_model returned.")
     if _is_bnb(location):
-        # bitsandbytes int8 casts every input to fp16 and warns about it on each matmul; that is expected here.
-        warnings.filterwarnings("ignore", message=".*inputs will be cast from.*")
+        # bitsandbytes int8 casts float32 inputs to fp16 and logs it on every matmul; that is expected here.
+        logging.getLogger("bitsandbytes.autograd._functions").addFilter(_quiet_int8_cast)
         model = AutoModelForCausalLM.from_pretrained(location, device_map=device)
     else:
         model = AutoModelForCausalLM.from_pretrained(location, dtype="auto" if device != "cpu" else torch.float32).to(device)
-    return model.eval(), AutoTokenizer.from_pretrained(location)
+    has_tokenizer = any((location / name).is_file() for name in TOKENIZER_FILES)
+    return model.eval(), AutoTokenizer.from_pretrained(location) if has_tokenizer else None
+
+
+def _quiet_int8_cast(record: logging.LogRecord) -> bool:
+    """Drop bitsandbytes' per-matmul notice that int8 inputs are cast to fp16."""
+    return "inputs will be cast from" not in record.getMessage()
 
 
 def _is_bnb(location: Path) -> bool:
