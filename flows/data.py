@@ -5,14 +5,14 @@ from schemas.config import PipelineConfig
 from tasks.steps import data
 
 
-@flow(name="data", log_prints=True)
+@flow(name="data")
 def prepare_data(config: PipelineConfig, input_path: str | None = None, out_dir: str = "runs/latest",
                  model_cache_dir: str | None = None) -> dict:
     """Turn a raw file into validated, cleaned, leak-free train/val/test splits with a report."""
     input_path, model_cache_dir = data.resolve_inputs(config.data, input_path, model_cache_dir)
     digest = data.fingerprint_input(input_path)
     ingested = data.ingest(input_path, digest, config.data, out_dir)
-    base_model = data.prepare_base_model(config.model, ingested["records"], model_cache_dir)
+    base_model = data.prepare_base_model(config.model, ingested["records"], model_cache_dir, config.task_card.intended_use)
     max_tokens = config.data.max_tokens or config.model.max_length
     languages = list(config.task_card.languages)
     validated = data.validate(ingested, config.data, languages, base_model, max_tokens, out_dir)

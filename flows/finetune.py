@@ -6,7 +6,7 @@ from schemas.config import PipelineConfig
 from tasks.steps import deploy, evaluation, plan, tracking, training
 
 
-@flow(name="finetune", log_prints=True)
+@flow(name="finetune")
 def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str = "runs/latest",
              model_cache_dir: str | None = None) -> dict:
     """Fine-tune, evaluate and register a model from a raw instruction file, tracked in one MLflow run."""

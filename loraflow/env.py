@@ -22,6 +22,8 @@ def configure_environment() -> None:
     defaults = {
         "PREFECT_HOME": str(home / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # The embedded server needs longer than the default 20 s on a busy 2-core machine.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_LOCAL_STORAGE_PATH": str(home / "prefect" / "storage"),
         "MLFLOW_TRACKING_URI": default_mlflow_uri(),

@@ -8,6 +8,8 @@ from schemas.config.lora import LoraConfig
 from schemas.config.train import TrainConfig
 from tasks.errors import LoraflowError
 from tasks.jsonl import read_jsonl
+from tasks.oom import run_with_oom_fallback
+from tasks.resume import last_good_checkpoint
 
 
 def to_prompt_completion(records: list[dict]) -> list[dict]:
@@ -72,6 +74,9 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
         weight_decay=train.weight_decay,
         lr_scheduler_type=train.lr_scheduler,
         max_grad_norm=train.max_grad_norm,
+        # Paged 8-bit AdamW is the QLoRA recipe on CUDA (2 bytes of state per parameter instead of 8).
+        optim="paged_adamw_8bit" if train.method == "qlora" and _cuda() else "adamw_torch",
+        logging_nan_inf_filter=False,  # a NaN loss must show in the log history, not be averaged away
         logging_steps=train.logging_steps,
         logging_first_step=True,
         eval_strategy=strategy,
@@ -99,16 +104,17 @@ def _cuda() -> bool:
 
 
 def train_model(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
-                max_length: int, out_dir: str, callbacks: list | None = None) -> dict:
+                max_length: int, out_dir: str, callbacks: list | None = None, on_finding=None) -> dict:
     """Fine-tune the base model on train.jsonl, early-stopping on val loss; save the best adapter (or full model).
 
     Returns paths (adapter or full model, log history, TensorBoard dir) and final metrics.
     """
     from peft import LoraConfig as PeftLoraConfig
     from transformers import AutoTokenizer, EarlyStoppingCallback
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
     import datasets
+
+    from tasks.train_callbacks import TrainingWatch
 
     out = Path(out_dir)
     train_dir = out / "train"
@@ -127,30 +133,40 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = load_model(model_path, method, device, bf16, train.gradient_checkpointing)
     peft_config = None
     if method in ("lora", "qlora"):
         peft_config = PeftLoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
             task_type="CAUSAL_LM",
         )
-    args = build_sft_config(train, max_length, train_dir / "checkpoints", bf16, len(train_examples), bool(val_examples))
-    all_callbacks = list(callbacks or [])
-    if val_examples and train.early_stopping_patience > 0:
-        all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=datasets.Dataset.from_list(train_examples),
-        eval_dataset=datasets.Dataset.from_list(val_examples) if val_examples else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=all_callbacks,
-    )
-    # A retried or relaunched task resumes from its last checkpoint instead of starting over.
-    last = get_last_checkpoint(str(args.output_dir)) if Path(args.output_dir).is_dir() else None
+    watch = TrainingWatch(on_finding=on_finding, report_dir=train_dir)
+    fallbacks: list[dict] = []
+
+    def attempt(micro_batch: int, accumulation: int):
+        # Each attempt (first run, OOM retry, relaunch) resumes from the last good checkpoint of this run folder.
+        current = train.model_copy(update={"micro_batch_size": micro_batch, "effective_batch_size": micro_batch * accumulation})
+        model = load_model(model_path, method, device, bf16, current.gradient_checkpointing)
+        args = build_sft_config(current, max_length, train_dir / "checkpoints", bf16, len(train_examples), bool(val_examples))
+        all_callbacks = [*(callbacks or []), watch]
+        if val_examples and train.early_stopping_patience > 0:
+            all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=datasets.Dataset.from_list(train_examples),
+            eval_dataset=datasets.Dataset.from_list(val_examples) if val_examples else None,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=all_callbacks,
+        )
+        watch.attach(trainer)
+        last = last_good_checkpoint(args.output_dir)
+        return trainer, trainer.train(resume_from_checkpoint=last), last
+
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last)
+    trainer, result, last = run_with_oom_fallback(
+        attempt, train.micro_batch_size, train.gradient_accumulation_steps, on_fallback=fallbacks.append,
+    )
     seconds = time.perf_counter() - started
 
     saved_dir = out / "model" / ("adapter" if peft_config else "full")
@@ -172,4 +188,9 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "resumed_from": last,
         "metrics": final,
+        "diagnosis": [f.to_dict() for f in watch.findings],
+        "diagnosis_md": str(train_dir / "diagnosis.md"),
+        "stopped_on_non_finite": watch.stopped.step if watch.stopped else None,
+        "oom_fallbacks": fallbacks,
+        "micro_batch_size": trainer.args.per_device_train_batch_size,
     }

@@ -50,16 +50,20 @@ def ingest(input_path: str, input_digest: str, config: DataConfig, out_dir: str)
 
 @task(name="prepare-base-model", retries=2, retry_delay_seconds=10, retry_condition_fn=not_user_error,
       cache_policy=NO_CACHE)
-def prepare_base_model(config: ModelConfig, records_path: str, cache_dir: str) -> str:
-    """Resolve the base model to a local folder (downloads or converts once; cached on disk)."""
+def prepare_base_model(config: ModelConfig, records_path: str, cache_dir: str, intended_use: str) -> str:
+    """Resolve the base model to a local folder (downloads or converts once; cached on disk); warn on licence conflicts."""
     from tasks.jsonl import iter_jsonl
+    from tasks.model_advice import licence_conflicts
     from tasks.models import TINY, resolve_base_model
 
     get_run_logger().info("stage: base model %s", config.name_or_path)
     texts = None
     if config.name_or_path == TINY:  # the tiny test model's tokenizer is trained on the data itself
         texts = [m["content"] for r in iter_jsonl(records_path) for m in r["messages"]]
-    return resolve_base_model(config.name_or_path, config.gguf_file, config.revision, config.cache_dir or cache_dir, texts)
+    path = resolve_base_model(config.name_or_path, config.gguf_file, config.revision, config.cache_dir or cache_dir, texts)
+    for conflict in licence_conflicts(path, intended_use):
+        get_run_logger().warning("licence: %s", conflict)
+    return path
 
 
 @task(name="validate", **DATA_TASK)

