@@ -5,7 +5,7 @@ from schemas.config.clean import CleanConfig
 from schemas.records import CleanRecord, row_failures
 from tasks.dedup import content_key, conversation_text, near_duplicates
 from tasks.ingest import stage_dir
-from tasks.jsonl import read_jsonl, write_jsonl
+from tasks.jsonl import iter_jsonl, write_jsonl
 from tasks.normalize import normalize_record
 from tasks.quality import detect_language, quality_problem
 from tasks.validate import records_frame
@@ -34,11 +34,11 @@ def _empty_turn(messages: list[dict]) -> str | None:
 
 def clean_records(records_path: str, config: CleanConfig, languages: list[str], out_dir: str) -> dict:
     """Normalise and filter records; every removal carries a reason code, conflicts go to review."""
-    records = read_jsonl(records_path)
-    n_input = len(records)
+    n_input = 0
     removed: list[dict] = []
     survivors = []
-    for record in records:
+    for record in iter_jsonl(records_path):  # streamed: raw copies never pile up beside the normalised ones
+        n_input += 1
         if config.normalize:
             record = normalize_record(record)
         meta = record["metadata"]
@@ -68,6 +68,7 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
         texts = [conversation_text(r["messages"]) for r in records]
         langs = [r["metadata"]["language"] for r in records]
         dups = near_duplicates(texts, langs, config.near_dup_threshold, config.minhash_perm, config.ngram_zh, config.ngram_en)
+        del texts, langs
         for j, (i, sim) in sorted(dups.items()):
             removed.append(_removal(records[j], "near_duplicate",
                                     f"estimated Jaccard {sim:.2f} >= clean.near_dup_threshold={config.near_dup_threshold}",

@@ -111,6 +111,7 @@ def _fix_leaks(records: list[dict], split: list[str], unit: list[int], fixed: se
         langs = [r["metadata"].get("language", "en") for r in records]
         sig, has = minhash_signatures([conversation_text(r["messages"]) for r in records], langs, 128, 3, 3)
         pairs, sims = similar_pairs(sig, has, threshold)
+        del sig, has
         links.extend((int(a), int(b), "near_duplicate", float(s)) for (a, b), s in zip(pairs, sims))
     moves = []
     changed = True
