@@ -112,6 +112,8 @@ def create_app(state: ServerState, lifespan=None) -> FastAPI:
             body["batches"] = len(engine.batch_sizes)
             body["largest_batch"] = max(engine.batch_sizes, default=0)
             body["requests_served"] = engine.requests_served
+            body["joined_running_batch"] = engine.joined_running
+            body["mean_rows_per_step"] = round(engine.decode_rows / engine.decode_steps, 2) if engine.decode_steps else 0.0
         # Liveness fails only when loading failed for good, so an orchestrator restarts the pod.
         return JSONResponse(body, status_code=503 if state.load_error else 200)
 

@@ -74,14 +74,21 @@ def prepare(bundle: ModelBundle, slot: Slot, default_max_tokens: int) -> bool:
     return True
 
 
-def run_batch(bundle: ModelBundle, slots: list[Slot], default_max_tokens: int) -> None:
-    """Generate every slot's answer together, sending Delta events as text grows and Finished at the end."""
+def run_batch(bundle: ModelBundle, slots: list[Slot], default_max_tokens: int,
+              admit: Callable[[int], list[Slot]] | None = None) -> tuple[int, int]:
+    """Generate every slot's answer together, sending Delta events as text grows and Finished at the end.
+
+    admit(rows_now) returns waiting requests that may join the running batch at a step boundary
+    (continuous batching); it is only used where the model's KV cache is a plain DynamicCache.
+    Returns (decode steps, rows summed over steps).
+    """
     import torch
 
     live = [s for s in slots if prepare(bundle, s, default_max_tokens)]
-    if live:
-        with torch.inference_mode():
-            _decode(bundle, live)
+    if not live:
+        return 0, 0
+    with torch.inference_mode():
+        return _decode(bundle, live, default_max_tokens, admit)
 
 
 @functools.cache
@@ -99,10 +106,10 @@ def _forward(model, input_ids, attention_mask, position_ids, cache):
     return out.logits[:, -1, :], new_cache if new_cache is not None else out.get("past_key_values")
 
 
-def _decode(bundle: ModelBundle, rows: list[Slot]) -> None:
+def _prefill(bundle: ModelBundle, rows: list[Slot]):
+    """Run the left-padded prompts; returns last logits, the KV cache, the attention mask and each row's last position."""
     import torch
 
-    device = bundle.device
     width = max(len(s.prompt_ids) for s in rows)
     input_ids = torch.full((len(rows), width), bundle.pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -110,21 +117,94 @@ def _decode(bundle: ModelBundle, rows: list[Slot]) -> None:
         n = len(slot.prompt_ids)
         input_ids[i, width - n:] = torch.tensor(slot.prompt_ids)
         mask[i, width - n:] = 1
-    input_ids, mask = input_ids.to(device), mask.to(device)
+    input_ids, mask = input_ids.to(bundle.device), mask.to(bundle.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    last_position = positions[:, -1]
     logits, cache = _forward(bundle.model, input_ids, mask, positions, None)
+    return logits, cache, mask, positions[:, -1]
+
+
+def _plain_layers(cache) -> list | None:
+    """The cache's layers when every one is a plain DynamicLayer (rows can be merged and columns trimmed), else None."""
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:
+        return None
+    layers = getattr(cache, "layers", None)
+    return layers if layers and all(type(layer) is DynamicLayer for layer in layers) else None
+
+
+def _left_pad(tensor, width: int, dim: int):
+    import torch
+
+    missing = width - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _merge(cache, mask, new_cache, new_mask):
+    """Append new rows to the running batch: both KV caches and masks left-padded to one width."""
+    import torch
+
+    width = max(mask.shape[1], new_mask.shape[1])
+    for layer, new_layer in zip(cache.layers, new_cache.layers):
+        layer.keys = torch.cat([_left_pad(layer.keys, width, 2), _left_pad(new_layer.keys, width, 2)])
+        layer.values = torch.cat([_left_pad(layer.values, width, 2), _left_pad(new_layer.values, width, 2)])
+    return torch.cat([_left_pad(mask, width, 1), _left_pad(new_mask, width, 1)])
+
+
+def _trim(cache, mask):
+    """Drop leading columns no row attends to (left by rows that finished), so a long-lived batch stays short."""
+    first = int(mask.any(0).long().argmax())
+    if first > 0:
+        for layer in cache.layers:
+            layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+        mask = mask[:, first:]
+    return mask
+
+
+def _step_rows(bundle: ModelBundle, rows: list[Slot], logits) -> tuple[list[int], list[int]]:
+    """Sample each row's next token and advance it; the indices of the rows that go on, and the tokens."""
+    tokens = _sample(logits, rows)
+    return [i for i, (slot, token) in enumerate(zip(rows, tokens)) if _advance(bundle, slot, token)], tokens
+
+
+def _decode(bundle: ModelBundle, rows: list[Slot], default_max_tokens: int, admit) -> tuple[int, int]:
+    import torch
+
+    device = bundle.device
+    logits, cache, mask, last_position = _prefill(bundle, rows)
+    mergeable = admit is not None and _plain_layers(cache) is not None
+    steps = row_steps = 0
     while True:
-        tokens = _sample(logits, rows)
-        keep = [i for i, (slot, token) in enumerate(zip(rows, tokens)) if _advance(bundle, slot, token)]
-        if not keep:
-            return
+        keep, tokens = _step_rows(bundle, rows, logits)
         if len(keep) < len(rows):
             # Drop finished rows from the batch so they cost nothing for the rest of it.
-            index = torch.tensor(keep, device=device)
+            index = torch.tensor(keep, device=device, dtype=torch.long)
             cache.batch_select_indices(index)
             mask, last_position = mask[index], last_position[index]
             rows, tokens = [rows[i] for i in keep], [tokens[i] for i in keep]
+            if mergeable and rows:
+                mask = _trim(cache, mask)
+        newcomers = [s for s in admit(len(rows)) if prepare(bundle, s, default_max_tokens)] if mergeable else []
+        if newcomers:
+            new_logits, new_cache, new_mask, new_last = _prefill(bundle, newcomers)
+            new_keep, new_tokens = _step_rows(bundle, newcomers, new_logits)
+            if new_keep:
+                index = torch.tensor(new_keep, device=device, dtype=torch.long)
+                new_cache.batch_select_indices(index)
+                if rows:
+                    mask = _merge(cache, mask, new_cache, new_mask[index])
+                    last_position = torch.cat([last_position, new_last[index]])
+                else:
+                    cache, mask, last_position = new_cache, new_mask[index], new_last[index]
+                rows += [newcomers[i] for i in new_keep]
+                tokens += [new_tokens[i] for i in new_keep]
+        if not rows:
+            return steps, row_steps
+        steps, row_steps = steps + 1, row_steps + len(rows)
         mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
         last_position = last_position + 1
         step = torch.tensor(tokens, dtype=torch.long, device=device)[:, None]

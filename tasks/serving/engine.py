@@ -41,8 +41,11 @@ class BatchingEngine:
         self._queue: queue.Queue[RequestHandle | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self.batch_sizes: deque[int] = deque(maxlen=1000)  # recent batch sizes, for /health and tests
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # rows each recent batch started with, for /health and tests
         self.requests_served = 0
+        self.joined_running = 0  # requests admitted into a batch already generating (continuous batching)
+        self.decode_steps = 0
+        self.decode_rows = 0  # rows summed over decode steps: decode_rows / decode_steps is the mean batch
 
     @property
     def bundle(self) -> ModelBundle:
@@ -124,9 +127,11 @@ class BatchingEngine:
         batch = [first]
         deadline = first.enqueued_at + self.batch_wait_s
         while len(batch) < self.max_batch_size:
+            # The window counts from the first request's arrival: requests that queued during the previous
+            # batch are taken at once, later ones only until the window closes.
+            remaining = deadline - time.monotonic()
             try:
-                # Requests that queued during the previous batch are taken at once; then wait out the window.
-                handle = self._queue.get(timeout=max(0.0, deadline - time.monotonic())) if deadline > time.monotonic() else self._queue.get_nowait()
+                handle = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if handle is None:
@@ -134,6 +139,26 @@ class BatchingEngine:
                 break
             batch.append(handle)
         return [h for h in batch if not h.cancelled.is_set()]
+
+    def _admit(self, bundle: ModelBundle, rows_now: int, slots: list[Slot]) -> list[Slot]:
+        """Waiting requests that join the running batch now; none once a swap has replaced its model."""
+        joining: list[Slot] = []
+        if self._bundle is not bundle or self._stopping.is_set():
+            return joining
+        while rows_now + len(joining) < self.max_batch_size:
+            try:
+                handle = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if handle is None:
+                self._queue.put(None)  # keep the stop signal for the loop
+                break
+            if not handle.cancelled.is_set():
+                joining.append(Slot(handle.request, handle.on_event, handle.cancelled))
+        self.joined_running += len(joining)
+        self.requests_served += len(joining)
+        slots.extend(joining)  # so a failure of the batch reaches them too
+        return joining
 
     def _work(self) -> None:
         while not self._stopping.is_set():
@@ -146,7 +171,9 @@ class BatchingEngine:
             self.batch_sizes.append(len(slots))
             self.requests_served += len(slots)
             try:
-                run_batch(bundle, slots, self.default_max_tokens)
+                steps, rows = run_batch(bundle, slots, self.default_max_tokens, admit=lambda now: self._admit(bundle, now, slots))
+                self.decode_steps += steps
+                self.decode_rows += rows
             except Exception as error:  # a bug or device error must not kill the worker: fail this batch only
                 log.exception("batch of %d failed", len(batch))
                 for slot in slots:

@@ -1,5 +1,6 @@
 """The real server on 127.0.0.1 driven by the official `openai` client: completions, streaming, models, batching, reload."""
 import json
+import signal
 import socket
 import threading
 import time
@@ -206,3 +207,37 @@ def test_champion_move_swaps_the_model_without_failing_requests(registry, tmp_pa
     assert errors == []
     assert set(seen) == {f"v{first}", f"v{second}"}
     assert seen.index(f"v{second}") > seen.index(f"v{first}")
+
+
+def test_loraflow_serve_command_serves_a_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    model = tiny_model(tmp_path / "models", ["cli"])
+    port = free_port()
+    env = {**os.environ, "LORAFLOW_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-c", "import sys; from loraflow.cli import main; sys.exit(main())",
+               "serve", "--model", model, "--port", str(port), "--device", "cpu"]
+    process = subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parents[2],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "loraflow serve did not become ready"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        assert [m.id for m in client.models.list()] == [Path(model).name]
+        reply = client.chat.completions.create(model=Path(model).name, messages=MESSAGES, max_tokens=3)
+        assert reply.choices[0].finish_reason in ("stop", "length")
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=60)[0]
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal as its exit status.
+    assert "Application shutdown complete" in output and process.returncode == -signal.SIGTERM

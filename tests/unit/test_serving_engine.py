@@ -58,12 +58,13 @@ def batching_engine(bundle):
     engine.stop()
 
 
-def reference_generate(bundle, messages, max_new_tokens):
+def reference_generate(bundle, messages, max_new_tokens, ignore_eos=False):
     """One-at-a-time transformers generate, the behaviour the batcher must reproduce."""
     tokenizer = bundle.tokenizer
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     inputs = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
-    out = bundle.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=list(bundle.eos_ids))
+    out = bundle.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=list(bundle.eos_ids),
+                                min_new_tokens=max_new_tokens if ignore_eos else 0)
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
@@ -160,3 +161,37 @@ def test_model_folders_are_found_in_the_mlflow_transformers_layout(tmp_path, bun
     assert find_model_folders(tmp_path) == (tmp_path / "model", tmp_path / "components" / "tokenizer")
     with pytest.raises(LoraflowError, match="does not exist"):
         find_model_folders(tmp_path / "missing")
+
+
+def test_request_arriving_mid_batch_joins_it_and_matches_generate(bundle):
+    engine = BatchingEngine(bundle, max_batch_size=4, batch_wait_ms=0).start()
+    late = GenerationRequest(PROMPTS[1], max_tokens=10, temperature=0)
+    late_result = {}
+    late_done = threading.Event()
+
+    def on_late(event):
+        if isinstance(event, Delta):
+            late_result["text"] = late_result.get("text", "") + event.text
+        if isinstance(event, (Finished, Failed)):
+            late_result["end"] = event
+            late_done.set()
+
+    def on_early(event):
+        # Submitted while the first request is mid-generation: it must join the running batch.
+        if isinstance(event, Delta) and "submitted" not in late_result:
+            late_result["submitted"] = True
+            engine.submit(late, on_late)
+
+    try:
+        early_done = threading.Event()
+        early_text = []
+        engine.submit(GenerationRequest(PROMPTS[2], max_tokens=30, temperature=0, ignore_eos=True),
+                      lambda e: (on_early(e), isinstance(e, Delta) and early_text.append(e.text),
+                                 isinstance(e, (Finished, Failed)) and early_done.set()))
+        assert early_done.wait(120) and late_done.wait(120)
+    finally:
+        engine.stop()
+    assert list(engine.batch_sizes) == [1] and engine.joined_running == 1
+    assert "".join(early_text) == reference_generate(bundle, PROMPTS[2], 30, ignore_eos=True)  # undisturbed by the join
+    assert late_result["text"] == reference_generate(bundle, late.messages, 10)
+    assert late_result["end"].finish_reason in ("stop", "length")
