@@ -25,8 +25,24 @@ ISSUES_ZH = {
 }
 URGENCY_EN = {"high": ["This is urgent, please fix it ASAP.", "I need this resolved immediately!"], "medium": ["Please take a look.", "Can you help?"], "low": ["No rush, whenever you have time.", "Just letting you know."]}
 URGENCY_ZH = {"high": ["非常紧急，请马上处理！", "请立刻解决！"], "medium": ["请帮忙看一下。", "麻烦处理一下。"], "low": ["不着急，有空再看。", "只是告知一下。"]}
-OPENERS_EN = ["Hi,", "Hello team,", "Dear support,", ""]
-OPENERS_ZH = ["你好，", "客服你好，", "您好，", ""]
+OPENERS_EN = ["Hi,", "Hello team,", "Dear support,", "Good morning,", "Hey there,", ""]
+OPENERS_ZH = ["你好，", "客服你好，", "您好，", "在吗？", "早上好，", ""]
+# Details real tickets carry: they make every ticket different, as in a real export.
+DETAILS_EN = ["My order number is #{n}.", "I have been a customer since {y}.", "This started on {d}.", "I am on the {plan} plan.",
+              "I already tried restarting the app.", "My username is {u}.", "It happened again this morning.", "I contacted you last week about this too."]
+DETAILS_ZH = ["订单号是{n}。", "我从{y}年开始使用。", "问题从{d}开始出现。", "我用的是{plan}套餐。", "我已经重启过应用了。", "我的用户名是{u}。",
+              "今天早上又出现了。", "上周我也反馈过这个问题。"]
+PLANS = ["Basic", "Family", "Business", "Premium"]
+USERS = ["lily88", "mark_w", "chen.jie", "anna-k", "wang2019", "raj_p", "sofia.m", "zhao_li"]
+
+
+def detail(rng: random.Random, language: str) -> str:
+    """One or two random details with random numbers, names and dates."""
+    pool = DETAILS_EN if language == "en" else DETAILS_ZH
+    picks = rng.sample(pool, rng.choice([1, 2]))
+    values = dict(n=rng.randint(10000, 99999), y=rng.randint(2015, 2025), d=f"{rng.randint(1, 12)}/{rng.randint(1, 28)}",
+                  plan=rng.choice(PLANS), u=rng.choice(USERS))
+    return (" " if language == "en" else "").join(p.format(**values) for p in picks)
 
 
 def make_record(rng: random.Random, i: int, language: str) -> dict:
@@ -35,10 +51,10 @@ def make_record(rng: random.Random, i: int, language: str) -> dict:
     priority = rng.choice(["high", "medium", "medium", "low"])
     if language == "en":
         product = rng.choice(PRODUCTS_EN)
-        text = f"{rng.choice(OPENERS_EN)} {rng.choice(ISSUES_EN[category]).format(p=product)}. {rng.choice(URGENCY_EN[priority])}".strip()
+        text = f"{rng.choice(OPENERS_EN)} {rng.choice(ISSUES_EN[category]).format(p=product)}. {detail(rng, language)} {rng.choice(URGENCY_EN[priority])}".strip()
     else:
         product = rng.choice(PRODUCTS_ZH)
-        text = f"{rng.choice(OPENERS_ZH)}{rng.choice(ISSUES_ZH[category]).format(p=product)}。{rng.choice(URGENCY_ZH[priority])}"
+        text = f"{rng.choice(OPENERS_ZH)}{rng.choice(ISSUES_ZH[category]).format(p=product)}。{detail(rng, language)}{rng.choice(URGENCY_ZH[priority])}"
     answer = json.dumps({"category": category, "priority": priority, "product": product}, ensure_ascii=False)
     return {
         "id": f"t{i:04d}",

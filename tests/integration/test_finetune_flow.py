@@ -45,9 +45,9 @@ def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(pre
     for name in ("train", "val", "test", "quarantine", "review"):
         assert (out / "data" / f"{name}.jsonl").is_file(), name
     report = json.loads((out / "data" / "report.json").read_text())
-    counts = report["counts"]
-    assert counts["input"] == 310
-    assert counts["quarantined"] >= 2  # the malformed line and the wrong role
+    assert report["input"] == 310
+    assert report["quarantined"] >= 2  # the malformed line and the wrong role
+    assert report["conservation"]["holds"]
     assert (out / "model" / "adapter" / "adapter_config.json").is_file()
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert "json_field_accuracy" in metrics["labels"]["candidate"]["metrics"]
