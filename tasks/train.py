@@ -10,6 +10,7 @@ from tasks.errors import LoraflowError
 from tasks.jsonl import read_jsonl
 from tasks.oom import run_with_oom_fallback
 from tasks.resume import last_good_checkpoint
+from tasks.speed import SpeedPlan, compile_decoder_layers, resolve_speed
 
 
 def to_prompt_completion(records: list[dict]) -> list[dict]:
@@ -36,37 +37,59 @@ def select_device() -> tuple[str, bool]:
     return "cpu", False
 
 
-def load_model(model_path: str, method: str, device: str, bf16: bool, gradient_checkpointing: bool):
-    """The base model for the method: 4-bit NF4 for QLoRA (never merged into), 16/32-bit otherwise."""
+def load_model(model_path: str | None, method: str, device: str, bf16: bool, gradient_checkpointing: bool, *,
+               attn_implementation: str = "sdpa", qlora_fp32: str = "norms", **from_pretrained_kwargs):
+    """The base model for the method: 4-bit NF4 for QLoRA (never merged into), 16/32-bit otherwise.
+
+    from_pretrained_kwargs go to `from_pretrained` (the GPU benchmark passes `config` and `state_dict` of a random model).
+    """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = torch.bfloat16 if bf16 else torch.float32
-    kwargs: dict = {"dtype": dtype, "device_map": {"": device}}
+    kwargs: dict = {"dtype": dtype, "device_map": {"": device}, "attn_implementation": attn_implementation,
+                    **from_pretrained_kwargs}
     if method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
         )
-    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    loader = AutoModelForCausalLM
+    if model_path is None:  # built in memory from `config` + `state_dict`: the Auto class needs a path, the model class not
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+        loader = MODEL_FOR_CAUSAL_LM_MAPPING[type(kwargs["config"])]
+    model = loader.from_pretrained(model_path, **kwargs)
     if method == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        # Non-reentrant checkpointing: the one that works with compiled layers (and needs no input-grad hook).
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        if qlora_fp32 == "norms" and dtype != torch.float32:
+            # The QLoRA paper keeps only the norms in fp32: bf16 embeddings keep the residual stream (and every
+            # checkpointed layer input) in bf16, and a bf16 LM head needs no per-step autocast copy.
+            for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+                if module is not None:
+                    module.to(dtype)
     return model
 
 
-def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16: bool, n_train: int, has_val: bool):
-    """Map our TrainConfig onto trl's SFTConfig."""
+def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16: bool, n_train: int, has_val: bool,
+                     speed: SpeedPlan | None = None, world_size: int = 1):
+    """Map our TrainConfig (and the resolved speed options) onto trl's SFTConfig."""
     from trl import SFTConfig
 
+    speed = speed or resolve_speed(train, "cuda" if _cuda() else "cpu")
     steps_per_epoch = max(1, -(-n_train // train.effective_batch_size))
+    # Under DDP every GPU runs its own micro-batches: divide accumulation so the effective batch stays the same.
+    accumulation = max(1, train.gradient_accumulation_steps // world_size)
     eval_steps = train.eval_steps or steps_per_epoch
     strategy = "steps" if has_val else "no"
     return SFTConfig(
         output_dir=str(output_dir),
         per_device_train_batch_size=train.micro_batch_size,
         per_device_eval_batch_size=train.micro_batch_size,
-        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        gradient_accumulation_steps=accumulation,
         learning_rate=train.resolved_learning_rate,
         num_train_epochs=train.epochs,
         max_steps=train.max_steps,
@@ -88,8 +111,13 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         gradient_checkpointing=train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
         bf16=bf16,
         max_length=max_length,
+        packing=speed.packing,  # bfd packing: padding-free rows with position_ids
+        pad_to_multiple_of=speed.pad_to_multiple_of,
+        use_liger_kernel=speed.liger,
+        ddp_find_unused_parameters=False if world_size > 1 else None,
         seed=train.seed,
         report_to=["tensorboard"],
         dataloader_num_workers=0,
@@ -103,19 +131,51 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None, max_length: int, output_dir: Path,
+                  bf16: bool, train_dataset, eval_dataset=None, callbacks: list | None = None,
+                  speed: SpeedPlan | None = None, world_size: int = 1):
+    """trl's SFTTrainer with loraflow's settings: LoRA from `lora` (unless the model already is a peft model), speed options.
+
+    The GPU benchmark calls this too, so what it measures is the path train_model runs.
+    """
+    from peft import LoraConfig as PeftLoraConfig, PeftModel
+    from transformers import EarlyStoppingCallback
+    from trl import SFTTrainer
+
+    speed = speed or resolve_speed(train, str(model.device))
+    args = build_sft_config(train, max_length, output_dir, bf16, len(train_dataset), eval_dataset is not None, speed,
+                            world_size)
+    peft_config = None
+    if lora is not None and not isinstance(model, PeftModel):
+        peft_config = PeftLoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+    all_callbacks = list(callbacks or [])
+    if eval_dataset is not None and train.early_stopping_patience > 0:
+        all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=all_callbacks)
+    if speed.compile_layers:
+        compile_decoder_layers(trainer.model)  # after peft wrapping, so the LoRA layers are inside the compiled graphs
+    return trainer
+
+
 def train_model(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
                 max_length: int, out_dir: str, callbacks: list | None = None, on_finding=None) -> dict:
     """Fine-tune the base model on train.jsonl, early-stopping on val loss; save the best adapter (or full model).
 
+    With several GPUs (train.num_gpus, default all) it re-runs itself under torchrun, one DDP process per GPU.
     Returns paths (adapter or full model, log history, TensorBoard dir) and final metrics.
     """
-    from peft import LoraConfig as PeftLoraConfig
-    from transformers import AutoTokenizer, EarlyStoppingCallback
-    from trl import SFTTrainer
+    from transformers import AutoTokenizer
     import datasets
 
+    from tasks.launch import gpus_for, launch_training, local_rank, rank, world_size
     from tasks.train_callbacks import TrainingWatch
 
+    if world_size() == 1 and gpus_for(train) > 1:
+        return launch_training(model_path, train_path, val_path, lora, train, max_length, out_dir, callbacks, gpus_for(train))
     out = Path(out_dir)
     train_dir = out / "train"
     train_dir.mkdir(parents=True, exist_ok=True)
@@ -126,41 +186,33 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         raise LoraflowError(f"no training examples in {train_path}: every record was quarantined or removed; see data/report.json")
     method = train.method if train.method != "auto" else "lora"
     device, bf16_ok = select_device()
+    if device == "cuda" and world_size() > 1:
+        device = f"cuda:{local_rank()}"  # each DDP process loads its own copy (QLoRA: its own 4-bit weights) on its GPU
     bf16 = bf16_ok if train.bf16 is None else train.bf16
     if bf16 and not bf16_ok:
         raise LoraflowError("train.bf16=true but this device has no bf16 support; set train.bf16=false or leave it unset")
+    speed = resolve_speed(train, device)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    peft_config = None
-    if method in ("lora", "qlora"):
-        peft_config = PeftLoraConfig(
-            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
+    adapter = lora if method in ("lora", "qlora") else None
     watch = TrainingWatch(on_finding=on_finding, report_dir=train_dir)
     fallbacks: list[dict] = []
 
     def attempt(micro_batch: int, accumulation: int):
         # Each attempt (first run, OOM retry, relaunch) resumes from the last good checkpoint of this run folder.
         current = train.model_copy(update={"micro_batch_size": micro_batch, "effective_batch_size": micro_batch * accumulation})
-        model = load_model(model_path, method, device, bf16, current.gradient_checkpointing)
-        args = build_sft_config(current, max_length, train_dir / "checkpoints", bf16, len(train_examples), bool(val_examples))
-        all_callbacks = [*(callbacks or []), watch]
-        if val_examples and train.early_stopping_patience > 0:
-            all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
-        trainer = SFTTrainer(
-            model=model,
-            args=args,
-            train_dataset=datasets.Dataset.from_list(train_examples),
-            eval_dataset=datasets.Dataset.from_list(val_examples) if val_examples else None,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=all_callbacks,
+        model = load_model(model_path, method, device, bf16, current.gradient_checkpointing,
+                           attn_implementation=speed.attn_implementation, qlora_fp32=train.qlora_fp32)
+        trainer = build_trainer(
+            model, tokenizer, current, adapter, max_length, train_dir / "checkpoints", bf16,
+            datasets.Dataset.from_list(train_examples),
+            datasets.Dataset.from_list(val_examples) if val_examples else None,
+            [*(callbacks or []), watch], speed, world_size(),
         )
         watch.attach(trainer)
-        last = last_good_checkpoint(args.output_dir)
+        last = last_good_checkpoint(trainer.args.output_dir)
         return trainer, trainer.train(resume_from_checkpoint=last), last
 
     started = time.perf_counter()
@@ -169,19 +221,20 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     )
     seconds = time.perf_counter() - started
 
-    saved_dir = out / "model" / ("adapter" if peft_config else "full")
-    trainer.save_model(str(saved_dir))
-    tokenizer.save_pretrained(str(saved_dir))
+    saved_dir = out / "model" / ("adapter" if adapter else "full")
+    trainer.save_model(str(saved_dir))  # only the main process writes under DDP
     history_path = train_dir / "log_history.json"
-    history_path.write_text(json.dumps(trainer.state.log_history, indent=1))
+    if rank() == 0:
+        tokenizer.save_pretrained(str(saved_dir))
+        history_path.write_text(json.dumps(trainer.state.log_history, indent=1))
     final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
     if evals:
         final["best_eval_loss"] = min(evals)
     final.update({"train_seconds": seconds, "global_step": trainer.state.global_step, "train_examples": len(train_examples)})
     return {
-        "adapter_path": str(saved_dir) if peft_config else None,
-        "model_path": str(saved_dir) if not peft_config else model_path,
+        "adapter_path": str(saved_dir) if adapter else None,
+        "model_path": str(saved_dir) if not adapter else model_path,
         "method": method,
         "log_history": str(history_path),
         "tensorboard_dir": str(train_dir / "tensorboard"),
@@ -193,4 +246,6 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         "stopped_on_non_finite": watch.stopped.step if watch.stopped else None,
         "oom_fallbacks": fallbacks,
         "micro_batch_size": trainer.args.per_device_train_batch_size,
+        "speed": speed.to_dict(),
+        "world_size": world_size(),
     }

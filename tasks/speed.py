@@ -1,0 +1,136 @@
+"""Training speed options on CUDA: compiled decoder layers, padding-free packing with varlen attention, Liger kernels."""
+import inspect
+import logging
+from dataclasses import dataclass
+
+from schemas.config.train import TrainConfig
+from tasks.errors import LoraflowError
+
+logger = logging.getLogger("loraflow.train")
+
+VARLEN_ATTENTION = "loraflow_varlen"
+# Compiled layers recompile per new shape until dynamo marks the shape dynamic; padding every batch to a multiple of
+# 64 tokens keeps the number of distinct shapes (and recompiles) small and the matrix shapes tensor-core friendly.
+PAD_TO_MULTIPLE = 64
+RECOMPILE_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class SpeedPlan:
+    """The speed options in force for one training run, resolved from TrainConfig and the device."""
+
+    compile_layers: bool
+    packing: bool
+    liger: bool
+    attn_implementation: str
+    pad_to_multiple_of: int | None
+
+    def to_dict(self) -> dict:
+        """Plain dict for logs and results."""
+        return dict(self.__dict__)
+
+
+def resolve_speed(train: TrainConfig, device: str) -> SpeedPlan:
+    """Decide the speed options: compile_layers defaults to on with CUDA; Liger turns default compilation off.
+
+    Liger's kernels break the compiled graph (measured slower together than compile alone), so an explicit
+    `compile_layers: true` with `liger: true` is refused rather than silently slow.
+    """
+    cuda = device.startswith("cuda")
+    if train.liger and train.compile_layers:
+        raise LoraflowError("train.liger=true and train.compile_layers=true together run slower than compile alone "
+                            "(Liger's kernels break the compiled graph); set one of them to false")
+    if train.liger:
+        _require_liger()
+    compile_layers = (cuda and not train.liger) if train.compile_layers is None else train.compile_layers
+    attn = "sdpa"
+    if train.packing and cuda and register_varlen_attention():
+        attn = VARLEN_ATTENTION
+    return SpeedPlan(compile_layers=compile_layers, packing=train.packing, liger=train.liger, attn_implementation=attn,
+                     pad_to_multiple_of=PAD_TO_MULTIPLE if compile_layers else None)
+
+
+def _require_liger() -> None:
+    try:
+        import liger_kernel  # noqa: F401
+    except ImportError:
+        raise LoraflowError("train.liger=true needs the liger-kernel package; `pip install liger-kernel` or set "
+                            "train.liger=false") from None
+
+
+def decoder_layers(model) -> list:
+    """The transformer blocks of a (peft-wrapped) causal LM: the largest ModuleList of identical layer classes."""
+    import torch
+
+    best: list = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) > len(best):
+            if len({type(layer) for layer in module}) == 1:
+                best = list(module)
+    return best
+
+
+def compile_decoder_layers(model) -> int:
+    """torch.compile each decoder layer in place (idempotent); returns how many layers are compiled.
+
+    Per-layer compilation keeps bitsandbytes and peft code out of any whole-model graph, shares one compiled graph
+    across identical layers and works inside gradient checkpointing (the checkpoint wraps the compiled call).
+    """
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT * (8 if "accumulated" in name else 1)))
+    layers = decoder_layers(model)
+    for layer in layers:
+        if getattr(layer, "_compiled_call_impl", None) is None:
+            layer.compile()
+    return len(layers)
+
+
+def register_varlen_attention() -> bool:
+    """Register the padding-free varlen flash attention with transformers; False where torch lacks varlen_attn."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        logger.info("torch has no varlen_attn: packed batches use SDPA with a block-diagonal mask")
+        return False
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    params = inspect.signature(varlen_attn).parameters
+
+    def mask(*args, attention_mask=None, **kwargs):
+        # Packed (padding-free) batches come without a 2D mask: the kernel reads the sequence bounds instead.
+        if attention_mask is None:
+            return None
+        return sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+
+    def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+        cu_seq = kwargs.get("cu_seq_lens_q")
+        if cu_seq is None or attention_mask is not None or query.shape[0] != 1:
+            from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                          **kwargs)
+        q, k, v = (t.transpose(1, 2)[0] for t in (query, key, value))  # [1, H, T, D] -> [T, H, D]
+        extra = {}
+        if k.shape[1] != q.shape[1]:
+            if "enable_gqa" in params:
+                extra["enable_gqa"] = True
+            else:
+                groups = q.shape[1] // k.shape[1]
+                k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        if "is_causal" in params:
+            extra["is_causal"] = True
+        else:
+            extra["window_size"] = (-1, 0)  # torch >= 2.12 spells causal as a left-unbounded, right-zero window
+        max_q = kwargs.get("max_length_q") or int(cu_seq.diff().max())
+        out = varlen_attn(q, k, v, cu_seq, kwargs.get("cu_seq_lens_k", cu_seq), max_q,
+                          kwargs.get("max_length_k") or max_q, scale=scaling, **extra)
+        return out.unsqueeze(0), None
+
+    AttentionInterface.register(VARLEN_ATTENTION, attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(VARLEN_ATTENTION, mask)
+    return True

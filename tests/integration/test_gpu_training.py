@@ -1,0 +1,134 @@
+"""Training on CUDA with the tiny model: QLoRA (NF4), bf16 LoRA, full, padding-free varlen attention, OOM fallback, DDP."""
+import json
+
+import pytest
+
+from schemas.config.lora import LoraConfig
+from schemas.config.train import TrainConfig
+from tasks.jsonl import write_jsonl
+
+pytestmark = pytest.mark.gpu
+
+
+def _records(n: int = 48) -> list[dict]:
+    """Short, learnable question/answer records (the answer is always the same JSON)."""
+    return [{"id": f"r{i}", "messages": [{"role": "user", "content": f"ticket {i}: my order is late"},
+                                          {"role": "assistant", "content": '{"category": "billing"}'}],
+             "metadata": {}} for i in range(n)]
+
+
+@pytest.fixture()
+def data(tmp_path):
+    path = tmp_path / "train.jsonl"
+    write_jsonl(path, _records())
+    return str(path)
+
+
+def _train(tiny_model_path, data, tmp_path, **overrides) -> dict:
+    from tasks.train import train_model
+
+    settings = {"epochs": 50, "max_steps": 25, "micro_batch_size": 8, "effective_batch_size": 8, "learning_rate": 2e-3,
+                "logging_steps": 1, "warmup_ratio": 0.0, "save_steps": 1000, "num_gpus": 1, **overrides}
+    return train_model(str(tiny_model_path), data, None, LoraConfig(r=8, alpha=16), TrainConfig(**settings), 128,
+                       str(tmp_path / "run"))
+
+
+def _losses(result: dict) -> list[float]:
+    history = json.loads(open(result["log_history"]).read())
+    return [h["loss"] for h in history if "loss" in h]
+
+
+def test_qlora_loads_nf4_with_fp32_norms_on_cuda(tiny_model_path):
+    import torch
+    from bitsandbytes.nn import Linear4bit
+
+    from tasks.train import load_model
+
+    model = load_model(str(tiny_model_path), "qlora", "cuda", True, True)
+    layer = model.model.layers[0]
+    assert isinstance(layer.self_attn.q_proj, Linear4bit)
+    assert layer.self_attn.q_proj.weight.quant_state.quant_type == "nf4"
+    assert layer.self_attn.q_proj.weight.quant_state.nested  # double quantisation
+    assert layer.input_layernorm.weight.dtype == torch.float32
+    assert model.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert next(model.parameters()).device.type == "cuda"
+
+
+def test_qlora_trains_on_cuda_with_compiled_layers_and_loss_falls(tiny_model_path, data, tmp_path):
+    result = _train(tiny_model_path, data, tmp_path, method="qlora", gradient_checkpointing=True)
+    losses = _losses(result)
+    assert result["method"] == "qlora" and result["speed"]["compile_layers"] is True
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert (tmp_path / "run" / "model" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_bf16_lora_trains_on_cuda_and_loss_falls(tiny_model_path, data, tmp_path):
+    result = _train(tiny_model_path, data, tmp_path, method="lora")
+    losses = _losses(result)
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_full_fine_tuning_on_cuda_and_loss_falls(tiny_model_path, data, tmp_path):
+    result = _train(tiny_model_path, data, tmp_path, method="full", learning_rate=1e-3, compile_layers=False)
+    losses = _losses(result)
+    assert result["adapter_path"] is None and (tmp_path / "run" / "model" / "full").is_dir()
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_packed_training_uses_varlen_attention_and_loss_falls(tiny_model_path, data, tmp_path):
+    result = _train(tiny_model_path, data, tmp_path, method="qlora", packing=True, max_steps=15)
+    assert result["speed"]["attn_implementation"] == "loraflow_varlen"
+    losses = _losses(result)
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_varlen_attention_matches_sdpa_with_a_packed_mask(tiny_model_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tasks.speed import VARLEN_ATTENTION, register_varlen_attention
+
+    assert register_varlen_attention()
+    lengths = [5, 11, 16]
+    ids = torch.randint(10, 500, (1, sum(lengths)), device="cuda")
+    positions = torch.cat([torch.arange(n) for n in lengths])[None].cuda()
+    cu = torch.tensor([0, 5, 16, 32], dtype=torch.int32, device="cuda")
+    outputs = {}
+    for attn in ("sdpa", VARLEN_ATTENTION):
+        model = AutoModelForCausalLM.from_pretrained(str(tiny_model_path), dtype=torch.bfloat16, device_map={"": "cuda"},
+                                                     attn_implementation=attn)
+        with torch.no_grad():
+            outputs[attn] = model(input_ids=ids, position_ids=positions, cu_seq_lens_q=cu, cu_seq_lens_k=cu,
+                                  max_length_q=16, max_length_k=16, use_cache=False).logits.float()
+    ref, got = outputs["sdpa"], outputs[VARLEN_ATTENTION]
+    assert ((got - ref).norm() / ref.norm()) < 2e-2
+
+
+def test_cuda_oom_halves_the_micro_batch_and_keeps_the_effective_batch():
+    import torch
+
+    from tasks.oom import run_with_oom_fallback
+
+    calls, events = [], []
+
+    def attempt(micro_batch: int, accumulation: int):
+        calls.append((micro_batch, accumulation))
+        if micro_batch > 2:  # a real CUDA allocation far beyond the card
+            torch.empty(micro_batch * 2**40, dtype=torch.uint8, device="cuda")
+        return micro_batch * accumulation
+
+    assert run_with_oom_fallback(attempt, 8, 2, on_fallback=events.append) == 16
+    assert calls == [(8, 2), (4, 4), (2, 8)]
+    assert [e["micro_batch"] for e in events] == [4, 2] and "out of memory" in events[0]["error"].lower()
+
+
+def test_ddp_on_two_gpus_trains_through_torchrun(tiny_model_path, data, tmp_path):
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    result = _train(tiny_model_path, data, tmp_path, method="qlora", max_steps=10, effective_batch_size=16,
+                    num_gpus=2)
+    assert result["world_size"] == 2
+    assert (tmp_path / "run" / "model" / "adapter" / "adapter_model.safetensors").is_file()
+    assert _losses(result)[-1] < _losses(result)[0]
