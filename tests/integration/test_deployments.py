@@ -1,0 +1,80 @@
+"""deployments/prefect.yaml against a real `prefect server start`: deploy everything, then run the data deployment on a worker."""
+import pytest
+
+from tests.conftest import REPO
+from tests.integration.prefect_stack_support import client_settings, prefect_stack, to_json, wait_flow_run, worker_log
+
+pytestmark = pytest.mark.slow
+
+PROCESS = {"finetune", "data", "evaluate", "promote", "rollback", "retrain-from-feedback", "monitor"}
+
+
+@pytest.fixture(scope="module")
+def stack(request):
+    return prefect_stack(request.config)
+
+
+@pytest.fixture(scope="module")
+def deployments(stack) -> dict:
+    from prefect.client.orchestration import get_client
+
+    with client_settings(stack), get_client(sync_client=True) as client:
+        found = client.read_deployments()
+        flows = {f.id: f.name for f in client.read_flows()}
+        automations = client.read_automations()
+    return {"by_name": {d.name: d for d in found}, "flows": flows, "automations": automations}
+
+
+def test_every_deployment_lands_in_its_work_pool_with_pull_steps(deployments):
+    by_name = deployments["by_name"]
+    assert set(by_name) == PROCESS | {"finetune-docker", "retrain-from-feedback-docker", "finetune-k8s", "retrain-from-feedback-k8s"}
+    for name in PROCESS:
+        assert by_name[name].work_pool_name == "loraflow-process", name
+        assert by_name[name].pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+    for name, pool in (("finetune-docker", "loraflow-docker"), ("finetune-k8s", "loraflow-k8s")):
+        deployment = by_name[name]
+        assert deployment.work_pool_name == pool
+        assert deployment.job_variables["image"] == "loraflow-worker:latest"
+        assert deployment.job_variables["env"]["LORAFLOW_HOME"] == "/data/loraflow"
+        assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": "/app"}}]
+    assert deployments["flows"][by_name["retrain-from-feedback"].flow_id] == "retrain-from-feedback"
+
+
+def test_parameters_are_typed_from_the_pipeline_config_with_help_text(deployments):
+    schema = deployments["by_name"]["finetune"].parameter_openapi_schema
+    assert schema["properties"]["config"]["$ref"] == "#/definitions/PipelineConfig"
+    assert "config" in schema["required"]
+    epochs = schema["definitions"]["TrainConfig"]["properties"]["epochs"]
+    assert epochs["default"] == 3 and "early stopping" in epochs["description"]
+    assert schema["definitions"]["TaskCard"]["properties"]["success_criteria"]["description"]
+    retrain = deployments["by_name"]["retrain-from-feedback"]
+    assert retrain.parameters == {"config_path": "examples/quickstart/pipeline.yaml"}
+    assert "held out" in retrain.parameter_openapi_schema["properties"]["feedback_eval_share"]["description"]
+
+
+def test_retraining_is_scheduled_but_inactive_and_monitoring_active(deployments):
+    [retrain] = deployments["by_name"]["retrain-from-feedback"].schedules
+    assert (retrain.schedule.cron, retrain.active) == ("0 3 * * 1", False)
+    [monitor] = deployments["by_name"]["monitor"].schedules
+    assert (monitor.schedule.cron, monitor.active) == ("0 6 * * *", True)
+    [trigger] = [a for a in deployments["automations"] if "retrain-from-feedback" in a.name]
+    assert trigger.trigger.expect == {"loraflow.feedback.threshold_reached"}
+    assert trigger.actions[0].parameters == {"batch_id": "{{ event.payload.batch_id }}"}
+
+
+def test_the_data_deployment_runs_to_completion_on_a_process_worker(stack, tmp_path):
+    from prefect.deployments import run_deployment
+
+    from tasks.configuration import load_config
+
+    config = load_config(REPO / "examples" / "tiny" / "pipeline.yaml")
+    out = tmp_path / "data-run"
+    with client_settings(stack):
+        started = run_deployment("data/data", parameters={"config": to_json(config), "out_dir": str(out)}, timeout=0)
+    run = wait_flow_run(stack, started.id, timeout=300)
+
+    assert run.state.is_completed(), f"{run.state}\n{worker_log(stack)}"
+    assert run.work_pool_name == "loraflow-process"
+    for name in ("train", "val", "test", "quarantine", "review"):
+        assert (out / "data" / f"{name}.jsonl").is_file(), name
+    assert (out / "data" / "report.json").is_file()
