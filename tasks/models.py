@@ -25,6 +25,22 @@ _TINY_CORPUS = [
 ]
 
 
+def check_model_reference(name_or_path: str, gguf_file: str | None) -> None:
+    """Fail fast (before any flow starts) on a local model path that does not exist or is not a model folder."""
+    if name_or_path in (TINY, SMOLLM2):
+        if name_or_path == SMOLLM2:
+            _smollm2_dir()
+        return
+    path = Path(name_or_path).expanduser()
+    looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_local and not path.exists():
+        raise LoraflowError(f"model.name_or_path {name_or_path} does not exist; give an existing local folder or a hub id like Qwen/Qwen2.5-0.5B-Instruct")
+    if path.is_dir() and gguf_file and not (path / gguf_file).is_file():
+        raise LoraflowError(f"model.gguf_file {gguf_file} not found in {path}; list the folder and name an existing .gguf file")
+    if path.is_dir() and not gguf_file and not (path / "config.json").is_file():
+        raise LoraflowError(f"model.name_or_path {path} has no config.json; point it at a Hugging Face model folder (config.json, tokenizer, weights)")
+
+
 def resolve_base_model(name_or_path: str, gguf_file: str | None, revision: str | None, cache_dir: str,
                        texts: list[str] | None = None) -> str:
     """Return a local folder holding config, tokenizer and safetensors weights for the configured base model."""

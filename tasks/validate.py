@@ -118,5 +118,9 @@ def validate_records(records_path: str, config: DataConfig, languages: list[str]
             f"top reasons: {top or 'parse/format errors at ingest'}); see {Path(out_dir) / 'data'} quarantine files, "
             "fix the data or raise data.max_invalid_share.", exit_code=2)
         err.result = result
+        # The run stops here, so the run folder's quarantine.jsonl (normally merged by the report) is written now.
+        ingest_quarantine = folder / "quarantine_ingest.jsonl"
+        earlier = read_jsonl(ingest_quarantine) if ingest_quarantine.is_file() else []
+        write_jsonl(Path(out_dir) / "data" / "quarantine.jsonl", earlier + quarantine)
         raise err
     return result

@@ -1,5 +1,6 @@
 """`loraflow run` (the whole pipeline) and `loraflow data` (data stages only)."""
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -27,8 +28,10 @@ def load(args, extra_overrides: list[str] | None = None):
     from schemas.config import recommendation_warnings
     from tasks.configuration import load_config
     from tasks.errors import LoraflowError
+    from tasks.models import check_model_reference
 
     config = load_config(args.config, list(args.set) + (extra_overrides or []))
+    check_model_reference(config.model.name_or_path, config.model.gguf_file)
     for warning in recommendation_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     input_path = args.input or config.data.path
@@ -39,9 +42,25 @@ def load(args, extra_overrides: list[str] | None = None):
     return config, str(Path(input_path).resolve()), str(Path(args.out).resolve())
 
 
+class _UserErrorWithoutTraceback(logging.Filter):
+    """Prefect logs a failed run with its traceback; for a user error the one-line message is the whole story."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from tasks.errors import LoraflowError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, LoraflowError):
+            record.exc_info, record.exc_text = None, None
+            record.msg, record.args = f"{type(error).__name__}: {error}", ()
+        return True
+
+
 def _run_flow(flow_fn, **kwargs):
     """Run a flow and unwrap a LoraflowError raised inside it into the CLI's one-line message."""
     from tasks.errors import LoraflowError
+
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_UserErrorWithoutTraceback())
 
     state = flow_fn(**kwargs, return_state=True)
     if state.is_completed():
