@@ -1,5 +1,5 @@
-"""Reading and writing JSON Lines files: the format every stage hands to the next."""
-import json
+"""Reading and writing JSON Lines files: the format every stage hands to the next (orjson: several times faster)."""
+import orjson
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -10,10 +10,9 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with tmp.open("wb") as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, default=str))
-            f.write("\n")
+            f.write(orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS))
             count += 1
     tmp.replace(path)
     return count
@@ -21,10 +20,10 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
 
 def iter_jsonl(path: str | Path) -> Iterator[dict]:
     """Yield the rows of a JSON Lines file that this project wrote (blank lines skipped)."""
-    with Path(path).open(encoding="utf-8") as f:
+    with Path(path).open("rb") as f:
         for line in f:
             if line.strip():
-                yield json.loads(line)
+                yield orjson.loads(line)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

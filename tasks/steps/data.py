@@ -73,9 +73,16 @@ def validate(ingested: dict, config: DataConfig, languages: list[str], tokenizer
     from tasks.validate import validate_records
 
     get_run_logger().info("stage: validate")
+    from tasks.data_report import write_data_report
+
     counts = ingested["counts"]
-    return validate_records(ingested["records"], config, languages, tokenizer_path, max_tokens, out_dir,
-                            prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input"))
+    try:
+        return validate_records(ingested["records"], config, languages, tokenizer_path, max_tokens, out_dir,
+                                prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input"))
+    except LoraflowError as error:
+        if getattr(error, "result", None):  # too many invalid rows: still leave the report of what was found
+            write_data_report(out_dir, [ingested, error.result], tokenizer_path)
+        raise
 
 
 @task(name="clean", **DATA_TASK)
