@@ -8,8 +8,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="Serve a model over an OpenAI-compatible API (/v1/chat/completions).")
     parser.add_argument("--model", default=os.environ.get("LORAFLOW_SERVE_MODEL"),
                         help="models:/NAME@champion, models:/NAME/VERSION or a model folder (default: $LORAFLOW_SERVE_MODEL, "
-                        "serve.model, else the champion of deploy.registered_model_name).")
-    parser.add_argument("--config", help="Pipeline YAML whose `serve` section (and deploy.registered_model_name) to use.")
+                        "serve.model, else the champion of the --config's registered model).")
+    parser.add_argument("--config", help="Pipeline YAML whose `serve` section and registered model name to use.")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="Override a config field, e.g. --set serve.max_batch_size=16 (repeatable).")
     parser.add_argument("--host", help="Interface to bind (default 127.0.0.1; 0.0.0.0 in containers).")
@@ -38,7 +38,8 @@ def serve_config_from_args(args):
         pipeline = load_config(args.config, args.overrides)
         if hasattr(pipeline, "serve"):
             serve_data = pipeline.serve.model_dump()
-        registered_name = pipeline.deploy.registered_model_name
+        # The registry name defaults to the task card's name (as the deploy step registers it).
+        registered_name = pipeline.deploy.registered_model_name or pipeline.task_card.name
     flags = {"model": args.model, "host": args.host, "port": args.port, "backend": args.backend,
              "device": args.device, "served_model_name": args.served_model_name}
     serve_data.update({k: v for k, v in flags.items() if v is not None})

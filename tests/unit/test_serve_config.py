@@ -1,4 +1,6 @@
 """ServeConfig validation (the vLLM options in particular) and the `vllm serve` command built from it."""
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -78,3 +80,10 @@ def test_cli_prints_the_vllm_command_and_rejects_bad_settings(capsys):
     assert "models:/NAME@ALIAS" in capsys.readouterr().err
     assert main(["serve", "--model", "/m", "--backend", "vllm", "--device", "cpu"]) == 1
     assert "needs a GPU" in capsys.readouterr().err
+
+
+def test_cli_defaults_to_the_champion_of_the_configs_registered_model(capsys):
+    config = str(Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "pipeline.yaml")
+    assert main(["serve", "--config", config, "--set", "serve.port=8123", "--print-vllm-command"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("vllm serve models:/ticket-extraction@champion") and "--port 8123" in out
