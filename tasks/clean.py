@@ -1,4 +1,5 @@
 """Cleaning: normalise, filter low quality, remove exact and near duplicates, send conflicts to review."""
+import json
 from collections import Counter
 
 from schemas.config.clean import CleanConfig
@@ -30,6 +31,33 @@ def _empty_turn(messages: list[dict]) -> str | None:
         if not m["content"]:
             return f"messages[{i}].content is empty after normalisation"
     return None
+
+
+def _answers_conflict(answers: list[str], threshold: float) -> bool:
+    """Whether answers to one prompt disagree: any JSON field differs, or texts are not near-identical.
+
+    Answers that differ by a word are near-duplicates (removed later); a different label is a conflict for a human.
+    """
+    def grams(text: str) -> set[str]:
+        return {text[i:i + 3] for i in range(max(1, len(text) - 2))}
+
+    for i, a in enumerate(answers):
+        for b in answers[i + 1:]:
+            ja, jb = _json_value(a), _json_value(b)
+            if ja is not None and jb is not None:
+                if ja != jb:
+                    return True
+            elif len(grams(a) & grams(b)) / max(1, len(grams(a) | grams(b))) < threshold:
+                return True
+    return False
+
+
+def _json_value(text: str):
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, (dict, list)) else None
 
 
 def clean_records(records_path: str, config: CleanConfig, languages: list[str], out_dir: str) -> dict:
@@ -64,6 +92,24 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
                 survivors.append(record)
         records = survivors
 
+    # Conflicts before near-dedup: a same-prompt pair with different answers is for a human, not a near-duplicate.
+    review = []
+    if config.conflicts_to_review:
+        groups: dict[str, list[int]] = {}
+        for j, record in enumerate(records):
+            groups.setdefault(prompt_key(record["messages"]), []).append(j)
+        conflicted = set()
+        for key, members in groups.items():
+            answers = [records[j]["messages"][-1]["content"] for j in members]
+            if len(members) > 1 and _answers_conflict(answers, config.near_dup_threshold):
+                ids = [records[j]["id"] for j in members]
+                for j in members:
+                    others = [x for x in ids if x != records[j]["id"]]
+                    review.append({**records[j], "review": {"reason": "conflicting_answers", "group": key[:16],
+                                                            "conflicts_with": others, "stage": "clean"}})
+                conflicted.update(members)
+        records = [r for j, r in enumerate(records) if j not in conflicted]
+
     if config.near_dedup and len(records) > 1:
         texts = [conversation_text(r["messages"]) for r in records]
         langs = [r["metadata"]["language"] for r in records]
@@ -74,22 +120,6 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
                                     f"estimated Jaccard {sim:.2f} >= clean.near_dup_threshold={config.near_dup_threshold}",
                                     records[i]["id"], sim))
         records = [r for j, r in enumerate(records) if j not in dups]
-
-    review = []
-    if config.conflicts_to_review:
-        groups: dict[str, list[int]] = {}
-        for j, record in enumerate(records):
-            groups.setdefault(prompt_key(record["messages"]), []).append(j)
-        conflicted = set()
-        for key, members in groups.items():
-            if len(members) > 1:
-                ids = [records[j]["id"] for j in members]
-                for j in members:
-                    others = [x for x in ids if x != records[j]["id"]]
-                    review.append({**records[j], "review": {"reason": "conflicting_answers", "group": key[:16],
-                                                            "conflicts_with": others, "stage": "clean"}})
-                conflicted.update(members)
-        records = [r for j, r in enumerate(records) if j not in conflicted]
 
     # The cleaned output must meet the CleanRecord contract; a failure here is a bug in cleaning, not bad data.
     failures = row_failures(CleanRecord.to_schema(), records_frame(records)) if records else {}

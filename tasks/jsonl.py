@@ -1,4 +1,6 @@
 """Reading and writing JSON Lines files: the format every stage hands to the next (orjson: several times faster)."""
+import json
+
 import orjson
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -12,10 +14,17 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
     count = 0
     with tmp.open("wb") as f:
         for row in rows:
-            f.write(orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS))
+            f.write(_dumps(row))
             count += 1
     tmp.replace(path)
     return count
+
+
+def _dumps(row: dict) -> bytes:
+    try:
+        return orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # integers beyond 64 bits, which user data can hold: the stdlib handles any size
+        return (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode()
 
 
 def iter_jsonl(path: str | Path) -> Iterator[dict]:
