@@ -31,6 +31,8 @@ ap.add_argument("--settings", default="1024x8,2048x2", help="fixed shapes seq x 
 ap.add_argument("--peak", default="2048x1", help="shapes measured for peak memory (fewer steps)")
 ap.add_argument("--ragged", default="1024x8", help="max length x micro-batch for ragged (short, uneven) examples")
 ap.add_argument("--variants", default="loraflow,fp32_all,no_compile", help="loraflow variants after the default one")
+ap.add_argument("--skip-baseline", action="store_true")
+ap.add_argument("--packed-only", action="store_true", help="ragged: only the packed run")
 ap.add_argument("--warm", type=int, default=3)
 ap.add_argument("--meas", type=int, default=6)
 ap.add_argument("--budget", type=float, default=540.0, help="seconds; later stages are skipped past it")
@@ -270,7 +272,7 @@ def loraflow_stage(cfg, tflops, n_params, label: str, overrides: dict, full: boo
         steps = args.warm + args.meas
         rows = random_rows(ragged_lengths((steps + 2) * bs * 4, max_len), cfg.vocab_size)
         dataset = datasets.Dataset.from_dict({"input_ids": rows})
-        for packing in (False, True):
+        for packing in ((True,) if args.packed_only else (False, True)):
             if left() < 45:
                 break
             res, model = loraflow_run(model, train_config(bs, steps, packing=packing), dataset, max_len)
@@ -291,7 +293,8 @@ def main():
     cfg = base.make_config(args.tiny)
     n_params = R["n_params"] = sum(math.prod(p) for p in _param_shapes(cfg))
     save()
-    stage("baseline", lambda: baseline_stage(cfg, tflops, n_params), 60)
+    if not args.skip_baseline:
+        stage("baseline", lambda: baseline_stage(cfg, tflops, n_params), 60)
     for i, name in enumerate(v for v in args.variants.split(",") if v):
         label = "loraflow" if name == "loraflow" else f"loraflow_{name}"
         stage(label, lambda: loraflow_stage(cfg, tflops, n_params, label, VARIANTS[name], full=i == 0), 60)

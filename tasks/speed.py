@@ -96,6 +96,7 @@ def register_varlen_attention() -> bool:
     except ImportError:
         logger.info("torch has no varlen_attn: packed batches use SDPA with a block-diagonal mask")
         return False
+    import torch
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
@@ -115,6 +116,9 @@ def register_varlen_attention() -> bool:
             return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                           **kwargs)
         q, k, v = (t.transpose(1, 2)[0] for t in (query, key, value))  # [1, H, T, D] -> [T, H, D]
+        if q.dtype.is_floating_point and q.element_size() == 4:  # fp32 norms (QLoRA) make bitsandbytes return fp32; flash needs 16-bit
+            half = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else torch.bfloat16
+            q, k, v = q.to(half), k.to(half), v.to(half)
         extra = {}
         if k.shape[1] != q.shape[1]:
             if "enable_gqa" in params:
