@@ -6,6 +6,7 @@ from schemas.config.clean import CleanConfig
 from schemas.records import CleanRecord, row_failures
 from tasks.dedup import content_key, conversation_text, near_duplicates
 from tasks.ingest import stage_dir
+from tasks.progress import progress
 from tasks.jsonl import iter_jsonl, write_jsonl
 from tasks.normalize import normalize_record
 from tasks.quality import detect_language, quality_problem
@@ -65,7 +66,7 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
     n_input = 0
     removed: list[dict] = []
     survivors = []
-    for record in iter_jsonl(records_path):  # streamed: raw copies never pile up beside the normalised ones
+    for record in progress(iter_jsonl(records_path), "clean"):  # streamed: raw copies never pile up beside the normalised ones
         n_input += 1
         if config.normalize:
             record = normalize_record(record)

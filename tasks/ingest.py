@@ -11,6 +11,7 @@ from schemas.config.data import DataConfig
 from schemas.records import SHAREGPT_ROLES, AlpacaRaw, OpenAIRaw, PromptCompletionRaw, ShareGPTRaw, row_failures
 from tasks.dedup import content_key
 from tasks.errors import LoraflowError
+from tasks.progress import progress
 from tasks.jsonl import write_jsonl
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
@@ -182,7 +183,7 @@ def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
         raise LoraflowError(f"{path}: the file holds no records; point --input at a file with records.")
     forced = config.format != "auto"
     groups: dict[str, list[tuple[int, dict]]] = {}
-    for line, row in rows:
+    for line, row in progress(rows, "ingest"):
         fmt = config.format if forced else (detect_format(row) if isinstance(row, dict) else None)
         reasons = _precheck(row, fmt, forced)
         if reasons:

@@ -10,6 +10,7 @@ from schemas.config.data import DataConfig
 from schemas.records import CanonicalRecord, row_failures
 from tasks.errors import LoraflowError
 from tasks.ingest import stage_dir
+from tasks.progress import progress
 from tasks.jsonl import read_jsonl, write_jsonl
 
 
@@ -37,7 +38,7 @@ def load_tokenizer(tokenizer_path: str | None):
 def count_tokens(tokenizer, conversations: list, batch_size: int = 512) -> list[int | None]:
     """Tokens per conversation as the model sees it (through its chat template when it has one)."""
     counts: list[int | None] = []
-    for start in range(0, len(conversations), batch_size):
+    for start in progress(range(0, len(conversations), batch_size), "count tokens", records=len(conversations), unit="batch"):
         batch = conversations[start:start + batch_size]
         texts = []
         for messages in batch:

@@ -44,7 +44,7 @@ def merge_and_register(base_model_path: str, trained: dict, test_path: str, conf
     name = _registry_name(config, task_name)
     tags = {"data.hash": data_hash, "mlflow.run_id": run["run_id"], "train.method": trained["method"],
             **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))}}
-    registered = register_model(model_path, run["run_id"], name, tags, tracking_uri=run["tracking_uri"])
+    registered = {**register_model(model_path, run["run_id"], name, tags, tracking_uri=run["tracking_uri"]), "merged_path": model_path}
     if decision["promote"] and config.auto_promote:
         promote(name, registered["version"], "promotion gate passed: " + "; ".join(decision["reasons"]), tracking_uri=run["tracking_uri"])
         registered["alias"] = "champion"

@@ -65,7 +65,8 @@ def log_data(run: dict, splits: dict, report: dict, dataset_name: str) -> str:
 
 
 @task(name="finish-tracking", cache_policy=NO_CACHE)
-def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict, decision: dict, registered: dict | None) -> dict:
+def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict, decision: dict, registered: dict | None,
+                    trained: dict) -> dict:
     """Write run.json, tag the run with the outcome, mark it finished, and return what the CLI prints."""
     metric = task_card.success_metric.metric
     outcome = {
@@ -76,7 +77,9 @@ def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict,
         "promotion": decision,
         "registered_model": registered,
     }
-    write_run_json(out_dir, {"outcome": outcome})
+    write_run_json(out_dir, {"outcome": outcome, "base_model_path": trained.get("base_model_path"),
+                             "model_path": trained["model_path"], "adapter_path": trained["adapter_path"],
+                             "merged_model_path": (registered or {}).get("merged_path")})
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], Path(out_dir) / "run.json")
     tracking.finish_run(run["tracking_uri"], run["run_id"])
     return json.loads((Path(out_dir) / "run.json").read_text())
