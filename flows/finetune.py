@@ -26,6 +26,7 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
     if champion:
         results["champion"] = evaluation.evaluate("champion", champion, None, splits["test"], config.eval, config.task_card, out_dir)
     gate = evaluation.compare_and_gate(results, splits["train"], base_model, config.task_card, config.eval, out_dir, run)
+    evaluation.judge(out_dir, config.judge)
     evaluation.eval_report(out_dir, run)
 
     registered = deploy.merge_and_register(base_model, trained, splits["test"], config.deploy, config.task_card.name,

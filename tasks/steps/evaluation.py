@@ -6,8 +6,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import EvalConfig, TaskCard
+from schemas.config import EvalConfig, JudgeConfig, TaskCard
 from tasks import tracking
+from tasks.steps import not_user_error
 
 
 @task(name="evaluate-model", cache_policy=NO_CACHE)
@@ -58,3 +59,13 @@ def eval_report(out_dir: str, run: dict) -> str:
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], path, "eval")
     create_markdown_artifact(key="evaluation-report", markdown=f"Evaluation report: `{path}`", description="HTML report")
     return path
+
+
+@task(name="llm-judge", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10, retry_condition_fn=not_user_error)
+def judge(out_dir: str, config: JudgeConfig) -> dict | None:
+    """Score the candidate's answers on the five rubric dimensions through an OpenAI-compatible judge (off by default)."""
+    from tasks.llm_judge import judge_from_config
+
+    if config.enabled:
+        get_run_logger().info("stage: LLM-as-judge (%s)", config.model)
+    return judge_from_config(out_dir, config)
