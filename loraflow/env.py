@@ -1,4 +1,5 @@
 """Embedded defaults: Prefect and MLflow stores under one project-local folder unless the user points elsewhere."""
+import logging
 import os
 from pathlib import Path
 
@@ -33,3 +34,5 @@ def configure_environment() -> None:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+    # bitsandbytes warns on every import that an optional CPU kernel package is missing; the fallback works.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
