@@ -1,0 +1,19 @@
+"""A hyper-parameter sweep: every combination of a grid of overrides as its own finetune run, the best by val loss."""
+from prefect import flow
+
+from schemas.config import PipelineConfig
+from tasks.steps import sweep as steps
+
+
+@flow(name="sweep")
+def sweep(config: PipelineConfig, grid: dict[str, list[str]], input_path: str | None = None,
+          out_dir: str = "runs/sweep", concurrency: int = 1) -> dict:
+    """Run the trials `concurrency` at a time (each a finetune child flow and MLflow child run); return the best."""
+    parent = steps.start_sweep(config, grid, out_dir)
+    trials = parent["trials"]
+    results = []
+    for start in range(0, len(trials), max(1, concurrency)):
+        wave = [steps.run_trial.submit(config, trial, input_path, parent, start + i)
+                for i, trial in enumerate(trials[start:start + max(1, concurrency)])]
+        results += [future.result() for future in wave]
+    return steps.finish_sweep(parent, results, grid, out_dir)
