@@ -73,7 +73,11 @@ def _start_stack(folder: Path) -> dict:
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
            "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
            "LORAFLOW_PROJECT_DIR": str(REPO), "LORAFLOW_FEEDBACK_DATABASE_URL": f"sqlite:///{folder / 'feedback.db'}",
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+           # Only the services the tests need: no scheduler (a scheduled run must not reach the worker mid-test),
+           # no automations, late-run or worker-health sweeps (CPU the 2-core machine needs for training).
+           **{f"PREFECT_SERVER_SERVICES_{s}_ENABLED": "false" for s in
+              ("SCHEDULER", "LATE_RUNS", "FOREMAN", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP", "TRIGGERS")}}
     procs = []
     server = start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, folder / "server.log")
     procs.append(server)

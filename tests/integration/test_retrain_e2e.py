@@ -1,10 +1,14 @@
 """The feedback loop end to end: Prefect server + worker, feedback API, model server; corrections posted over HTTP
-start one retrain-from-feedback run on the tiny model, the champion alias moves and the server reloads it."""
+start one retrain-from-feedback run on the tiny model, the champion alias moves and the server reloads it;
+monitoring alerts through a webhook, and a rollback from Prefect moves the alias back."""
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -73,6 +77,7 @@ def _run_and_wait(stack: dict, name: str, parameters: dict, timeout: float):
 
 
 def test_feedback_retrains_once_on_a_worker_and_the_champion_moves(stack, feedback_api, tmp_path):
+    from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import DeploymentUpdate
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -84,7 +89,7 @@ def test_feedback_retrains_once_on_a_worker_and_the_champion_moves(stack, feedba
 
     name = f"e2e-retrain-{uuid.uuid4().hex[:8]}"  # its own registered model and lineage in the session's stores
     tiny = str(REPO / "examples" / "tiny" / "pipeline.yaml")
-    overrides = [f"task_card.name={name}", "train.max_steps=2", "eval.compare_base=false", "eval.max_samples=8"]
+    overrides = [f"task_card.name={name}", "train.max_steps=2", "eval.compare_base=false", "eval.max_samples=4"]
 
     # 1. The first pipeline run (finetune deployment) registers the champion and seeds the dataset lineage.
     _run_and_wait(stack, "finetune/finetune", {"config": to_json(load_config(tiny, overrides)), "out_dir": str(tmp_path / "seed")}, 420)
@@ -141,8 +146,46 @@ def test_feedback_retrains_once_on_a_worker_and_the_champion_moves(stack, feedba
         assert set(v2["tags"]["feedback.trained_ids"].split(",")) == set(trained)
         assert Path(lineage["dir"], "test.jsonl").read_bytes() == Path(lineage_root(name), "v1", "test.jsonl").read_bytes()
         assert _served_version(server_port, "2", server) == "2"
+
+        # 6. Monitoring re-evaluates the champion on the frozen test set and the feedback; below the threshold it alerts.
+        strict = overrides + ["task_card.success_criteria=[{metric: json_field_accuracy, threshold: 0.99}]"]
+        with _webhook() as (url, received):
+            _run_and_wait(stack, "monitor/monitor", {"config_path": tiny, "overrides": strict, "webhook_url": url}, 300)
+        [alert] = received
+        assert alert["champion"]["version"] == "2" and {"test", "recent_feedback"} <= set(alert["metrics"])
+        assert any(a.startswith("test: json_field_accuracy") for a in alert["alerts"])
+        assert MlflowClient().get_run(alert["mlflow_run_id"]).data.tags["champion.version"] == "2"
+
+        # 7. Rolling back from Prefect restores the previous champion, and the server follows.
+        _run_and_wait(stack, "rollback/rollback", {"model_name": name, "reason": "e2e rollback"}, 180)
+        assert champion_version(name) == "1"
+        assert _served_version(server_port, "1", server) == "1"
     finally:
         stop(server)
+
+
+@contextmanager
+def _webhook():
+    """A local HTTP endpoint that records the JSON bodies POSTed to it."""
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 — http.server's naming
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _wait_triggered(api: str, auth: dict, batch_id: str, timeout: float = 60) -> dict:
