@@ -112,11 +112,14 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported")
     parser.add_argument("--cache-dir", default=str(ROOT / ".loraflow" / "models"))
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 avoids oversubscription on a busy shared CPU")
     parser.add_argument("--json", help="also write the raw numbers to this file")
     args = parser.parse_args()
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = (torch.bfloat16 if device == "cuda" else torch.float32)
     try:

@@ -167,6 +167,20 @@ def generate_with_logits(model: Any, tokenizer: Any, prompts: list[list[dict]], 
 
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    # TF32 (which training may have switched on) would add ~1e-2 of noise to float32 logits on a GPU.
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        results = _generate(model, tokenizer, prompts, max_new_tokens, device, pad_id)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return results
+
+
+def _generate(model: Any, tokenizer: Any, prompts: list[list[dict]], max_new_tokens: int, device: Any, pad_id: int) -> list[dict]:
+    """The greedy generation loop of generate_with_logits."""
+    import torch
+
     results = []
     with torch.no_grad():
         for messages in prompts:

@@ -3,7 +3,7 @@ import json
 import shutil
 
 import pytest
-from deploy_support import PROMPTS, build_adapter, build_tiny_base
+from tests.unit.deploy_support import PROMPTS, build_adapter, build_tiny_base
 
 from tasks.errors import LoraflowError
 from tasks.merge import check_parity, merge_adapter
@@ -87,3 +87,11 @@ def test_qlora_adapter_merges_into_full_precision_base(pair, tmp_path):
     config = json.loads((tmp_path / "run" / "model" / "merged" / "config.json").read_text())
     assert "quantization_config" not in config
     assert result["parity"]["passed"]
+
+
+@pytest.mark.gpu
+def test_merge_on_gpu_stores_16bit_and_passes_parity(pair, tmp_path):
+    base, adapter = pair
+    result = merge_adapter(str(base), str(adapter), str(tmp_path), "lora", PROMPTS, 1e-3, max_new_tokens=8)
+    assert result["dtype"] in ("bfloat16", "float16") and result["parity"]["passed"]
+    assert json.loads((tmp_path / "model" / "merged" / "config.json").read_text())["dtype"] == result["dtype"]
