@@ -230,8 +230,14 @@ def main() -> int:
     parser.add_argument("--batch-wait-ms", type=float, default=10.0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--cache-dir", default=str(ROOT / ".loraflow" / "models"), help="where tiny/converted models are cached")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's); 1 avoids OpenMP spin-waits "
+                        "on a CPU shared with other work")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     header = machine()
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results = []

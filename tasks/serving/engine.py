@@ -1,4 +1,4 @@
-"""Built-in transformers backend: a dynamic batcher that generates concurrent requests together."""
+"""Built-in transformers backend: a dynamic batcher that generates concurrent requests together (continuous batching)."""
 import asyncio
 import logging
 import queue
@@ -30,7 +30,10 @@ class RequestHandle:
 
 
 class BatchingEngine:
-    """Collects requests for up to batch_wait_ms (or max_batch_size) and generates each batch in one worker thread."""
+    """Collects requests for up to batch_wait_ms (or max_batch_size) and generates each batch in one worker thread.
+
+    Requests that arrive while a batch runs join it at the next token step, up to max_batch_size rows.
+    """
 
     def __init__(self, bundle: ModelBundle, *, max_batch_size: int = 8, batch_wait_ms: float = 10.0, default_max_tokens: int = 256):
         self._bundle = bundle
