@@ -31,5 +31,7 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
 
     registered = deploy.merge_and_register(base_model, trained, splits["test"], config.deploy, config.task_card.name,
                                            gate["decision"], data_hash, results["candidate"]["metrics"], out_dir, run)
+    deploy.quantize_variants(registered, trained, splits["test"], config.deploy, config.eval, config.task_card,
+                             results["candidate"]["metrics"], out_dir, run)
     lineage.seed(config.task_card.name, out_dir, run)  # the first run's data becomes v1 of the dataset lineage
     return tracking.finish_tracking(run, out_dir, config.task_card, gate["summary"], gate["decision"], registered, trained)

@@ -46,13 +46,20 @@ def load_model(model_path: str, adapter_path: str | None = None):
     dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     # Training may save the tokenizer (its chat template) beside the adapter: prefer that one.
     has_own = adapter_path is not None and (Path(adapter_path) / "tokenizer_config.json").is_file()
-    tokenizer = AutoTokenizer.from_pretrained(adapter_path if has_own else model_path)
+    variant = adapter_path is None and _is_quantized_variant(Path(model_path))
+    tokenizer_source = Path(model_path).parent if Path(model_path).suffix == ".gguf" else model_path
+    tokenizer = AutoTokenizer.from_pretrained(adapter_path if has_own else tokenizer_source)
     if not getattr(tokenizer, "chat_template", None):
         raise LoraflowError(f"tokenizer of {model_path} has no chat template; use an instruct/chat model or add one to tokenizer_config.json.")
     tokenizer.padding_side = "left"  # decoder-only models continue from the last position: pad on the left
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
+    if variant:  # INT8/INT4/GGUF variants of the merged model: loaded the way quantisation saved them
+        from tasks.quantize import load_variant
+
+        model, _ = load_variant(model_path, device)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
     if adapter_path is not None:
         from peft import PeftModel
 
@@ -60,6 +67,13 @@ def load_model(model_path: str, adapter_path: str | None = None):
         model = PeftModel.from_pretrained(model, adapter_path).merge_and_unload()
     model.eval()
     return model, tokenizer
+
+
+def _is_quantized_variant(path: Path) -> bool:
+    """A .gguf file, or a folder whose config.json carries a bitsandbytes quantization_config."""
+    from tasks.quantize import is_bitsandbytes_folder
+
+    return path.suffix == ".gguf" or ((path / "config.json").is_file() and is_bitsandbytes_folder(path))
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

@@ -82,7 +82,7 @@ def load_variant(path: str, device: str | None = None) -> tuple[Any, Any]:
         return model.to(device).eval(), tokenizer
     if not (location / "config.json").is_file():
         raise LoraflowError(f"{path} is not a model folder or .gguf file; pass the path quantize_model returned.")
-    if _is_bnb(location):
+    if is_bitsandbytes_folder(location):
         # bitsandbytes int8 casts float32 inputs to fp16 and logs it on every matmul; that is expected here.
         logging.getLogger("bitsandbytes.autograd._functions").addFilter(_quiet_int8_cast)
         model = AutoModelForCausalLM.from_pretrained(location, device_map=device)
@@ -97,7 +97,7 @@ def _quiet_int8_cast(record: logging.LogRecord) -> bool:
     return "inputs will be cast from" not in record.getMessage()
 
 
-def _is_bnb(location: Path) -> bool:
+def is_bitsandbytes_folder(location: Path) -> bool:
     """Whether a saved model folder holds a bitsandbytes-quantised checkpoint."""
     import json
 

@@ -13,7 +13,6 @@ class DeployConfig(Section):
     parity_tolerance: float = Field(1e-3, gt=0.0, description="Largest allowed max-abs logit difference between merged and adapter model.")
     quantize: list[Literal["int8", "int4"]] = Field(default_factory=list, description="Quantised variants to build with bitsandbytes.")
     auto_promote: bool = Field(True, description="Move the `champion` alias when the promotion gate passes.")
-    serve_port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible server.")
     merge_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Storage dtype of the merged model; auto: float32 on CPU, bfloat16 (else float16) on CUDA."
     )

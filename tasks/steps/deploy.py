@@ -2,7 +2,7 @@
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import DeployConfig
+from schemas.config import DeployConfig, EvalConfig, TaskCard
 from tasks import tracking
 from tasks.jsonl import iter_jsonl
 from tasks.steps import not_user_error
@@ -37,8 +37,10 @@ def merge_and_register(base_model_path: str, trained: dict, test_path: str, conf
         return None
     model_path = trained["model_path"]
     if trained["adapter_path"] and config.merge:
-        prompts = [r["messages"][:-1] for _, r in zip(range(4), iter_jsonl(test_path))]
-        merged = merge_adapter(base_model_path, trained["adapter_path"], out_dir, trained["method"], prompts, config.parity_tolerance)
+        prompts = [r["messages"][:-1] for _, r in zip(range(config.parity_prompts), iter_jsonl(test_path))]
+        merged = merge_adapter(base_model_path, trained["adapter_path"], out_dir, trained["method"], prompts,
+                               config.parity_tolerance, dtype=config.merge_dtype, tolerance_16bit=config.parity_tolerance_16bit,
+                               max_new_tokens=config.parity_max_new_tokens)
         tracking.log_metrics(run["tracking_uri"], run["run_id"], {f"merge.{k}": v for k, v in merged["parity"].items()})
         model_path = merged["merged_path"]
     name = _registry_name(config, task_name)
@@ -50,3 +52,42 @@ def merge_and_register(base_model_path: str, trained: dict, test_path: str, conf
         registered["alias"] = "champion"
     get_run_logger().info("registered %s version %s as %s", name, registered["version"], registered.get("alias", "challenger"))
     return registered
+
+
+@task(name="quantize-variants", cache_policy=NO_CACHE)
+def quantize_variants(registered: dict | None, trained: dict, test_path: str, config: DeployConfig, eval_config: EvalConfig,
+                      task_card: TaskCard, candidate_metrics: dict, out_dir: str, run: dict) -> list[dict]:
+    """Build each configured INT8/INT4/GGUF variant of the merged model, evaluate it on the test set, gate its metric drop."""
+    import json
+    from pathlib import Path
+
+    if not (config.quantize or config.gguf):
+        return []
+    model_path = (registered or {}).get("merged_path") or (None if trained["adapter_path"] else trained["model_path"])
+    if model_path is None:
+        get_run_logger().warning("deploy.quantize needs a merged model: set deploy.merge and deploy.register_model")
+        return []
+
+    from tasks.evaluate import evaluate_model
+    from tasks.quantize import quantize_model, variant_size_gate
+
+    metric = task_card.success_metric
+    variants = []
+    for bits in [*config.quantize, *(f"gguf-{kind}" for kind in config.gguf)]:
+        get_run_logger().info("stage: quantize %s", bits)
+        built = quantize_model(model_path, out_dir, bits)
+        result = evaluate_model(built["path"], None, test_path, eval_config, task_card, out_dir, f"variant-{bits}")
+        gate = variant_size_gate(candidate_metrics[metric.metric], result["metrics"][metric.metric], config.quantize_tolerance,
+                                 metric.higher_is_better)
+        variants.append({"bits": bits, "path": built["path"], "size_bytes": built["size_bytes"], "metrics": result["metrics"], "gate": gate})
+        tracking.log_metrics(run["tracking_uri"], run["run_id"], {
+            f"variant.{bits}.size_mb": built["size_bytes"] / 1e6, f"variant.{bits}.{metric.metric}": result["metrics"][metric.metric],
+            f"variant.{bits}.drop": gate["drop"], f"variant.{bits}.gate_passed": float(gate["passed"])})
+        if not gate["passed"]:
+            get_run_logger().warning("variant %s drops %s by %.4f (> deploy.quantize_tolerance %.4f): not for serving",
+                                     bits, metric.metric, gate["drop"], config.quantize_tolerance)
+    if variants:
+        path = Path(out_dir) / "model" / "variants.json"
+        path.write_text(json.dumps(variants, indent=2))
+        tracking.log_artifacts(run["tracking_uri"], run["run_id"], path, "model")
+    return variants

@@ -3,7 +3,7 @@ import json
 
 import httpx
 import pytest
-from chat_server_support import ChatServer, running
+from tests.unit.chat_server_support import ChatServer, running
 
 from schemas.config.augment import AugmentConfig
 from tasks.augment import augment_records

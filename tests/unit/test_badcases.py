@@ -1,6 +1,6 @@
 """Badcase analysis on hand-made predictions: one test case per probable cause, counts and the relabelling file."""
 import pytest
-from eval_support import build_model
+from tests.unit.eval_support import build_model
 
 from schemas.config import TaskCard
 from tasks.badcases import CAUSES, analyse_badcases

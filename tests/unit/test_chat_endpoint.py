@@ -6,7 +6,7 @@ import pytest
 
 from tasks.chat_endpoint import chat_complete, completions_url
 from tasks.errors import LoraflowError
-from chat_server_support import ChatServer, running
+from tests.unit.chat_server_support import ChatServer, running
 
 MESSAGES = [{"role": "system", "content": "Paraphrase it."}, {"role": "user", "content": "Hello there"}]
 

@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from eval_support import build_adapter, build_model, write_records
+from tests.unit.eval_support import build_adapter, build_model, write_records
 
 from schemas.config import EvalConfig, TaskCard
 from tasks.errors import LoraflowError

@@ -1,6 +1,6 @@
 """Generation for evaluation on a tiny real model: prompts, batching, adapters, EOS and length limits."""
 import pytest
-from eval_support import RECORDS, build_adapter, build_model, write_records
+from tests.unit.eval_support import RECORDS, build_adapter, build_model, write_records
 
 from tasks.errors import LoraflowError
 from tasks.generate import generate_for_records, generate_predictions, load_model, split_record

@@ -7,7 +7,7 @@ from schemas.config.train import TrainConfig
 from tasks.errors import LoraflowError
 from tasks.oom import is_cuda_oom, run_with_oom_fallback
 from tasks.resume import last_good_checkpoint
-from train_watch_support import make_trainer, records, tiny_model
+from tests.unit.train_watch_support import make_trainer, records, tiny_model
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 import torch
-from deploy_support import PROMPTS, build_adapter, build_tiny_base
+from tests.unit.deploy_support import PROMPTS, build_adapter, build_tiny_base
 
 from tasks.errors import LoraflowError
 from tasks.merge import dir_size, merge_adapter, prompt_ids
@@ -78,3 +78,16 @@ def test_variant_gate():
     assert not failed["passed"] and failed["drop"] == pytest.approx(0.10)
     assert not variant_size_gate(1.0, 1.2, 0.1, higher_is_better=False)["passed"]  # e.g. a loss went up
     assert variant_size_gate(0.5, 0.9, 0.0)["passed"]  # improving is always fine
+
+
+@pytest.mark.parametrize("bits", ["int4", "gguf-q8_0"])
+def test_evaluation_generates_with_a_quantized_variant(merged, tmp_path, bits):
+    """The evaluation path loads INT4 folders and GGUF files the way quantisation saved them."""
+    from tasks.generate import generate_predictions
+    from tasks.jsonl import write_jsonl
+
+    built = quantize_model(merged, str(tmp_path), bits)
+    write_jsonl(tmp_path / "test.jsonl", [{"id": f"p{i}", "metadata": {}, "messages": [*p, {"role": "assistant", "content": "x"}]}
+                                           for i, p in enumerate(PROMPTS)])
+    rows = generate_predictions(built["path"], None, str(tmp_path / "test.jsonl"), 4, 2, None)
+    assert [r["id"] for r in rows] == ["p0", "p1"] and all(isinstance(r["prediction"], str) for r in rows)

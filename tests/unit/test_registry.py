@@ -3,7 +3,7 @@ import json
 import shutil
 
 import pytest
-from deploy_support import PROMPTS, build_adapter, build_tiny_base
+from tests.unit.deploy_support import PROMPTS, build_adapter, build_tiny_base
 
 from loraflow.cli import main
 from tasks.errors import LoraflowError

@@ -7,7 +7,7 @@ from transformers import TrainerCallback
 from schemas.config.train import TrainConfig
 from tasks.diagnosis import Thresholds
 from tasks.train_callbacks import TrainingWatch
-from train_watch_support import make_trainer, records, tiny_model
+from tests.unit.train_watch_support import make_trainer, records, tiny_model
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
