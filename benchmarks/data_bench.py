@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_common import cpu_name  # noqa: E402
 from schemas.config.clean import CleanConfig  # noqa: E402
 from schemas.config.data import DataConfig  # noqa: E402
 from schemas.config.split import SplitConfig  # noqa: E402
@@ -147,18 +148,8 @@ def run(n: int, baseline_max: int) -> dict:
             "ours_s": ours_s, "ours": ours, "theirs_s": theirs_s, "theirs": theirs}
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def markdown(r: dict, load_before: float) -> str:
-    machine = (f"{_cpu_model()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+    machine = (f"{cpu_name()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
                f"1-min load average before the run {load_before:.2f} (a shared machine)")
     lines = [f"### {r['n']:,} records, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "", f"Machine: {machine}.",
              f"Command: `benchmarks/data_bench.py --records {r['n']} --baseline-max {r['baseline_max']}`", "",

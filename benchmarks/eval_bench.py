@@ -7,7 +7,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench_common import add_model_options, apply_threads, machine  # noqa: E402
 from tasks.generate import generate_for_records, load_model, split_record  # noqa: E402
 from tasks.errors import LoraflowError  # noqa: E402
 
@@ -42,18 +42,6 @@ def resolve(name: str, cache_dir: str, texts: list[str]) -> str:
 
     alias = {"tiny": TINY, "smollm2": SMOLLM2}.get(name, name)
     return resolve_base_model(alias, None, None, cache_dir, texts)
-
-
-def machine() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        device = f"GPU {torch.cuda.get_device_name(0)}, bf16"
-    else:
-        device = f"CPU only, float32, {torch.get_num_threads()} torch threads"
-    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} CPU cores, {device}, Python {platform.python_version()}, torch {torch.__version__}, 1-min load average before the run {load}"
 
 
 def timed(model, tokenizer, records, max_new_tokens, batch_size) -> tuple[list[dict], float]:
@@ -94,14 +82,9 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--cache-dir", default=str(ROOT / ".loraflow" / "models"), help="where tiny/converted models are cached")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); 1 avoids thread thrashing on a busy machine")
-    parser.add_argument("--json", help="also write the results here")
+    add_model_options(parser)
     args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     header = machine()
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results = []

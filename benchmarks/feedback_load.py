@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from bench_common import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "benchmark-token"
 # The server process: the real app factory with the rate limit lifted (one client sends everything here)
@@ -32,16 +34,6 @@ from tasks.feedback_api import create_app
 config = FeedbackConfig(database_url=sys.argv[1], trigger_threshold=0, rate_limit_per_second=1e9, rate_limit_burst=10**9)
 uvicorn.run(create_app(config, token=sys.argv[3]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
 """
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def free_port() -> int:

@@ -8,8 +8,6 @@ depend on the weight values), for machines without the SmolLM2 package.
 """
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -19,6 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_common import add_model_options, apply_threads, machine  # noqa: E402
 
 SHAPES = {  # random-weight models with real architectures: SmolLM2-135M and Llama-3.2-1B
     "smollm2": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
@@ -92,16 +92,12 @@ def tokens_per_second(model, batch: int, prompt_len: int, new_tokens: int, devic
     return batch * new_tokens / (time.perf_counter() - start)
 
 
-def machine(device: str) -> str:
-    """One line naming the hardware and software the numbers came from."""
+def versions() -> str:
+    """The library versions the variants depend on."""
     import bitsandbytes
-    import torch
     import transformers
 
-    where = f"GPU {torch.cuda.get_device_name(0)}" if device == "cuda" else f"CPU only, {torch.get_num_threads()} torch threads"
-    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, {where}, Python {platform.python_version()}, torch {torch.__version__}, "
-            f"transformers {transformers.__version__}, bitsandbytes {bitsandbytes.__version__}, 1-min load average before the run {load}")
+    return f"transformers {transformers.__version__}, bitsandbytes {bitsandbytes.__version__}"
 
 
 def main() -> int:
@@ -111,15 +107,12 @@ def main() -> int:
     parser.add_argument("--prompt-len", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported")
-    parser.add_argument("--cache-dir", default=str(ROOT / ".loraflow" / "models"))
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 avoids oversubscription on a busy shared CPU")
-    parser.add_argument("--json", help="also write the raw numbers to this file")
+    add_model_options(parser)
     args = parser.parse_args()
+    apply_threads(args)
 
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = (torch.bfloat16 if device == "cuda" else torch.float32)
     try:
@@ -128,7 +121,7 @@ def main() -> int:
         with_gguf = True
     except ImportError:
         with_gguf = False
-    header = machine(device)
+    header = machine(versions())
     rows = []
     for name in args.models:
         with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import multiprocessing
 import os
-import platform
 import socket
 import statistics
 import sys
@@ -23,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bench_common import add_model_options, apply_threads, machine  # noqa: E402
 from tasks.serving.app import ServerState, create_app  # noqa: E402
 from tasks.serving.engine import BatchingEngine  # noqa: E402
 from tasks.serving.loading import load_bundle  # noqa: E402
@@ -75,18 +75,6 @@ def build_random_1b(cache_dir: Path, tokenizer_dir: str) -> str:
     LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return str(out)
-
-
-def machine() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        device = f"GPU {torch.cuda.get_device_name(0)}, bf16"
-    else:
-        device = f"CPU only, float32, {torch.get_num_threads()} torch threads"
-    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} CPU cores, {device}, Python {platform.python_version()}, torch {torch.__version__}, 1-min load average before the run {load}"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -229,15 +217,9 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=32, help="tokens generated per request (EOS ignored, so every mode makes the same number)")
     parser.add_argument("--batch-wait-ms", type=float, default=10.0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--cache-dir", default=str(ROOT / ".loraflow" / "models"), help="where tiny/converted models are cached")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's); 1 avoids OpenMP spin-waits "
-                        "on a CPU shared with other work")
-    parser.add_argument("--json", help="also write the results here")
+    add_model_options(parser)
     args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     header = machine()
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results = []

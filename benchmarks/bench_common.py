@@ -1,0 +1,55 @@
+"""What every benchmark script shares: the one-line machine description and the CPU-thread/output options."""
+import os
+import platform
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (else the architecture)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    """The 1-minute load average (numbers on a shared machine need it beside them)."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
+
+
+def machine(extra: str = "") -> str:
+    """CPU, cores, Python, the torch device and version if torch is importable, any extra text, and the load average."""
+    parts = [cpu_name(), f"{os.cpu_count()} CPU cores"]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            parts.append(f"GPU {torch.cuda.get_device_name(0)}, bf16")
+        else:
+            parts.append(f"CPU only, float32, {torch.get_num_threads()} torch threads")
+        parts += [f"Python {platform.python_version()}", f"torch {torch.__version__}"]
+    except ImportError:
+        parts.append(f"Python {platform.python_version()}")
+    if extra:
+        parts.append(extra)
+    return ", ".join(parts) + f", 1-min load average before the run {load_average()}"
+
+
+def add_model_options(parser) -> None:
+    """--cache-dir, --threads and --json, as the model benchmarks take them."""
+    parser.add_argument("--cache-dir", default=str(ROOT / ".loraflow" / "models"), help="where tiny/converted models are cached")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 avoids oversubscription on a busy shared CPU")
+    parser.add_argument("--json", help="also write the results here")
+
+
+def apply_threads(args) -> None:
+    """Pin torch's CPU threads when --threads was given."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
