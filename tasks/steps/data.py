@@ -4,16 +4,41 @@ Deterministic data stages are cached on their inputs and the task's source (resu
 with the same config shows them `Cached` and skips their work. Training and anything with side effects
 outside the run folder is never cached. Tasks that reach the network retry; user errors are not retried.
 """
+import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 
 from schemas.config import AugmentConfig, CleanConfig, DataConfig, ModelConfig, SplitConfig
 from tasks.errors import LoraflowError
 from tasks.steps import not_user_error
 
-DATA_TASK = dict(cache_policy=INPUTS + TASK_SOURCE, persist_result=True, cache_expiration=timedelta(days=30))
+
+@dataclass
+class RunFolderToken(CachePolicy):
+    """Cache-key part: a token kept in the task's run folder, so deleting or emptying the folder re-runs its stages.
+
+    Inputs alone would still hit the cache for the same `out_dir` after its files were deleted, and hand the next
+    stage paths that no longer exist.
+    """
+
+    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+        out_dir = inputs.get("out_dir")
+        if not out_dir:
+            return None
+        marker = Path(out_dir) / "data" / ".cache-token"
+        if not marker.is_file():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(uuid.uuid4().hex)
+        return marker.read_text().strip()
+
+
+DATA_TASK = dict(cache_policy=INPUTS + TASK_SOURCE + RunFolderToken(), persist_result=True,
+                 cache_expiration=timedelta(days=30))
 
 
 @task(name="resolve-inputs", cache_policy=NO_CACHE)

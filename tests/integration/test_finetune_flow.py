@@ -1,5 +1,6 @@
 """The whole pipeline under the Prefect test harness on the tiny model: run folder contract, MLflow, caching."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,10 @@ def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(pre
         assert states[name] == "Cached", (name, states)
     assert states["train"] == "Completed"
     assert second["mlflow_run_id"] != first["mlflow_run_id"]
+
+    # A deleted run folder must not be "restored" from the cache as paths to files that are gone.
+    from flows.data import prepare_data
+
+    shutil.rmtree(out)
+    again = prepare_data(config=tiny_config, out_dir=str(out))
+    assert Path(again["splits"]["train"]).is_file() and (out / "data" / "report.json").is_file()

