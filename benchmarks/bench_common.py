@@ -53,3 +53,14 @@ def apply_threads(args) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+
+
+def emit_json(when: str, header: str, results: list[dict], path: str | None) -> int:
+    """Print the raw results as a fenced JSON block (for RESULTS.md), write them to --json, and give the exit code."""
+    import json
+
+    payload = {"when": when, "machine": header, "results": results}
+    print("\n```json\n" + json.dumps(payload) + "\n```")
+    if path:
+        Path(path).write_text(json.dumps(payload, indent=2))
+    return 0 if results else 1

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench_common import add_model_options, apply_threads, machine  # noqa: E402
+from bench_common import add_model_options, apply_threads, emit_json, machine  # noqa: E402
 from tasks.generate import generate_for_records, load_model, split_record  # noqa: E402
 from tasks.errors import LoraflowError  # noqa: E402
 
@@ -100,10 +100,7 @@ def main() -> int:
     for r in results:
         print(f"| {r['model']} | {r['samples']} | {r['batch_size']} | {r['max_new_tokens']} | {r['batched_samples_per_s']} | "
               f"{r['single_samples_per_s']} | {r['speedup']}x | {r['batched_tokens_per_s']} | {r['scoring_samples_per_s']} | {r['same_answers']} |")
-    print("\n```json\n" + json.dumps({"when": when, "machine": header, "results": results}) + "\n```")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"when": when, "machine": header, "results": results}, indent=2))
-    return 0 if results else 1
+    return emit_json(when, header, results, args.json)
 
 
 if __name__ == "__main__":

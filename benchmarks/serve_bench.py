@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench_common import add_model_options, apply_threads, machine  # noqa: E402
+from bench_common import add_model_options, apply_threads, emit_json, machine  # noqa: E402
 from tasks.serving.app import ServerState, create_app  # noqa: E402
 from tasks.serving.engine import BatchingEngine  # noqa: E402
 from tasks.serving.loading import load_bundle  # noqa: E402
@@ -236,10 +236,7 @@ def main() -> int:
         print(f"| {r['model']} | {r['mode']} | {r['requests']} | {r['completion_tokens']} | {r['seconds']} | {r['tokens_per_s']} | "
               f"{r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['ttft_p50_ms'] or '-'} | {r.get('mean_batch', '-')} | "
               f"{r['speedup_vs_generate']}x |")
-    print("\n```json\n" + json.dumps({"when": when, "machine": header, "results": results}) + "\n```")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"when": when, "machine": header, "results": results}, indent=2))
-    return 0 if results else 1
+    return emit_json(when, header, results, args.json)
 
 
 if __name__ == "__main__":
