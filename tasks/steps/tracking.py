@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from prefect import get_run_logger, runtime, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from schemas.config import PipelineConfig, TaskCard
@@ -61,6 +61,12 @@ def log_data(run: dict, splits: dict, report: dict, dataset_name: str) -> str:
         tracking.log_artifacts(run["tracking_uri"], run["run_id"], quarantine, "data")
     if report.get("markdown"):
         create_markdown_artifact(key="data-report", markdown=report["markdown"], description="Data stages: counts per stage and reason")
+    if report.get("report_json"):
+        counts = json.loads(Path(report["report_json"]).read_text())
+        rows = [{"count": key, "records": counts[key]} for key in ("input", "kept", "quarantined", "review", "augmented",
+                                                                   "train", "val", "test") if isinstance(counts.get(key), int)]
+        rows += [{"count": f"removed: {reason}", "records": n} for reason, n in (counts.get("removed") or {}).items()]
+        create_table_artifact(key="data-counts", table=rows, description="Records per stage and removal reason")
     return data_hash
 
 

@@ -68,6 +68,13 @@ def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(pre
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"task_card.json", "config.json", "adapter", "data", "eval", "train"} <= artifacts
 
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        keys = {a.key for a in prefect.read_artifacts()}
+    assert {"mlflow-run", "resource-estimate", "data-report", "data-counts", "training-progress", "training-diagnosis",
+            "evaluation", "promotion-decision"} <= keys
+
     second = finetune(config=tiny_config, out_dir=str(out))
     states = _task_states(_subflow_ids(second["prefect_flow_run_id"]))
     for name in ("ingest", "validate", "clean", "split", "data-report"):
