@@ -22,6 +22,11 @@ def register(subparsers) -> None:
     export.add_argument("--batch-id", help="Export this retrain batch again instead of claiming the pending feedback.")
     export.set_defaults(handler=export_feedback_command)
 
+    badcases = commands.add_parser("import-badcases", help="Queue a run's evaluation badcases for relabelling (stored once).")
+    _add_config_args(badcases)
+    badcases.add_argument("run_dir", help="Run folder with eval/badcases.jsonl and run.json.")
+    badcases.set_defaults(handler=import_badcases_command)
+
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="Pipeline YAML whose `feedback` section to use (default: built-in defaults).")
@@ -65,4 +70,12 @@ def export_feedback_command(args) -> int:
     config = _feedback_config(args)
     summary = export_feedback(config.database_url, args.out, batch_id=args.batch_id)
     print(json.dumps({k: v for k, v in summary.items() if k != "feedback_ids"} | {"feedback_count": len(summary["feedback_ids"])}, indent=2))
+    return 0
+
+
+def import_badcases_command(args) -> int:
+    """Store the run's badcases as `down`-rated feedback and print the counts."""
+    from tasks.badcase_import import import_badcases
+
+    print(json.dumps(import_badcases(args.run_dir, _feedback_config(args).database_url), indent=2))
     return 0
