@@ -60,9 +60,10 @@ def log_monitoring(tracking_uri: str, experiment: str, champion: dict, results: 
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
+    from tasks.tracking import ensure_experiment
+
     client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = ensure_experiment(tracking_uri, experiment)
     tags = {"loraflow.kind": "monitoring", "champion.name": champion["name"], "champion.version": str(champion["version"]),
             "monitor.alerts": str(len(alerts))}
     run = client.create_run(experiment_id, run_name=f"monitor-{champion['name']}-v{champion['version']}", tags=tags)

@@ -41,14 +41,35 @@ def file_digest(*paths: str | Path) -> str:
     return h.hexdigest()
 
 
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Where an embedded SQLite store keeps an experiment's artifacts: beside the database, not in ./mlruns.
+
+    MLflow's default for a SQLite store is `./mlruns` of whatever directory the process runs in. A tracking server
+    (http URI) decides for itself: None.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
+    return (database.parent / "mlartifacts" / slug).resolve().as_uri()
+
+
+def ensure_experiment(tracking_uri: str, experiment: str) -> str:
+    """The id of the named experiment, created (with its artifact location) when missing."""
+    mlflow_client = client(tracking_uri)
+    found = mlflow_client.get_experiment_by_name(experiment)
+    if found:
+        return found.experiment_id
+    return mlflow_client.create_experiment(experiment, artifact_location=artifact_location(tracking_uri, experiment))
+
+
 def start_run(tracking_uri: str, experiment: str, run_name: str, params: dict[str, str], tags: dict[str, str],
               task_card: dict, config: dict) -> str:
     """Create the pipeline's MLflow run with flattened config params, tags, the task card and the config; return its id."""
     from mlflow.entities import Param, RunTag
 
     mlflow_client = client(tracking_uri)
-    found = mlflow_client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else mlflow_client.create_experiment(experiment)
+    experiment_id = ensure_experiment(tracking_uri, experiment)
     run = mlflow_client.create_run(experiment_id, run_name=run_name, tags=tags)
     run_id = run.info.run_id
     items = list(params.items())

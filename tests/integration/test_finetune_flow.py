@@ -60,6 +60,8 @@ def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(pre
     client = MlflowClient(run_json["mlflow_tracking_uri"])
     run = client.get_run(run_json["mlflow_run_id"])
     assert run.info.status == "FINISHED"
+    home = Path(run_json["mlflow_tracking_uri"].removeprefix("sqlite:///")).parent
+    assert run.info.artifact_uri.startswith((home / "mlartifacts").as_uri())  # embedded: one project-local folder
     assert run.data.params["train.learning_rate"] == "None" and run.data.params["lora.r"] == "8"
     assert run.data.tags["prefect.flow_run_id"] == run_json["prefect_flow_run_id"]
     assert len(run.data.tags["data.hash"]) == 64
