@@ -1,6 +1,7 @@
 """`loraflow run` (the whole pipeline) and `loraflow data` (data stages only)."""
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -98,7 +99,11 @@ def handle_run(args) -> int:
         print(f"registered:     {registered.get('name')} version {registered.get('version')} ({registered.get('alias', 'challenger')})")
     print(f"MLflow run id:  {result.get('mlflow_run_id')}  ({result.get('mlflow_tracking_uri')})")
     print(f"Prefect run id: {result.get('prefect_flow_run_id')}")
-    print("open the UIs:   mlflow ui --backend-store-uri " + str(result.get("mlflow_tracking_uri")) + "   |   prefect server start")
+    uri = str(result.get("mlflow_tracking_uri"))
+    print(f"MLflow UI:      {uri}" if uri.startswith("http") else f"MLflow UI:      .venv/bin/mlflow ui --backend-store-uri {uri}  (then http://127.0.0.1:5000)")
+    api = os.environ.get("PREFECT_API_URL")
+    print(f"Prefect UI:     {api.removesuffix('/api')}" if api else
+          f"Prefect UI:     PREFECT_HOME={os.environ.get('PREFECT_HOME')} .venv/bin/prefect server start  (then http://127.0.0.1:4200)")
     return 0
 
 
