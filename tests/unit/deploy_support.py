@@ -1,10 +1,6 @@
 """Test support for the deploy tests: a tiny Llama with a ChatML tokenizer and a non-trivial LoRA adapter."""
 from pathlib import Path
 
-CHATML = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 TEXTS = [
     "Extract the order number and the product from this support ticket.",
     "My order 4411 for a blue kettle arrived broken, please help.",
@@ -19,32 +15,10 @@ PROMPTS = [
 
 
 def build_tiny_base(out_dir: Path) -> Path:
-    """Save a tiny random Llama and a byte-level BPE ChatML tokenizer into out_dir."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    """The project's tiny random Llama (ChatML byte-level BPE tokenizer) trained on this module's texts."""
+    from tasks.models import build_tiny_model
 
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(TEXTS, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|endoftext|>"
-    )
-    fast.chat_template = CHATML
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        vocab_size=len(fast), max_position_embeddings=256, bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, tie_word_embeddings=False,
-    )
-    model = LlamaForCausalLM(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    fast.save_pretrained(out_dir)
-    return out_dir
+    return build_tiny_model(out_dir, TEXTS)
 
 
 def build_adapter(base_dir: Path, out_dir: Path, seed: int = 1, qlora: bool = False) -> Path:
