@@ -12,7 +12,13 @@ Method = Literal["lora", "qlora", "full"]
 NF4_BYTES = 0.5
 # Double quantisation: one 8-bit absmax per 64 weights plus one fp32 absmax per 256 of those blocks.
 NF4_CONST_BYTES = 1 / 64 + 4 / (64 * 256)
+# A compiled decoder layer saves ~2/3 of the eager layer's tensors: 1.47 GiB per unchecked 7B layer at 8192 tokens
+# (qlora_fp32 none, H100, benchmarks/results/train_bench_h100_2026-11-27_run3_unchecked.json) vs 2.21 GiB eager.
+COMPILED_LAYER_FRACTION = 0.665
 OPTIMIZER_BYTES = {"adamw": 8.0, "paged_adamw_8bit": 2.0}  # two moments per trainable parameter
+# train.optimizer names -> the estimate's optimizer kinds (auto is fused fp32 AdamW on CUDA)
+OPTIMIZER_KIND = {"auto": "adamw", "adamw_torch_fused": "adamw", "adamw_torch": "adamw",
+                  "paged_adamw_8bit": "paged_adamw_8bit", "adamw_8bit": "paged_adamw_8bit"}
 # Runtime buffers the allocator counts (cuBLAS workspace, rotary caches): fitted on the H100 runs.
 RUNTIME_BUFFER_BYTES = 64 * 2**20
 # Peak per token of logits work: bf16 logits + fp32 upcast + fp32 log-softmax + fp32 gradient (~14.5 B per vocab entry,
@@ -79,18 +85,20 @@ class ResourceEstimate:
 
 def memory_breakdown(
     shape: ModelShape, method: Method, trainable: int, seq_len: int, micro_batch: int, grad_checkpointing: bool,
-    optimizer: str, upcast_non_quantized: bool = True, fused_lm_head: bool = True,
+    optimizer: str, qlora_fp32: str = "all", fused_lm_head: bool = True, unchecked_layers: int = 0,
 ) -> dict[str, float]:
     """Peak GPU bytes by part (weights, adapter, gradients, optimizer, activations, buffers), in GiB."""
     quantized_linear = shape.layer_linear_params
     other = shape.embedding_params + shape.norm_params
     head_copy = 0.0
     if method == "qlora":
-        # peft's prepare_model_for_kbit_training casts the non-quantised weights to fp32; autocast then keeps a bf16
-        # copy of the output head for the backward pass.
-        weights = quantized_linear * (NF4_BYTES + NF4_CONST_BYTES) + other * (4 if upcast_non_quantized else 2)
-        head_copy = shape.vocab_size * shape.hidden_size * 2 if upcast_non_quantized else 0.0
-        residual_bytes = 4 if upcast_non_quantized else 2
+        # qlora_fp32 "all": peft's prepare_model_for_kbit_training casts the non-quantised weights to fp32 and autocast
+        # keeps a bf16 copy of the output head for the backward pass; "norms": only the norms stay fp32, which still
+        # makes every projection's output and so the residual stream fp32; "none": all bf16.
+        upcast_all = qlora_fp32 == "all"
+        weights = quantized_linear * (NF4_BYTES + NF4_CONST_BYTES) + other * (4 if upcast_all else 2)
+        head_copy = shape.vocab_size * shape.hidden_size * 2 if upcast_all else 0.0
+        residual_bytes = 2 if qlora_fp32 == "none" else 4
     elif method == "lora":
         weights, residual_bytes = shape.total_params * 2.0, 2
     else:
@@ -103,7 +111,8 @@ def memory_breakdown(
     except KeyError:
         raise LoraflowError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZER_BYTES)}") from None
     tokens = seq_len * micro_batch
-    activations = activation_bytes(shape, tokens, grad_checkpointing, residual_bytes, fused_lm_head) + head_copy
+    activations = activation_bytes(shape, tokens, grad_checkpointing, residual_bytes, fused_lm_head,
+                                   unchecked_layers) + head_copy
     parts = {
         "weights": weights, "adapter": adapter, "gradients": gradients, "optimizer": optimizer_state,
         "activations": activations, "runtime_buffers": float(RUNTIME_BUFFER_BYTES),
@@ -112,8 +121,12 @@ def memory_breakdown(
 
 
 def activation_bytes(shape: ModelShape, tokens: int, grad_checkpointing: bool, residual_bytes: int,
-                     fused_lm_head: bool = True) -> float:
-    """Activation bytes kept at the peak for one micro-batch (SDPA attention, so linear in sequence length)."""
+                     fused_lm_head: bool = True, unchecked_layers: int = 0) -> float:
+    """Activation bytes kept at the peak for one micro-batch (SDPA attention, so linear in sequence length).
+
+    unchecked_layers (train.unchecked_layers): layers that keep their activations under checkpointing; the first adds
+    nothing (one layer's activations are live during its recomputation anyway), each further one a compiled layer's.
+    """
     h, i = shape.hidden_size, shape.intermediate_size * shape.num_experts
     # One decoder layer's saved tensors: norms, q/k/v/o, LoRA dropout copies and masks, the MLP's four I-wide tensors.
     # Fitted to the no-checkpointing QLoRA run (43.6 GiB at 2048x2); fp32 residuals add 8h.
@@ -125,7 +138,8 @@ def activation_bytes(shape: ModelShape, tokens: int, grad_checkpointing: bool, r
         head = tokens * LOGITS_BYTES_PER_VOCAB * shape.vocab_size
     if grad_checkpointing:
         # Every layer keeps only its input; the head's phase and one recomputed layer do not overlap.
-        return tokens * shape.num_layers * h * residual_bytes + max(head, layer)
+        extra = max(0, min(unchecked_layers, shape.num_layers) - 1) * layer * COMPILED_LAYER_FRACTION
+        return tokens * shape.num_layers * h * residual_bytes + max(head, layer) + extra
     return shape.num_layers * layer + head
 
 
@@ -183,8 +197,9 @@ def estimate_resources(
     checkpoints_kept: int = 2,
     merge: bool = True,
     quantize: list[str] | tuple[str, ...] = (),
-    upcast_non_quantized: bool = True,
+    qlora_fp32: str = "all",
     fused_lm_head: bool = True,
+    unchecked_layers: int = 0,
 ) -> ResourceEstimate:
     """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
 
@@ -197,9 +212,9 @@ def estimate_resources(
 
     def peak(candidate: str, batch: int, checkpointing: bool) -> tuple[dict[str, float], float, int]:
         trainable = shape.total_params if candidate == "full" else lora_params(shape, lora_r, target_modules)
-        opt = optimizer or ("paged_adamw_8bit" if candidate == "qlora" else "adamw")
-        parts = memory_breakdown(shape, candidate, trainable, seq_len, batch, checkpointing, opt, upcast_non_quantized,
-                                 fused_lm_head)
+        opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
+        parts = memory_breakdown(shape, candidate, trainable, seq_len, batch, checkpointing, opt, qlora_fp32,
+                                 fused_lm_head, unchecked_layers if checkpointing else 0)
         return parts, sum(parts.values()), trainable
 
     def fits(allocated_gib: float) -> bool:
@@ -225,7 +240,7 @@ def estimate_resources(
     table = throughput_table or THROUGHPUT_TABLE
     if device not in table and _device_family(device) not in table:
         notes.append(f"no measured throughput for {device}; training time uses the H100 numbers")
-    opt = optimizer or ("paged_adamw_8bit" if chosen == "qlora" else "adamw")
+    opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
     speed = tokens_per_second(shape, chosen, seq_len, micro_batch, grad_checkpointing, device, throughput_table)
     disk = disk_breakdown(shape, chosen, trainable, opt, checkpoints_kept, merge, list(quantize))
     return ResourceEstimate(

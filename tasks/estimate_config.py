@@ -111,7 +111,8 @@ def estimate_for_config(
     estimate = estimate_resources(
         name, train.method, config.lora.r, config.model.max_length, train.micro_batch_size, train.gradient_checkpointing,
         n_train_tokens, epochs, gpu_memory_gib, target_modules=config.lora.target_modules, device=device,
-        merge=config.deploy.merge, quantize=list(config.deploy.quantize),
+        merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
+        qlora_fp32=train.qlora_fp32, unchecked_layers=train.unchecked_layers,
     )
     notes = [*estimate.notes, f"device {device}", f"train tokens per epoch: {n_train_tokens:,} from {source}"]
     if device == "cpu":

@@ -24,6 +24,8 @@ class SpeedPlan:
     liger: bool
     attn_implementation: str
     pad_to_multiple_of: int | None
+    optimizer: str = "adamw_torch"
+    unchecked_layers: int = 0
 
     def to_dict(self) -> dict:
         """Plain dict for logs and results."""
@@ -43,11 +45,23 @@ def resolve_speed(train: TrainConfig, device: str) -> SpeedPlan:
     if train.liger:
         _require_liger()
     compile_layers = (cuda and not train.liger) if train.compile_layers is None else train.compile_layers
+    optimizer = resolve_optimizer(train.optimizer, cuda)
     attn = "sdpa"
     if train.packing and cuda and register_varlen_attention():
         attn = VARLEN_ATTENTION
     return SpeedPlan(compile_layers=compile_layers, packing=train.packing, liger=train.liger, attn_implementation=attn,
-                     pad_to_multiple_of=PAD_TO_MULTIPLE if compile_layers else None)
+                     pad_to_multiple_of=PAD_TO_MULTIPLE if compile_layers else None, optimizer=optimizer,
+                     unchecked_layers=train.unchecked_layers if train.gradient_checkpointing else 0)
+
+
+def resolve_optimizer(name: str, cuda: bool) -> str:
+    """The transformers `optim` name: auto is fused AdamW on CUDA (one launch for all tensors), plain AdamW on the CPU."""
+    if name == "auto":
+        return "adamw_torch_fused" if cuda else "adamw_torch"
+    if not cuda and name != "adamw_torch":
+        raise LoraflowError(f"train.optimizer={name!r} needs CUDA (bitsandbytes 8-bit states / fused kernels); "
+                            "set train.optimizer to auto or adamw_torch on the CPU")
+    return name
 
 
 def _require_liger() -> None:
@@ -87,6 +101,21 @@ def compile_decoder_layers(model) -> int:
         if getattr(layer, "_compiled_call_impl", None) is None:
             layer.compile()
     return len(layers)
+
+
+def keep_activations_of_last_layers(model, count: int) -> int:
+    """Turn gradient checkpointing off for the last `count` decoder layers (their activations stay in memory).
+
+    transformers' checkpointing is a per-layer flag (GradientCheckpointingLayer.gradient_checkpointing) that
+    Trainer.train() sets on every layer; call this after it (the trainer does, on train begin). Returns how many
+    layers were changed.
+    """
+    changed = 0
+    for layer in decoder_layers(model)[-count:] if count > 0 else []:
+        if getattr(layer, "gradient_checkpointing", False):
+            layer.gradient_checkpointing = False
+            changed += 1
+    return changed
 
 
 def register_varlen_attention() -> bool:

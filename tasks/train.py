@@ -1,5 +1,6 @@
 """Fine-tuning with trl's SFTTrainer + peft: LoRA, QLoRA (4-bit NF4) or full. No prefect here (GPU benchmarks import it bare)."""
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from tasks.errors import LoraflowError
 from tasks.jsonl import read_jsonl
 from tasks.oom import run_with_oom_fallback
 from tasks.resume import last_good_checkpoint
-from tasks.speed import SpeedPlan, compile_decoder_layers, resolve_speed
+from tasks.speed import SpeedPlan, compile_decoder_layers, keep_activations_of_last_layers, resolve_speed
 
 
 def to_prompt_completion(records: list[dict]) -> list[dict]:
@@ -66,11 +67,16 @@ def load_model(model_path: str | None, method: str, device: str, bf16: bool, gra
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
         if qlora_fp32 == "norms" and dtype != torch.float32:
-            # The QLoRA paper keeps only the norms in fp32: bf16 embeddings keep the residual stream (and every
-            # checkpointed layer input) in bf16, and a bf16 LM head needs no per-step autocast copy.
+            # The QLoRA paper keeps only the norms in fp32: bf16 embeddings and LM head need no per-step autocast copy.
             for module in (model.get_input_embeddings(), model.get_output_embeddings()):
                 if module is not None:
                     module.to(dtype)
+        elif qlora_fp32 == "none" and dtype != torch.float32:
+            # fp32 norms make every projection's output (bitsandbytes returns its input's dtype) and so the residual
+            # stream and each checkpointed layer input fp32; all-bf16 halves that traffic and memory.
+            for param in model.parameters():
+                if param.dtype == torch.float32:
+                    param.data = param.data.to(dtype)
     return model
 
 
@@ -97,8 +103,7 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
         weight_decay=train.weight_decay,
         lr_scheduler_type=train.lr_scheduler,
         max_grad_norm=train.max_grad_norm,
-        # Paged 8-bit AdamW is the QLoRA recipe on CUDA (2 bytes of state per parameter instead of 8).
-        optim="paged_adamw_8bit" if train.method == "qlora" and _cuda() else "adamw_torch",
+        optim=speed.optimizer,
         logging_nan_inf_filter=False,  # a NaN loss must show in the log history, not be averaged away
         logging_steps=train.logging_steps,
         logging_first_step=True,
@@ -152,6 +157,8 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
             task_type="CAUSAL_LM",
         )
     all_callbacks = list(callbacks or [])
+    if speed.unchecked_layers:
+        all_callbacks.append(_unchecked_layers_callback(speed.unchecked_layers))
     if eval_dataset is not None and train.early_stopping_patience > 0:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
@@ -159,6 +166,19 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     if speed.compile_layers:
         compile_decoder_layers(trainer.model)  # after peft wrapping, so the LoRA layers are inside the compiled graphs
     return trainer
+
+
+def _unchecked_layers_callback(count: int):
+    """A callback that keeps the last `count` layers' activations once Trainer.train() has enabled checkpointing."""
+    from transformers import TrainerCallback
+
+    class UncheckedLayers(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            changed = keep_activations_of_last_layers(model, count)
+            logging.getLogger("loraflow.train").info(
+                "gradient checkpointing off for the last %d decoder layers (train.unchecked_layers=%d)", changed, count)
+
+    return UncheckedLayers()
 
 
 def train_model(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,

@@ -89,13 +89,14 @@ def test_packed_training_uses_varlen_attention_and_loss_falls(tiny_model_path, d
 
 def test_varlen_attention_matches_sdpa_with_a_packed_mask(tiny_model_path):
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from tasks.speed import VARLEN_ATTENTION, register_varlen_attention
 
     assert register_varlen_attention()
     lengths = [5, 11, 16]
-    ids = torch.randint(10, 500, (1, sum(lengths)), device="cuda")
+    vocab = AutoConfig.from_pretrained(str(tiny_model_path)).vocab_size  # the tiny tokenizer's vocabulary is small
+    ids = torch.randint(3, vocab, (1, sum(lengths)), device="cuda")
     positions = torch.cat([torch.arange(n) for n in lengths])[None].cuda()
     cu = torch.tensor([0, 5, 16, 32], dtype=torch.int32, device="cuda")
     outputs = {}
@@ -137,3 +138,31 @@ def test_ddp_on_two_gpus_trains_through_torchrun(tiny_model_path, data, tmp_path
     assert result["world_size"] == 2
     assert (tmp_path / "run" / "model" / "adapter" / "adapter_model.safetensors").is_file()
     assert _losses(result)[-1] < _losses(result)[0]
+
+
+def _llama_config(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int) -> dict:
+    from transformers import LlamaConfig
+
+    return LlamaConfig(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+                       num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=32000).to_dict()
+
+
+def test_method_auto_picks_by_the_detected_card():
+    """On the detected GPU: a 7B model fits as bf16 LoRA (picked), a 70B one does not (QLoRA picked)."""
+    from tasks.estimate import estimate_resources
+    from tasks.estimate_config import detect_device
+
+    device, memory = detect_device()
+    assert device != "cpu" and memory > 40
+    common = dict(lora_r=16, seq_len=1024, micro_batch=4, grad_checkpointing=True, n_train_tokens=10**6, epochs=1,
+                  gpu_memory_gib=memory, device=device)
+    small = estimate_resources(_llama_config(4096, 11008, 32, 32, 32), "auto", **common)
+    large = estimate_resources(_llama_config(8192, 28672, 80, 64, 8), "auto", **common)
+    assert small.method == "lora" and small.fits, small.notes
+    assert large.method == "qlora", large.notes
+    assert any("method auto -> qlora" in note for note in large.notes)
+
+
+def test_qlora_all_bf16_trains_on_cuda_and_loss_falls(tiny_model_path, data, tmp_path):
+    result = _train(tiny_model_path, data, tmp_path, method="qlora", gradient_checkpointing=True, qlora_fp32="none")
+    assert _falls(_losses(result)), _losses(result)

@@ -17,6 +17,15 @@ def test_compile_layers_defaults_on_for_cuda_and_off_on_the_cpu():
     assert resolve_speed(TrainConfig(compile_layers=False), "cuda").compile_layers is False
 
 
+def test_optimizer_auto_is_fused_adamw_on_cuda_and_8bit_needs_cuda():
+    assert resolve_speed(TrainConfig(), "cuda").optimizer == "adamw_torch_fused"
+    assert resolve_speed(TrainConfig(method="qlora"), "cuda:0").optimizer == "adamw_torch_fused"
+    assert resolve_speed(TrainConfig(), "cpu").optimizer == "adamw_torch"
+    assert resolve_speed(TrainConfig(optimizer="paged_adamw_8bit"), "cuda").optimizer == "paged_adamw_8bit"
+    with pytest.raises(LoraflowError, match="train.optimizer='paged_adamw_8bit' needs CUDA"):
+        resolve_speed(TrainConfig(optimizer="paged_adamw_8bit"), "cpu")
+
+
 def test_liger_with_explicit_compile_is_refused_and_needs_its_package():
     with pytest.raises(LoraflowError, match="train.liger"):
         resolve_speed(TrainConfig(liger=True, compile_layers=True), "cuda")
@@ -38,6 +47,7 @@ def test_sft_config_carries_packing_padding_and_ddp_settings(tmp_path):
     assert args.gradient_accumulation_steps == 4  # 16 = 2 per GPU x 2 GPUs x 4
     assert args.ddp_find_unused_parameters is False
     assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    assert args.optim == "adamw_torch_fused"
     single = build_sft_config(TrainConfig(), 128, tmp_path, False, 100, False)
     assert not single.packing and single.pad_to_multiple_of is None and single.gradient_accumulation_steps == 4
 
@@ -63,6 +73,27 @@ def test_packed_training_on_the_cpu_runs_padding_free_and_compiles_nothing(tmp_p
     assert torch.isfinite(torch.tensor(result.training_loss))
     assert all(getattr(layer, "_compiled_call_impl", None) is None for layer in decoder_layers(trainer.model))
     assert len(decoder_layers(trainer.model)) == 2
+
+
+def test_unchecked_layers_keep_the_last_layers_activations_during_training(tmp_path, tiny_model_path):
+    import datasets
+    from transformers import AutoTokenizer
+
+    from schemas.config.lora import LoraConfig
+    from tasks.train import build_trainer, load_model, to_prompt_completion
+
+    rows = [{"id": f"r{i}", "messages": [{"role": "user", "content": f"question {i}"},
+                                         {"role": "assistant", "content": "ok"}]} for i in range(8)]
+    train = TrainConfig(micro_batch_size=2, effective_batch_size=2, max_steps=1, save_steps=100,
+                        gradient_checkpointing=True, unchecked_layers=1)
+    assert resolve_speed(train, "cpu").unchecked_layers == 1
+    assert resolve_speed(train.model_copy(update={"gradient_checkpointing": False}), "cpu").unchecked_layers == 0
+    model = load_model(str(tiny_model_path), "lora", "cpu", False, True)
+    trainer = build_trainer(model, AutoTokenizer.from_pretrained(tiny_model_path), train, LoraConfig(r=4, alpha=8), 128,
+                            tmp_path, False, datasets.Dataset.from_list(to_prompt_completion(rows)))
+    trainer.train()
+    first, last = decoder_layers(trainer.model)
+    assert first.gradient_checkpointing is True and last.gradient_checkpointing is False
 
 
 def test_qlora_on_the_cpu_keeps_fp32_everywhere(tiny_model_path):
