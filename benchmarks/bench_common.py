@@ -5,6 +5,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+RANDOM_SHAPES = {  # random-weight models with real architectures: SmolLM2-135M and Llama-3.2-1B (speed only)
+    "smollm2": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                    num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True, rope_theta=100000.0),
+    "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+               num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True, rope_theta=500000.0),
+}
+
+
+def save_random_model(name: str, folder: Path, **overrides) -> Path:
+    """Save a seeded random-weight Llama in the shape `random:NAME` names (overrides e.g. vocab_size) to folder."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    shape = {**RANDOM_SHAPES[name.split(":", 1)[-1]], **overrides}
+    LlamaForCausalLM(LlamaConfig(max_position_embeddings=4096, **shape)).save_pretrained(folder)
+    return folder
+
 
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo (else the architecture)."""

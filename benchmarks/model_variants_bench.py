@@ -18,26 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_common import add_model_options, apply_threads, machine  # noqa: E402
-
-SHAPES = {  # random-weight models with real architectures: SmolLM2-135M and Llama-3.2-1B
-    "smollm2": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                    num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True, rope_theta=100000.0),
-    "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-               num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True, rope_theta=500000.0),
-}
-
+from bench_common import add_model_options, apply_threads, machine, save_random_model  # noqa: E402
 
 def base_model(name: str, cache_dir: str, work: Path) -> str:
     """A local base-model folder for tiny / smollm2 / random:SHAPE / a path."""
     if name.startswith("random:"):
-        import torch
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        torch.manual_seed(0)
-        folder = work / name.replace(":", "-")
-        LlamaForCausalLM(LlamaConfig(max_position_embeddings=4096, **SHAPES[name.split(":", 1)[1]])).save_pretrained(folder)
-        return str(folder)
+        return str(save_random_model(name, work / name.replace(":", "-")))
     from tasks.models import SMOLLM2, TINY, resolve_base_model
 
     return resolve_base_model({"tiny": TINY, "smollm2": SMOLLM2}.get(name, name), None, None, cache_dir, [])

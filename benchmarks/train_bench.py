@@ -37,6 +37,8 @@ ap.add_argument("--warm", type=int, default=3)
 ap.add_argument("--meas", type=int, default=6)
 ap.add_argument("--budget", type=float, default=540.0, help="seconds; later stages are skipped past it")
 ap.add_argument("--json", default=None, help="output JSON (default $OUT/train_bench.json)")
+ap.add_argument("--profile", action="store_true", help="profile 2 steps of each variant's first shape (CUDA kernel table to "
+                "$OUT/profile_VARIANT.txt)")
 args = ap.parse_args()
 
 import torch  # noqa: E402
@@ -167,6 +169,32 @@ class StepTimer(TrainerCallback):
         self.last = now
 
 
+class StepProfiler(TrainerCallback):
+    """torch.profiler over two optimizer steps after the warm-up; writes the top CUDA kernels by total time."""
+
+    def __init__(self, path: Path, start: int):
+        self.path, self.start, self.prof = path, start, None
+
+    def on_step_begin(self, args_, state, *a, **k):
+        if state.global_step == self.start and self.prof is None:
+            from torch.profiler import ProfilerActivity, profile
+
+            self.prof = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEV == "cuda" else []))
+            self.prof.__enter__()
+
+    def on_step_end(self, args_, state, *a, **k):
+        if self.prof is not None and state.global_step == self.start + 2:
+            if DEV == "cuda":
+                torch.cuda.synchronize()
+            self.prof.__exit__(None, None, None)
+            events = self.prof.key_averages()
+            key = "self_device_time_total" if DEV == "cuda" else "self_cpu_time_total"
+            table = events.table(sort_by=key, row_limit=45, max_name_column_width=90)
+            self.path.write_text(table)
+            log("profile written to", self.path)
+            self.prof = False
+
+
 def record(label: str, shape: str, res: dict, tflops: float | None, n_params: int, extra: dict | None = None) -> dict:
     rec = {"label": label, "shape": shape, **res, **(extra or {})}
     rec["tokens_per_s_mean_based"] = sum(res.get("tokens_measured", [res["tokens_per_step"]] * len(res["step_times_s"]))) / sum(res["step_times_s"])
@@ -213,7 +241,7 @@ def baseline_stage(cfg, tflops, n_params):
     base.free()
 
 
-def loraflow_run(model, train: TrainConfig, dataset, max_len: int):
+def loraflow_run(model, train: TrainConfig, dataset, max_len: int, profile: Path | None = None):
     """One trainer.train() through build_trainer; returns (result dict, the peft model for reuse)."""
     import torch._dynamo
 
@@ -223,13 +251,16 @@ def loraflow_run(model, train: TrainConfig, dataset, max_len: int):
     if getattr(model, "peft_config", None) and speed.attn_implementation != model.config._attn_implementation:
         model.get_base_model().set_attn_implementation(speed.attn_implementation)
     with tempfile.TemporaryDirectory() as tmp:
+        # the profiled steps come after the measured ones (the profiler slows them) and are not timed
+        callbacks = [timer] + ([StepProfiler(profile, train.max_steps - 2)] if profile else [])
         trainer = build_trainer(model, tokenizer(), train, LORA, max_len, Path(tmp), DEV == "cuda", dataset, None,
-                                [timer], speed)
+                                callbacks, speed)
         timer.trainer = trainer
         base.free()
         result = trainer.train()
     peak = torch.cuda.max_memory_allocated() / base.GIB if DEV == "cuda" else None
-    times, tokens = timer.times[args.warm:], timer.tokens[args.warm:]
+    end = len(timer.times) - (2 if profile else 0)
+    times, tokens = timer.times[args.warm:end], timer.tokens[args.warm:end]
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h] + [result.metrics.get("train_loss")]
     median = statistics.median(times)
     res = {"s_per_step_median": median, "step_times_s": times, "warm_times_s": timer.times[:args.warm],
@@ -259,10 +290,13 @@ def loraflow_stage(cfg, tflops, n_params, label: str, overrides: dict, full: boo
     del state
     base.free()
     shapes = parse(args.settings) + (parse(args.peak) if full else [])
-    for seq, bs in shapes:
+    for i, (seq, bs) in enumerate(shapes):
         steps = args.warm + (args.meas if (seq, bs) in parse(args.settings) else 3)
         rows = random_rows([seq] * (steps * bs), cfg.vocab_size)
-        res, model = loraflow_run(model, train_config(bs, steps), datasets.Dataset.from_dict({"input_ids": rows}), seq)
+        profile = OUT.parent / f"profile_{label}_{seq}x{bs}.txt" if args.profile and i == 0 else None
+        steps += 2 if profile else 0
+        res, model = loraflow_run(model, train_config(bs, steps), datasets.Dataset.from_dict({"input_ids": rows}), seq,
+                                  profile)
         record(label, f"{seq}x{bs}", res, tflops, n_params)
         if left() < 60:
             break
@@ -282,7 +316,11 @@ def loraflow_stage(cfg, tflops, n_params, label: str, overrides: dict, full: boo
     base.free()
 
 
-VARIANTS = {"loraflow": {}, "fp32_all": {"qlora_fp32": "all"}, "no_compile": {"compile_layers": False}}
+VARIANTS = {"loraflow": {}, "fp32_all": {"qlora_fp32": "all"}, "bf16_all": {"qlora_fp32": "none"},
+            "bf16_unchecked2": {"qlora_fp32": "none", "unchecked_layers": 2},
+            "bf16_unchecked3": {"qlora_fp32": "none", "unchecked_layers": 3},
+            "bf16_unchecked4": {"qlora_fp32": "none", "unchecked_layers": 4},
+            "no_compile": {"compile_layers": False}}
 
 
 def main():
