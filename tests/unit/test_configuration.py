@@ -78,3 +78,28 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
 def test_flatten_config_gives_dotted_params():
     flat = flatten_config(PipelineConfig())
     assert flat["lora.r"] == "8" and flat["split.seed"] == "42" and "task_card.name" in flat
+
+
+@pytest.mark.parametrize("name", ["quickstart", "tiny", "gpu"])
+def test_every_example_config_loads_with_its_data_file(name):
+    from pathlib import Path
+
+    config = load_config(f"examples/{name}/pipeline.yaml")
+    assert Path(config.data.path).is_file()
+
+
+def test_the_gpu_example_fits_an_80_gib_card_as_estimated():
+    from tasks.estimate import estimate_resources
+
+    config = load_config("examples/gpu/pipeline.yaml")
+    train = config.train
+    qwen_7b = {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+               "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064, "tie_word_embeddings": False}
+    estimate = estimate_resources(qwen_7b, train.method, config.lora.r, config.model.max_length, train.micro_batch_size,
+                                  train.gradient_checkpointing, 10**6, 1.0, 80.0, optimizer=train.optimizer,
+                                  qlora_fp32=train.qlora_fp32, unchecked_layers=train.unchecked_layers)
+    assert estimate.fits and estimate.method == "lora"  # bf16 LoRA fits an 80 GiB card with margin
+    on_24 = estimate_resources(qwen_7b, train.method, config.lora.r, config.model.max_length, train.micro_batch_size,
+                               train.gradient_checkpointing, 10**6, 1.0, 24.0, optimizer=train.optimizer,
+                               qlora_fp32=train.qlora_fp32, unchecked_layers=train.unchecked_layers)
+    assert on_24.method == "qlora" and on_24.fits
