@@ -73,6 +73,22 @@ def apply_threads(args) -> None:
         torch.set_num_threads(args.threads)
 
 
+def markdown_table(headings: list[str], rows: list[list]) -> str:
+    """A Markdown table: the heading row, the separator, one line per row of cells."""
+    lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def print_report(title: str, when: str, header: str, headings: list[str], rows: list[list]) -> None:
+    """A model benchmark's block for RESULTS.md: title and date, machine, the exact command line, the table."""
+    import sys
+
+    command = f"benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
+    print(f"\n### {title}, {when}\n\nMachine: {header}.\nCommand: `{command}`\n")
+    print(markdown_table(headings, rows))
+
+
 def emit_json(when: str, header: str, results: list[dict], path: str | None) -> int:
     """Print the raw results as a fenced JSON block (for RESULTS.md), write them to --json, and give the exit code."""
     import json

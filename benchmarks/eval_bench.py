@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench_common import add_model_options, apply_threads, emit_json, run_models, save_random_model  # noqa: E402
+from bench_common import add_model_options, apply_threads, emit_json, print_report, run_models, save_random_model  # noqa: E402
 from tasks.generate import generate_for_records, load_model, split_record  # noqa: E402
 from tasks.errors import LoraflowError  # noqa: E402
 
@@ -71,15 +71,16 @@ def bench_model(name: str, args) -> dict:
     generate_for_records(model, tokenizer, records[:2], 4, 2, desc="warm-up")
     batched, t_batched = timed(model, tokenizer, records, args.max_new_tokens, args.batch_size)
     single, t_single = timed(model, tokenizer, records, args.max_new_tokens, 1)
+    n = len(records)
+    scoring = "n/a"
     try:  # the GPU machine lacks the metric packages: time the scoring only where they are installed
         from tasks.evaluate import score_rows
     except ImportError:
-        score_rows = None
-    start = time.perf_counter()
-    if score_rows is not None:
+        pass
+    else:
+        start = time.perf_counter()
         score_rows(batched)
-    t_score = time.perf_counter() - start if score_rows is not None else None
-    n = len(records)
+        scoring = round(n / (time.perf_counter() - start), 1)
     new_tokens = sum(r["generation"]["new_tokens"] for r in batched)
     same = sum(a["prediction"] == b["prediction"] for a, b in zip(batched, single, strict=True))
     return {
@@ -87,7 +88,7 @@ def bench_model(name: str, args) -> dict:
         "batched_s": round(t_batched, 2), "single_s": round(t_single, 2),
         "batched_samples_per_s": round(n / t_batched, 2), "single_samples_per_s": round(n / t_single, 2),
         "speedup": round(t_single / t_batched, 2), "generated_tokens": new_tokens,
-        "batched_tokens_per_s": round(new_tokens / t_batched, 1), "scoring_samples_per_s": round(n / t_score, 1) if t_score else "n/a",
+        "batched_tokens_per_s": round(new_tokens / t_batched, 1), "scoring_samples_per_s": scoring,
         "same_answers": f"{same}/{n}",
     }
 
@@ -102,13 +103,12 @@ def main() -> int:
     args = parser.parse_args()
     apply_threads(args)
     when, header, results = run_models(args.models, lambda name: bench_model(name, args))
-    command = "benchmarks/eval_bench.py " + " ".join(sys.argv[1:])
-    print(f"\n### Evaluation generation speed, {when}\n\nMachine: {header}.\nCommand: `{command}`\n")
-    print("| model | samples | batch | max new tokens | batched samples/s | one-at-a-time samples/s | speed-up | batched gen tokens/s | scoring samples/s | same answers |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['model']} | {r['samples']} | {r['batch_size']} | {r['max_new_tokens']} | {r['batched_samples_per_s']} | "
-              f"{r['single_samples_per_s']} | {r['speedup']}x | {r['batched_tokens_per_s']} | {r['scoring_samples_per_s']} | {r['same_answers']} |")
+    print_report("Evaluation generation speed", when, header,
+                 ["model", "samples", "batch", "max new tokens", "batched samples/s", "one-at-a-time samples/s", "speed-up",
+                  "batched gen tokens/s", "scoring samples/s", "same answers"],
+                 [[r["model"], r["samples"], r["batch_size"], r["max_new_tokens"], r["batched_samples_per_s"],
+                   r["single_samples_per_s"], f"{r['speedup']}x", r["batched_tokens_per_s"], r["scoring_samples_per_s"],
+                   r["same_answers"]] for r in results])
     return emit_json(when, header, results, args.json)
 
 

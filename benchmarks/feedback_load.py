@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench_common import cpu_name
+from bench_common import cpu_name, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "benchmark-token"
@@ -128,12 +128,13 @@ def main() -> int:
     print(f"### Feedback API load, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
     print(f"Machine: {machine}. Server: one uvicorn process, SQLite (WAL) in a temp folder; client: httpx async on the same host.")
     print(f"Command: `benchmarks/feedback_load.py --requests {args.requests} --concurrency {args.concurrency} --max-seconds {args.max_seconds:g}`\n")
-    print("| requests | concurrency | seconds | requests/s | p50 ms | p99 ms | max ms | statuses | distinct accepted | stored | posted = stored |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
     statuses = ", ".join(f"{k}: {v}" for k, v in result["status_counts"].items())
-    print(f"| {result['requests']} | {args.concurrency} | {result['seconds']} | {result['requests_per_s']} | {result['p50_ms']} | "
-          f"{result['p99_ms']} | {result['max_ms']} | {statuses} | {result['accepted_distinct']} | {result['stored']} | "
-          f"{'yes' if result['posted_equals_stored'] else 'NO'} |\n")
+    print(markdown_table(
+        ["requests", "concurrency", "seconds", "requests/s", "p50 ms", "p99 ms", "max ms", "statuses", "distinct accepted",
+         "stored", "posted = stored"],
+        [[result["requests"], args.concurrency, result["seconds"], result["requests_per_s"], result["p50_ms"],
+          result["p99_ms"], result["max_ms"], statuses, result["accepted_distinct"], result["stored"],
+          "yes" if result["posted_equals_stored"] else "NO"]]) + "\n")
     print("```json\n" + json.dumps(result) + "\n```")
     return 0 if result["posted_equals_stored"] else 1
 

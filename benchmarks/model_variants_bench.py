@@ -18,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_common import add_model_options, apply_threads, machine, save_random_model  # noqa: E402
+from bench_common import add_model_options, apply_threads, machine, markdown_table, save_random_model  # noqa: E402
+
 
 def base_model(name: str, cache_dir: str, work: Path) -> str:
     """A local base-model folder for tiny / smollm2 / random:SHAPE / a path."""
@@ -135,10 +136,9 @@ def main() -> int:
     print(f"### Model variants ({date.today().isoformat()})\n\n{header}; {args.prompt_len}-token prompts, "
           f"{args.max_new_tokens} new tokens (greedy, forced length), median of {args.repeats} interleaved rounds, "
           f"{'bf16' if device == 'cuda' else 'float32'} merged/adapter, INT8 = bitsandbytes LLM.int8, INT4 = NF4 + double quant.\n")
-    print("| model | variant | batch | tokens/s | vs merged | size on disk (MB) |\n|---|---|---|---|---|---|")
-    for r in rows:
-        speed = "size only" if r["tokens_per_s"] is None else r["tokens_per_s"]
-        print(f"| {r['model']} | {r['variant']} | {r['batch'] or '-'} | {speed} | {r['vs_merged'] or '-'} | {r['size_mb']} |")
+    print(markdown_table(["model", "variant", "batch", "tokens/s", "vs merged", "size on disk (MB)"],
+                         [[r["model"], r["variant"], r["batch"] or "-", "size only" if r["tokens_per_s"] is None else
+                           r["tokens_per_s"], r["vs_merged"] or "-", r["size_mb"]] for r in rows]))
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": header, "date": date.today().isoformat(), "rows": rows}, indent=2))
     return 0

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench_common import add_model_options, apply_threads, emit_json, run_models  # noqa: E402
+from bench_common import add_model_options, apply_threads, emit_json, print_report, run_models  # noqa: E402
 from tasks.serving.app import ServerState, create_app  # noqa: E402
 from tasks.serving.engine import BatchingEngine  # noqa: E402
 from tasks.serving.loading import load_bundle  # noqa: E402
@@ -220,14 +220,12 @@ def main() -> int:
     args = parser.parse_args()
     apply_threads(args)
     when, header, results = run_models(args.models, lambda name: bench_model(name, args))
-    command = "benchmarks/serve_bench.py " + " ".join(sys.argv[1:])
-    print(f"\n### Serving throughput and latency, {when}\n\nMachine: {header}.\nCommand: `{command}`\n")
-    print("| model | mode | requests | tokens | seconds | tokens/s | requests/s | p50 ms | p99 ms | TTFT p50 ms | mean batch | vs generate |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['model']} | {r['mode']} | {r['requests']} | {r['completion_tokens']} | {r['seconds']} | {r['tokens_per_s']} | "
-              f"{r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['ttft_p50_ms'] or '-'} | {r.get('mean_batch', '-')} | "
-              f"{r['speedup_vs_generate']}x |")
+    print_report("Serving throughput and latency", when, header,
+                 ["model", "mode", "requests", "tokens", "seconds", "tokens/s", "requests/s", "p50 ms", "p99 ms",
+                  "TTFT p50 ms", "mean batch", "vs generate"],
+                 [[r["model"], r["mode"], r["requests"], r["completion_tokens"], r["seconds"], r["tokens_per_s"],
+                   r["requests_per_s"], r["p50_ms"], r["p99_ms"], r["ttft_p50_ms"] or "-", r.get("mean_batch", "-"),
+                   f"{r['speedup_vs_generate']}x"] for r in results])
     return emit_json(when, header, results, args.json)
 
 

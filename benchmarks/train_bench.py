@@ -37,8 +37,8 @@ ap.add_argument("--warm", type=int, default=3)
 ap.add_argument("--meas", type=int, default=6)
 ap.add_argument("--budget", type=float, default=540.0, help="seconds; later stages are skipped past it")
 ap.add_argument("--json", default=None, help="output JSON (default $OUT/train_bench.json)")
-ap.add_argument("--profile", action="store_true", help="profile 2 steps of each variant's first shape (CUDA kernel table to "
-                "$OUT/profile_VARIANT.txt)")
+ap.add_argument("--profile", action="store_true", help="profile 2 extra, untimed steps of each variant's first shape "
+                "(kernel table to $OUT/profile_VARIANT_SHAPE.txt)")
 args = ap.parse_args()
 
 import torch  # noqa: E402
