@@ -24,19 +24,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Poll url until it answers 200; fail early if the process serving it died."""
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, interval: float = 1.0) -> None:
+    """Poll url every `interval` s until it answers 200; fail early, with its piped output, if the serving process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before {url} came up")
+            output = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before {url} came up"
+                               + (f":\n{output}" if output else ""))
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
                     return
         except OSError:
             pass
-        time.sleep(1)
+        time.sleep(interval)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 

@@ -1,6 +1,5 @@
 """The feedback API over HTTP: auth, size limit, validation, idempotency, rate limit, and one run per batch."""
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from fastapi.testclient import TestClient
 from schemas.config.feedback import FeedbackConfig
 from tasks.feedback_api import create_app
 from tasks.feedback_store import FeedbackStore
+from tests.integration.prefect_stack_support import free_port
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -55,12 +55,6 @@ def trigger():
 def client(tmp_path, trigger):
     with TestClient(make_app(tmp_path, trigger, max_body_bytes=4096)) as client:
         yield client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -1,7 +1,6 @@
 """The real server on 127.0.0.1 driven by the official `openai` client: completions, streaming, models, batching, reload."""
 import json
 import signal
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,15 +12,10 @@ import pytest
 
 from schemas.config.serve import ServeConfig
 from tasks.serving.server import build_app
+from tests.integration.prefect_stack_support import free_port, wait_http
 
 pytestmark = pytest.mark.slow
 MESSAGES = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Where is my order 4411?"}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RunningServer:
@@ -34,16 +28,7 @@ class RunningServer:
         self.server = uvicorn.Server(uvicorn.Config(build_app(config, model, cache_dir), host="127.0.0.1", port=config.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"server did not become ready: {httpx.get(f'{self.url}/health').text}")
+        wait_http(f"{self.url}/ready", 120, interval=0.1)
         self.client = openai.OpenAI(base_url=f"{self.url}/v1", api_key="unused", max_retries=0, timeout=120)
 
     def health(self) -> dict:
@@ -222,16 +207,7 @@ def test_loraflow_serve_command_serves_a_folder(tmp_path):
     process = subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parents[2],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "loraflow serve did not become ready"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_http(f"http://127.0.0.1:{port}/ready", 180, process, interval=0.2)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
         assert [m.id for m in client.models.list()] == [Path(model).name]
         reply = client.chat.completions.create(model=Path(model).name, messages=MESSAGES, max_tokens=3)

@@ -95,11 +95,12 @@ def test_the_gpu_example_fits_an_80_gib_card_as_estimated():
     train = config.train
     qwen_7b = {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
                "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064, "tie_word_embeddings": False}
-    estimate = estimate_resources(qwen_7b, train.method, config.lora.r, config.model.max_length, train.micro_batch_size,
-                                  train.gradient_checkpointing, 10**6, 1.0, 80.0, optimizer=train.optimizer,
+
+    def on_card(gpu_memory_gib: float):
+        return estimate_resources(qwen_7b, train.method, config.lora.r, config.model.max_length, train.micro_batch_size,
+                                  train.gradient_checkpointing, 10**6, 1.0, gpu_memory_gib, optimizer=train.optimizer,
                                   qlora_fp32=train.qlora_fp32, unchecked_layers=train.unchecked_layers)
-    assert estimate.fits and estimate.method == "lora"  # bf16 LoRA fits an 80 GiB card with margin
-    on_24 = estimate_resources(qwen_7b, train.method, config.lora.r, config.model.max_length, train.micro_batch_size,
-                               train.gradient_checkpointing, 10**6, 1.0, 24.0, optimizer=train.optimizer,
-                               qlora_fp32=train.qlora_fp32, unchecked_layers=train.unchecked_layers)
+
+    on_80, on_24 = on_card(80.0), on_card(24.0)
+    assert on_80.fits and on_80.method == "lora"  # bf16 LoRA fits an 80 GiB card with margin
     assert on_24.method == "qlora" and on_24.fits
