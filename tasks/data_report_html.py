@@ -1,16 +1,11 @@
 """A self-contained report.html for the data stages: tables plus matplotlib plots inlined as base64 PNG."""
-import base64
 import html
-import io
 
 
 def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
+    from tasks.eval_plots import png_data_uri
 
-    plt.close(fig)
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return f'<img alt="plot" src="{png_data_uri(fig, dpi=90)}">'
 
 
 def _plots(report: dict) -> list[str]:

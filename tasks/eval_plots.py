@@ -23,10 +23,10 @@ def _font_family() -> list[str]:
     return ["DejaVu Sans", *[name for name in _CJK_FONTS if name in installed][:1]]
 
 
-def _png(fig) -> str:
-    """The figure as a data: URI (and closed, so long-running workers do not leak figures)."""
+def png_data_uri(fig, dpi: int = 110) -> str:
+    """The figure as a PNG data: URI (and closed, so long-running workers do not leak figures); the data report uses it too."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
@@ -60,7 +60,7 @@ def grouped_bars(groups: Sequence[str], series: dict[str, Sequence[float | None]
         ax.set_ylim(0, top * 1.15 if top > 1 else min(1.08, top * 1.15 + 0.05))
         _style(ax, title, ylabel)
         ax.legend(fontsize=8, frameon=False, ncol=4, loc="upper left", bbox_to_anchor=(0, -0.12 if len(groups) <= 6 else -0.25))
-        return _png(fig)
+        return png_data_uri(fig)
 
 
 def loss_curves(log_history: list[dict]) -> str | None:
@@ -78,7 +78,7 @@ def loss_curves(log_history: list[dict]) -> str | None:
         ax.set_xlabel("step")
         _style(ax, "Training loss", "loss")
         ax.legend(fontsize=8, frameon=False)
-        return _png(fig)
+        return png_data_uri(fig)
 
 
 def horizontal_counts(counts: dict[str, int], title: str) -> str:
@@ -91,4 +91,4 @@ def horizontal_counts(counts: dict[str, int], title: str) -> str:
         ax.set_title(title, fontsize=11, loc="left")
         ax.spines[["top", "right"]].set_visible(False)
         ax.set_xlabel("cases")
-        return _png(fig)
+        return png_data_uri(fig)
