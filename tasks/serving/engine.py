@@ -132,16 +132,22 @@ class BatchingEngine:
         while len(batch) < self.max_batch_size:
             # The window counts from the first request's arrival: requests that queued during the previous
             # batch are taken at once, later ones only until the window closes.
-            remaining = deadline - time.monotonic()
-            try:
-                handle = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
+            handle = self._take_waiting(deadline - time.monotonic())
             if handle is None:
-                self._queue.put(None)  # keep the stop signal for the loop
                 break
             batch.append(handle)
         return [h for h in batch if not h.cancelled.is_set()]
+
+    def _take_waiting(self, timeout: float) -> RequestHandle | None:
+        """The next queued request, waiting up to `timeout` s (not at all when <= 0); None when none came or the
+        engine is stopping (the stop signal stays queued for the loop)."""
+        try:
+            handle = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if handle is None:
+            self._queue.put(None)
+        return handle
 
     def _admit(self, bundle: ModelBundle, rows_now: int, slots: list[Slot]) -> list[Slot]:
         """Waiting requests that join the running batch now; none once a swap has replaced its model."""
@@ -149,12 +155,8 @@ class BatchingEngine:
         if self._bundle is not bundle or self._stopping.is_set():
             return joining
         while rows_now + len(joining) < self.max_batch_size:
-            try:
-                handle = self._queue.get_nowait()
-            except queue.Empty:
-                break
+            handle = self._take_waiting(0)
             if handle is None:
-                self._queue.put(None)  # keep the stop signal for the loop
                 break
             if not handle.cancelled.is_set():
                 joining.append(Slot(handle.request, handle.on_event, handle.cancelled))
