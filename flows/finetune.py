@@ -22,6 +22,7 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
                                                 splits["test"], config.eval, config.task_card, out_dir)}
     if config.eval.compare_base:
         results["base"] = evaluation.evaluate("base", base_model, None, splits["test"], config.eval, config.task_card, out_dir)
+    results.update(evaluation.baselines(splits["train"], splits["test"], config.eval, config.task_card, out_dir))
     champion = deploy.find_champion(config.deploy, config.task_card.name, run)
     if champion:
         results["champion"] = evaluation.evaluate("champion", champion, None, splits["test"], config.eval, config.task_card, out_dir)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from schemas.config.task_card import TaskCard
 from tasks.errors import LoraflowError
+from tasks.field_metrics import per_example_metric
 from tasks.jsonl import iter_jsonl, read_jsonl, write_jsonl
 from tasks.metrics import detect_language, json_field_scores, normalize_text, parse_json_object
 
@@ -153,7 +154,7 @@ def analyse_badcases(predictions_path: str, train_path: str, task_card: TaskCard
     Returns {"path", "n", "counts": {cause: count}, "category_counts": {category: count}}.
     """
     criterion = task_card.success_metric
-    metric = criterion.metric
+    metric = per_example_metric(criterion.metric)
     rows = [r for r in read_jsonl(predictions_path) if metric in r.get("scores", {})]
     best = 1.0 if criterion.higher_is_better else 0.0  # every metric here lies in 0..1: a perfect answer is no badcase
     bad = [r for r in rows if r["scores"][metric] != best]
@@ -170,7 +171,7 @@ def analyse_badcases(predictions_path: str, train_path: str, task_card: TaskCard
         out.append({
             "id": row["id"], "messages": row.get("messages", []), "reference": row["reference"], "prediction": row["prediction"],
             "cause": cause, "category": CAUSES[cause], "detail": detail, "signals": [s for s, _ in signals[:-1]],
-            "score": {metric: row["scores"][metric]}, "metadata": row.get("metadata", {}),
+            "score": {metric: row["scores"][metric]}, "fields": row.get("fields"), "metadata": row.get("metadata", {}),
         })
     path = Path(out_dir) / "eval" / "badcases.jsonl"
     write_jsonl(path, out)

@@ -4,6 +4,7 @@ import io
 import logging
 from collections.abc import Sequence
 
+import numpy as np
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and workers
@@ -13,7 +14,8 @@ from matplotlib import font_manager  # noqa: E402
 # CJK fonts often ship one "medium" weight only; matplotlib warns about it on every plot.
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
-LABEL_COLORS = {"base": "#9aa5b1", "candidate": "#3867d6", "champion": "#f39c12"}
+LABEL_COLORS = {"base": "#9aa5b1", "candidate": "#3867d6", "champion": "#f39c12", "majority": "#c8ccd2",
+                "stratified": "#e3e6ea", "reference": "#1e8449"}
 _CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "PingFang SC")
 
 
@@ -64,7 +66,7 @@ def grouped_bars(groups: Sequence[str], series: dict[str, Sequence[float | None]
 
 
 def loss_curves(log_history: list[dict]) -> str | None:
-    """Training and validation loss against the step from HF Trainer log dicts; None when there is no loss."""
+    """Training loss (as logged every N steps) and validation loss against the step; None when there is no loss."""
     train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
     val = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
     if not train and not val:
@@ -72,7 +74,7 @@ def loss_curves(log_history: list[dict]) -> str | None:
     with plt.rc_context({"font.family": _font_family()}):
         fig, ax = plt.subplots(figsize=(8.0, 3.4))
         if train:
-            ax.plot(*zip(*train), color=LABEL_COLORS["candidate"], lw=1.6, label="train loss")
+            ax.plot(*zip(*train), color=LABEL_COLORS["candidate"], lw=1.6, label="train loss (mean of the last logging window)")
         if val:
             ax.plot(*zip(*val), color=LABEL_COLORS["champion"], lw=1.6, marker="o", ms=4, label="validation loss")
         ax.set_xlabel("step")
@@ -91,4 +93,26 @@ def horizontal_counts(counts: dict[str, int], title: str) -> str:
         ax.set_title(title, fontsize=11, loc="left")
         ax.spines[["top", "right"]].set_visible(False)
         ax.set_xlabel("cases")
+        return png_data_uri(fig)
+
+
+def confusion_matrix(labels: Sequence[str], matrix: Sequence[Sequence[int]], classes: int, title: str) -> str:
+    """A confusion matrix heat map: reference values down, answered values across (columns past `classes` are wrong values)."""
+    counts = np.asarray(matrix, dtype=float)
+    rows = list(labels[:classes])
+    with plt.rc_context({"font.family": _font_family(), "axes.unicode_minus": False}):
+        fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(labels), 1.0 + 0.55 * len(rows)))
+        shown = counts[:classes]
+        share = shown / np.maximum(shown.sum(axis=1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        for i in range(shown.shape[0]):
+            for j in range(shown.shape[1]):
+                if shown[i, j]:
+                    ax.text(j, i, f"{int(shown[i, j])}", ha="center", va="center", fontsize=9,
+                            color="white" if share[i, j] > 0.6 else "#1d2430", fontweight="bold" if i == j else "normal")
+        ax.set_xticks(range(len(labels)), list(labels), rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), rows, fontsize=8)
+        ax.set_xlabel("answered")
+        ax.set_ylabel("reference")
+        ax.set_title(title, fontsize=10, loc="left")
         return png_data_uri(fig)

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from tasks.errors import LoraflowError
 from tasks.eval_plots import LABEL_COLORS, grouped_bars, horizontal_counts, loss_curves
-from tasks.human_eval import prompt_text
+from tasks.eval_report_fields import field_diff, fields_section, request_text
+from tasks.field_metrics import per_example_metric
 from tasks.jsonl import read_jsonl
 from tasks.run_mlflow import log_to_run, read_run_info
 
-LABEL_ORDER = ("base", "candidate", "champion")
+LABEL_ORDER = ("base", "candidate", "champion", "majority", "stratified")
 WORST_FALLBACK = 10  # worst cases shown from predictions.jsonl when no badcase analysis ran
 
 _CSS = """
@@ -76,7 +77,7 @@ def _decision_section(promotion: dict | None) -> str:
 
 def _metrics_section(summary: dict, labels: dict, success: dict) -> str:
     metric = success.get("metric")
-    names = [k for k in labels.get("candidate", {}).get("metrics", {}) if k != "n"]
+    names = [k for k in labels.get("candidate", {}).get("metrics", {}) if k != "n" and not k.startswith("field.")]
     names.sort(key=lambda k: k != metric)  # the success metric first, the rest in evaluation's order
     series = {label: [labels[label]["metrics"].get(k) for k in names] for label in LABEL_ORDER if label in labels}
     chart = grouped_bars(names, series, "Overall metrics on the test split", threshold=(metric, success["threshold"]) if metric in names else None)
@@ -131,7 +132,12 @@ def _training_section(run_dir: Path) -> str:
     if chart is None:
         return "<p class='muted'>train/log_history.json has no loss entries.</p>"
     final = [e for e in history if "train_runtime" in e or "train_loss" in e]
-    note = f"<p class='muted'>Final train loss {_num(final[-1].get('train_loss'))}, runtime {_num(final[-1].get('train_runtime'), 1)} s.</p>" if final else ""
+    note = (f"<p class='muted'>Train loss averaged over the whole run (every epoch) {_num(final[-1].get('train_loss'))}, "
+            f"runtime {_num(final[-1].get('train_runtime'), 1)} s.</p>") if final else ""
+    evals = [e for e in history if "eval_loss" in e]
+    if evals:
+        rows = [[_num(e.get("step")), _num(e.get("epoch"), 2), _num(e["eval_loss"], 4)] for e in evals]
+        note += f"<h3>Validation loss at {len(evals)} points of the run</h3>" + _table(["step", "epoch", "validation loss"], rows)
     return f"<img alt='loss curves' src='{chart}'>" + note
 
 
@@ -162,6 +168,7 @@ def _text_cell(text: str, limit: int = 400) -> str:
 
 
 def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
+    metric = per_example_metric(metric)  # corpus-level field scores rank cases by their per-example accuracy
     path = run_dir / "eval" / "badcases.jsonl"
     html = ""
     if path.exists():
@@ -182,9 +189,11 @@ def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
     for case in cases:
         score = (case.get("score") or case.get("scores") or {}).get(metric)
         cause = f"<span class='tag'>{escape(case['cause'])}</span><br><span class='muted'>{escape(case.get('detail', ''))}</span>" if case.get("cause") else "–"
-        rows.append([escape(str(case.get("id"))), _num(score), f"<td>{cause}</td>", _text_cell(prompt_text(case.get("messages") or [])),
-                     _text_cell(case.get("reference")), _text_cell(case.get("prediction"))])
-    return html + _table(["id", metric, "probable cause", "input", "reference", "prediction"], rows, {1})
+        diff = field_diff(case.get("fields"))
+        answer = f"<td class='text'>{diff}<pre>{escape(str(case.get('prediction') or ''))}</pre></td>" if diff else _text_cell(case.get("prediction"))
+        rows.append([escape(str(case.get("id"))), _num(score), f"<td>{cause}</td>", _text_cell(request_text(case.get("messages") or [])),
+                     _text_cell(case.get("reference")), answer])
+    return html + _table(["id", metric, "probable cause", "request", "reference", "answer (wrong fields in red)"], rows, {1})
 
 
 def write_eval_report(run_dir: str) -> str:
@@ -203,9 +212,12 @@ def write_eval_report(run_dir: str) -> str:
     meta = [f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", f"success metric {metric} {'≥' if success.get('higher_is_better', True) else '≤'} {success['threshold']:g}"]
     if info.get("mlflow_run_id"):
         meta.append(f"MLflow run {info['mlflow_run_id']}")
+    fields = fields_section(summary)
     sections = [
         ("decision", "Promotion decision", _decision_section(_read_json(root / "eval" / "promotion.json"))),
-        ("metrics", "Metrics: base / candidate / champion", _metrics_section(summary, labels, success)),
+        *([("fields", "Per answer field: models and trivial baselines", fields)] if fields else []),
+        ("metrics", "Metrics: models and baselines (BLEU/ROUGE are secondary for structured answers)" if fields else
+         "Metrics: base / candidate / champion", _metrics_section(summary, labels, success)),
         ("slices", f"Per slice ({metric})", _slices_section(labels, metric, reference)),
         ("training", "Training", _training_section(root)),
         ("ratings", "Human and LLM-judge ratings", _raters_section(root)),

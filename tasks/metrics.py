@@ -12,11 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from tasks.field_metrics import field_reports, summary_numbers
+
 import sacrebleu
 from rouge_score import rouge_scorer
 
 TEXT_METRICS = ("bleu", "rouge1", "rouge2", "rougeL", "chrf", "exact_match")
-JSON_METRICS = ("json_valid", "json_field_accuracy", "json_field_f1")
+JSON_METRICS = ("json_valid", "json_field_score", "json_field_accuracy", "json_field_f1")
 METRIC_NAMES = TEXT_METRICS + JSON_METRICS
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -165,6 +167,7 @@ def _summarize(rows: Sequence[dict]) -> dict[str, float]:
     tokenize = "zh" if any(row_language(row) == "zh" for row in rows) else "13a"
     result["bleu"] = sacrebleu.corpus_bleu(predictions, [references], tokenize=tokenize).score / 100
     result["chrf"] = sacrebleu.corpus_chrf(predictions, [references]).score / 100
+    result.update(summary_numbers(field_reports(rows)))  # corpus-level field scores (macro-F1 is no mean of examples)
     result["n"] = len(rows)
     return result
 
@@ -176,12 +179,13 @@ def aggregate(rows: Iterable[dict], slice_by: Sequence[str] = ("language",)) -> 
         rows: scored rows with `prediction`, `reference`, `metadata` and `scores` (as from score_pair).
         slice_by: metadata fields to group by; missing values are grouped as "(none)".
     Returns:
-        {"overall": {...}, "by_language": {lang: {...}}, "by_slice": {field: {value: {...}}}};
-        bleu and chrf are corpus scores, the rest are means of per-example scores; each has `n`.
+        {"overall": {...}, "by_language": {lang: {...}}, "by_slice": {field: {value: {...}}}, "fields": {name: report}};
+        bleu, chrf, json_field_score and field macro-F1 are corpus scores, the rest are means of per-example scores;
+        each has `n`. `fields` holds the full per-field reports (per class, confusion matrix) when rows carry them.
     """
     rows = list(rows)
     if not rows:
-        return {"overall": {"n": 0}, "by_language": {}, "by_slice": {}}
+        return {"overall": {"n": 0}, "by_language": {}, "by_slice": {}, "fields": {}}
     by_language: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_language[row_language(row)].append(row)
@@ -196,4 +200,5 @@ def aggregate(rows: Iterable[dict], slice_by: Sequence[str] = ("language",)) -> 
         "overall": _summarize(rows),
         "by_language": {lang: _summarize(group) for lang, group in sorted(by_language.items())},
         "by_slice": by_slice,
+        "fields": field_reports(rows),
     }

@@ -38,8 +38,9 @@ def _criteria_checks(candidate_metrics: dict, task_card: TaskCard) -> list[tuple
     return checks
 
 
-def _comparison_check(summary: dict, label: str, metric: str, higher_is_better: bool) -> tuple[bool, str] | None:
-    """Beat or tie: the CI of candidate - other must not lie entirely on the worse side of zero."""
+def _comparison_check(summary: dict, label: str, metric: str, higher_is_better: bool,
+                      must_beat: bool = False) -> tuple[bool, str] | None:
+    """Beat or tie: the CI of candidate - other must not lie entirely on the worse side of zero (must_beat: above it)."""
     if label not in summary.get("labels", {}):
         return None
     comparison = summary.get("comparisons", {}).get(label)
@@ -50,7 +51,27 @@ def _comparison_check(summary: dict, label: str, metric: str, higher_is_better: 
     better = low > _EPS if higher_is_better else high < -_EPS
     verdict = "significantly worse than" if worse else "beats" if better else "ties (CI contains 0) with"
     pct = round(100 * comparison.get("confidence", 0.95))
-    return _check(not worse, f"candidate {verdict} {label} on {metric}: diff {diff:+.4f}, {pct}% CI [{low:+.4f}, {high:+.4f}]")
+    rule = " (a first champion must beat the base model)" if must_beat else ""
+    return _check(better if must_beat else not worse,
+                  f"candidate {verdict} {label} on {metric}{rule}: diff {diff:+.4f}, {pct}% CI [{low:+.4f}, {high:+.4f}]")
+
+
+def _field_checks(summary: dict, config: EvalConfig) -> list[tuple[bool, str]]:
+    """Per categorical answer field: beat the majority-class predictor (macro-F1 CI above zero) and do not collapse."""
+    checks = []
+    for name, check in (summary.get("field_checks") or {}).items():
+        versus = check.get("vs_majority")
+        if versus is not None:
+            low, high = versus["ci_low"], versus["ci_high"]
+            checks.append(_check(low > _EPS, (
+                f"field {name}: candidate macro-F1 {check['macro_f1']:.3f} (accuracy {check['accuracy']:.3f}) vs majority "
+                f"class {check['majority_macro_f1']:.3f} (accuracy {check['majority_accuracy']:.3f}): diff {versus['diff']:+.3f}, "
+                f"{round(100 * versus.get('confidence', 0.95))}% CI [{low:+.3f}, {high:+.3f}] must lie above 0")))
+        checks.append(_check(not check["collapsed"], (
+            f"field {name} does not collapse: the candidate answers {check['top_predicted']!r} for "
+            f"{check['top_predicted_share']:.0%} of the test cases; the reference's most frequent value {check['top_reference']!r} "
+            f"is {check['top_reference_share']:.0%}, limit {check['collapse_limit']:.0%} (eval.collapse_margin={config.collapse_margin:g})")))
+    return checks
 
 
 def _slice_checks(summary: dict, reference: str, metric: str, higher_is_better: bool, config: EvalConfig) -> list[tuple[bool, str]]:
@@ -87,15 +108,21 @@ def _safety_check(summary: dict, reference: str | None) -> tuple[bool, str]:
 
 
 def should_promote(summary: dict, task_card: TaskCard, config: EvalConfig) -> PromotionDecision:
-    """Promote only if the candidate meets the task card, is not worse than base/champion, keeps every slice and safety."""
+    """Promote only if the candidate meets the task card, beats the majority class on every categorical field without
+    collapsing, beats the base model (first champion) or is not worse than base and champion, keeps every slice and safety."""
     labels = summary.get("labels", {})
     if "candidate" not in labels:
         return PromotionDecision(False, ["fail: the evaluation summary has no candidate model"])
     criterion = task_card.success_metric
     metric, higher = criterion.metric, criterion.higher_is_better
     checks = _criteria_checks(labels["candidate"].get("metrics", {}), task_card)
+    if config.gate_fields:
+        checks.extend(_field_checks(summary, config))
+    elif summary.get("field_checks"):
+        checks.append((True, "skip: answer fields: eval.gate_fields is false (plumbing checks with a random model only)"))
     for label in ("base", "champion"):
-        result = _comparison_check(summary, label, metric, higher)
+        first_champion = label == "base" and "champion" not in labels
+        result = _comparison_check(summary, label, metric, higher, must_beat=first_champion)
         if result is not None:
             checks.append(result)
         elif label == "champion":

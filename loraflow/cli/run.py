@@ -92,8 +92,15 @@ def handle_run(args) -> int:
     print(f"run folder:     {out_dir}")
     print(f"{metric}: base {_fmt(outcome.get('base'))} -> fine-tuned {_fmt(outcome.get('candidate'))}"
           f" (task card criteria {'met' if outcome.get('criteria_met') else 'NOT met'})")
+    _print_fields(outcome.get("fields") or [])
+    for criterion in outcome.get("criteria") or []:
+        op = ">=" if criterion.get("higher_is_better", True) else "<="
+        print(f"  task card {criterion['metric']} {op} {criterion['threshold']:g}: {_fmt(criterion.get('value'))}"
+              f" {'met' if criterion.get('met') else 'NOT met'}")
     decision = outcome.get("promotion") or {}
     print(f"promotion gate: {'promote' if decision.get('promote') else 'keep champion'}")
+    for reason in [r for r in decision.get("reasons", []) if r.startswith("fail:")]:
+        print(f"  {reason}")
     registered = outcome.get("registered_model")
     if registered:
         print(f"registered:     {registered.get('name')} version {registered.get('version')} ({registered.get('alias', 'challenger')})")
@@ -118,6 +125,17 @@ def handle_data(args) -> int:
     print(json.dumps({k: report[k] for k in keys if k in report}, indent=2, ensure_ascii=False))
     print(f"data written to {Path(out_dir) / 'data'}")
     return 0
+
+
+def _print_fields(rows: list[dict]) -> None:
+    """Per answer field: the fine-tuned model beside the base model and the trivial baselines."""
+    if not rows:
+        return
+    labels = [label for label in ("base", "majority", "stratified", "champion", "candidate") if label in rows[0]]
+    names = {"candidate": "fine-tuned"}
+    print("per answer field (test split):".ljust(34) + "".join(names.get(label, label).rjust(12) for label in labels))
+    for row in rows:
+        print(f"  {row['field']} {row['stat'].replace('_', ' ')}".ljust(34) + "".join(_fmt(row.get(label)).rjust(12) for label in labels))
 
 
 def _fmt(value) -> str:

@@ -13,4 +13,14 @@ class EvalConfig(Section):
     slice_tolerance: float = Field(0.05, ge=0.0, description="Promotion gate: largest allowed drop of the success metric on any slice.")
     slice_min_n: int = Field(5, ge=1, description="Promotion gate: slices with fewer test cases are reported but not gated (too noisy to judge).")
     bootstrap_samples: int = Field(1000, ge=100, description="Resamples for the paired bootstrap confidence interval.")
+    baselines: bool = Field(True, description="For JSON answers, also score trivial predictors (each field's majority "
+                            "training value; a seeded stratified-random draw) on the test set; the gate requires beating the majority.")
+    gate_fields: bool = Field(True, description="Promotion gate: every categorical answer field must beat the majority-class "
+                              "predictor (macro-F1, paired bootstrap CI above 0) and must not collapse onto one value. "
+                              "Off only for plumbing checks with random models (examples/tiny).")
+    collapse_margin: float = Field(
+        0.5, ge=0.0, le=1.0, description="Promotion gate: a categorical field has collapsed when the candidate's most "
+        "frequent answer is more common than the reference's most frequent value plus this share of the remaining gap to "
+        "100% (reference top class 53% -> at most 76.5% of the answers may be one value).")
+    seed: int = Field(0, description="Seed for the bootstrap resamples and the stratified-random baseline.")
     badcases: int = Field(20, ge=0, description="Worst test cases to analyse and export.")

@@ -8,10 +8,13 @@ from schemas.config._base import Section
 
 class SuccessCriterion(Section):
     metric: str = Field(
-        description="Metric name as reported by evaluation (e.g. json_field_accuracy, rougeL, bleu, exact_match)."
+        description="Metric name as reported by evaluation: json_field_score (mean over answer fields of macro-F1 / exact "
+        "match), field.<name>.<accuracy|macro_f1|exact_match|normalized_match>, json_valid, rougeL, bleu, exact_match, ..."
     )
     threshold: float = Field(description="Value the fine-tuned model must reach on the test split.")
     higher_is_better: bool = Field(True, description="False for metrics where lower is better (e.g. loss).")
+    why: str = Field("", description="What the task needs this threshold for (e.g. 'a misrouted ticket costs a day'): "
+                     "thresholds state the task's need, not a value just under what a run reached.")
 
 
 class TaskExample(Section):
@@ -28,6 +31,10 @@ class TaskCard(Section):
         default_factory=lambda: [SuccessCriterion(metric="rougeL", threshold=0.3)],
         description="Metric thresholds the candidate must meet; the first one is the task's success metric.",
     )
+    fields: dict[str, list[str] | Literal["text"]] = Field(
+        default_factory=dict, description="For JSON answers: each answer field with its allowed values (a categorical "
+        "field, scored per class with macro-F1 and a confusion matrix) or `text` (a free field, scored by exact and "
+        "normalised match). Empty: inferred from the test references (a small closed set of repeated values is categorical).")
     edge_cases: list[str] = Field(default_factory=list, description="Inputs that must be handled well (empty fields, mixed language, ...).")
     examples: list[TaskExample] = Field(default_factory=list, description="A few input/output examples that define the task.")
     languages: list[Literal["en", "zh"]] = Field(

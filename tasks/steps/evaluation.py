@@ -8,10 +8,11 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.config import EvalConfig, JudgeConfig, TaskCard
 from tasks import tracking
+from tasks.evaluate import evaluation_table
 from tasks.steps import not_user_error
 
 
-@task(name="evaluate-model", cache_policy=NO_CACHE)
+@task(name="evaluate-model", task_run_name="evaluate-{label}", cache_policy=NO_CACHE)
 def evaluate(label: str, model_path: str, adapter_path: str | None, test_path: str, config: EvalConfig,
              task_card: TaskCard, out_dir: str) -> dict:
     """Batched greedy generation on the test split and per-example scores for one model."""
@@ -19,6 +20,16 @@ def evaluate(label: str, model_path: str, adapter_path: str | None, test_path: s
 
     get_run_logger().info("stage: evaluate %s", label)
     return evaluate_model(model_path, adapter_path, test_path, config, task_card, out_dir, label)
+
+
+@task(name="score-baselines", cache_policy=NO_CACHE)
+def baselines(train_path: str, test_path: str, config: EvalConfig, task_card: TaskCard, out_dir: str) -> dict[str, dict]:
+    """Score the trivial predictors (majority class, stratified random per answer field) on the test set."""
+    from tasks.evaluate import evaluate_baselines
+
+    results = evaluate_baselines(train_path, test_path, config, task_card, out_dir)
+    get_run_logger().info("stage: baselines %s", ", ".join(results) or "none (answers are not JSON objects)")
+    return results
 
 
 @task(name="compare-and-gate", cache_policy=NO_CACHE)
@@ -42,8 +53,8 @@ def compare_and_gate(results: dict[str, dict], train_path: str, tokenizer_path: 
     tracking.set_tags(uri, run_id, {"promotion.decision": "promote" if decision.promote else "keep",
                                     "promotion.reasons": "\n".join(decision.reasons)})
     metric = task_card.success_metric.metric
-    rows = [{"model": label, metric: round(r["metrics"].get(metric, float("nan")), 4)} for label, r in summary["labels"].items()]
-    create_table_artifact(key="evaluation", table=rows, description=f"Success metric {metric} on the test split")
+    create_table_artifact(key="evaluation", table=evaluation_table(summary, metric),
+                          description=f"Success metric {metric} and every answer field's scores on the test split, per model and trivial baseline")
     create_markdown_artifact(key="promotion-decision", description="Promotion gate",
                              markdown=f"**{'PROMOTE' if decision.promote else 'KEEP CHAMPION'}**\n\n" + "\n".join(f"- {r}" for r in decision.reasons))
     get_run_logger().info("promotion gate: %s", "promote" if decision.promote else "keep champion")

@@ -74,12 +74,16 @@ def log_data(run: dict, splits: dict, report: dict, dataset_name: str) -> str:
 def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict, decision: dict, registered: dict | None,
                     trained: dict) -> dict:
     """Write run.json, tag the run with the outcome, mark it finished, and return what the CLI prints."""
+    from tasks.evaluate import field_outcome
+
     metric = task_card.success_metric.metric
     outcome = {
         "success_metric": metric,
         "base": summary["labels"].get("base", {}).get("metrics", {}).get(metric),
         "candidate": summary["labels"]["candidate"]["metrics"].get(metric),
         "criteria_met": summary.get("criteria_met"),
+        "criteria": summary.get("criteria"),
+        "fields": field_outcome(summary),
         "promotion": decision,
         "registered_model": registered,
     }

@@ -14,7 +14,8 @@ from schemas.config.task_card import SuccessCriterion, TaskCard
 from tasks.badcases import analyse_badcases
 from tasks.errors import LoraflowError
 from tasks.eval_report import log_eval_report, write_eval_report
-from tasks.evaluate import score_rows, summarize_evaluation
+from tasks.evaluate import evaluate_baselines, score_rows, summarize_evaluation
+from tasks.field_metrics import resolve_fields
 from tasks.jsonl import write_jsonl
 from tasks.metrics import aggregate
 from tasks.promotion import should_promote
@@ -42,13 +43,21 @@ def write_fake_run(root: Path, with_extras: bool = True) -> Path:
     """A run folder as the pipeline leaves it: predictions per model, metrics.json, and optionally training log, badcases, promotion."""
     config = EvalConfig(slice_by=["language", "category"], bootstrap_samples=200)
     results = {}
+    fields = resolve_fields({}, [json.loads(_record(i)["reference"]) for i in range(24)])  # order: text, product: categorical
     for label, quality in (("base", 2), ("candidate", 5), ("champion", 4)):
-        rows = score_rows([{**_record(i), "prediction": _predict(i, quality)} for i in range(24)])
+        rows = score_rows([{**_record(i), "prediction": _predict(i, quality)} for i in range(24)], fields)
         path = root / "eval" / f"predictions_{label}.jsonl"
         write_jsonl(path, rows)
         metrics = aggregate(rows, config.slice_by)
         results[label] = {"label": label, "predictions": str(path), "metrics": metrics["overall"],
-                          "by_language": metrics["by_language"], "by_slice": metrics["by_slice"]}
+                          "by_language": metrics["by_language"], "by_slice": metrics["by_slice"], "fields": metrics["fields"]}
+    train = [{**_record(i), "messages": _record(i)["messages"] + [{"role": "assistant", "content": _record(i)["reference"]}]}
+             for i in range(30, 60)]
+    write_jsonl(root / "data" / "train.jsonl", train)
+    test = [{**_record(i), "messages": _record(i)["messages"] + [{"role": "assistant", "content": _record(i)["reference"]}]}
+            for i in range(24)]
+    write_jsonl(root / "data" / "test.jsonl", test)
+    results.update(evaluate_baselines(str(root / "data" / "train.jsonl"), str(root / "data" / "test.jsonl"), config, TASK_CARD, str(root)))
     summary = summarize_evaluation(results, TASK_CARD, config, str(root))
     if with_extras:
         history = [{"loss": 2.5 - 0.04 * s, "learning_rate": 2e-4, "epoch": s / 20, "step": s} for s in range(1, 61)]
@@ -56,8 +65,6 @@ def write_fake_run(root: Path, with_extras: bool = True) -> Path:
         history.append({"train_runtime": 42.5, "train_loss": 1.6, "epoch": 3.0, "step": 60})
         (root / "train").mkdir(parents=True, exist_ok=True)
         (root / "train" / "log_history.json").write_text(json.dumps(history))
-        write_jsonl(root / "data" / "train.jsonl", [{**_record(i), "messages": _record(i)["messages"] + [
-            {"role": "assistant", "content": _record(i)["reference"]}]} for i in range(30, 60)])
         analyse_badcases(str(root / "eval" / "predictions.jsonl"), str(root / "data" / "train.jsonl"), TASK_CARD, 8, str(root))
         decision = should_promote(summary, TASK_CARD, config)
         (root / "eval" / "promotion.json").write_text(json.dumps(asdict(decision)))
@@ -76,13 +83,20 @@ def test_report_is_self_contained_with_every_section(tmp_path: Path):
     # No external assets: every image is inline PNG, no scripts, stylesheets or remote URLs.
     assert not re.search(r"(src|href)=['\"](?!data:|#)", page) and "<script" not in page and "http" not in page
     images = _images(page)
-    assert len(images) == 5 and all(img.startswith(b"\x89PNG") for img in images)  # metrics, 2 slices, loss, causes
-    for section in ("decision", "metrics", "slices", "training", "ratings", "worst"):
+    # product confusion matrix + distribution, metrics, 2 slices, loss, causes
+    assert len(images) == 7 and all(img.startswith(b"\x89PNG") for img in images)
+    for section in ("decision", "fields", "metrics", "slices", "training", "ratings", "worst"):
         assert f"<section id='{section}'>" in page
     assert "DO NOT PROMOTE" in page or "PROMOTE: the candidate becomes" in page
     assert "candidate − base" in page and "candidate − champion" in page and "json_field_accuracy" in page
     assert "By category" in page and "By language" in page and "Δ vs champion" in page
-    assert "Final train loss 1.600" in page
+    assert "Train loss averaged over the whole run (every epoch) 1.600" in page and "Validation loss at 3 points" in page
+    assert page.index("<section id='fields'>") < page.index("<section id='metrics'>")  # the per-field table leads
+    assert "product <span class='tag'>categorical, 6 classes</span>" in page and "order <span class='tag'>free text</span>" in page
+    assert "majority <span class='muted'>(trivial baseline)</span>" in page and "confusion matrix" in page
+    worst = page[page.index("<section id='worst'>"):]
+    assert "Extract the ticket as JSON." not in worst  # the shared system prompt is not repeated in every case
+    assert "<td class='wrong'>unknown</td><td class='muted'>should be" in worst
     assert "Order 1005: the lamp is broken &lt;b&gt;&amp;amp;" in page  # user text is escaped, never markup
     assert "probable cause" in page and "<span class='tag'>" in page
 
