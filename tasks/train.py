@@ -1,6 +1,7 @@
 """Fine-tuning with trl's SFTTrainer + peft: LoRA, QLoRA (4-bit NF4) or full. No prefect here (GPU benchmarks import it bare)."""
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -12,6 +13,9 @@ from tasks.jsonl import read_jsonl
 from tasks.oom import run_with_oom_fallback
 from tasks.resume import last_good_checkpoint
 from tasks.speed import SpeedPlan, compile_decoder_layers, keep_activations_of_last_layers, resolve_speed
+
+
+VAL_POINTS = 5  # validation-loss evaluations over a run when train.eval_steps is not set
 
 
 def to_prompt_completion(records: list[dict]) -> list[dict]:
@@ -30,12 +34,31 @@ def to_prompt_completion(records: list[dict]) -> list[dict]:
 
 
 def select_device() -> tuple[str, bool]:
-    """('cuda', bf16 supported) on a GPU, else ('cpu', False)."""
+    """('cuda', bf16 supported) on a GPU, else ('cpu', the CPU has native bf16 instructions: AVX512-BF16 or AMX)."""
     import torch
 
     if torch.cuda.is_available():
         return "cuda", torch.cuda.is_bf16_supported()
-    return "cpu", False
+    return "cpu", bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def lora_target_modules(model, lora: LoraConfig) -> list[str] | str:
+    """peft's target_modules: as configured, or the decoder layers' linear module names when only the last layers are adapted."""
+    if not lora.last_layers or not isinstance(lora.target_modules, str):
+        return lora.target_modules
+    import torch
+
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) and ".layers." in name}
+    if not names:
+        raise LoraflowError("lora.last_layers needs a model whose decoder layers are named `layers.<i>` (Llama, Qwen, Mistral, ...); "
+                            "unset lora.last_layers for this model.")
+    return sorted(names)
+
+
+def _last_layer_indices(model, count: int) -> list[int]:
+    total = model.config.num_hidden_layers
+    return list(range(max(0, total - count), total))
 
 
 def load_model(model_path: str | None, method: str, device: str, bf16: bool, gradient_checkpointing: bool, *,
@@ -89,7 +112,9 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
     steps_per_epoch = max(1, -(-n_train // train.effective_batch_size))
     # Under DDP every GPU runs its own micro-batches: divide accumulation so the effective batch stays the same.
     accumulation = max(1, train.gradient_accumulation_steps // world_size)
-    eval_steps = train.eval_steps or steps_per_epoch
+    total_steps = train.max_steps if train.max_steps > 0 else math.ceil(steps_per_epoch * train.epochs)
+    # Validation loss at about VAL_POINTS points of the run (not once per epoch): a curve, not a dot, for diagnosis.
+    eval_steps = train.eval_steps or max(1, math.ceil(total_steps / VAL_POINTS))
     strategy = "steps" if has_val else "no"
     return SFTConfig(
         output_dir=str(output_dir),
@@ -153,7 +178,8 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     peft_config = None
     if lora is not None and not isinstance(model, PeftModel):
         peft_config = PeftLoraConfig(
-            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora_target_modules(model, lora),
+            layers_to_transform=_last_layer_indices(model, lora.last_layers) if lora.last_layers else None,
             task_type="CAUSAL_LM",
         )
     all_callbacks = list(callbacks or [])
@@ -223,7 +249,8 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     def attempt(micro_batch: int, accumulation: int):
         # Each attempt (first run, OOM retry, relaunch) resumes from the last good checkpoint of this run folder.
         current = train.model_copy(update={"micro_batch_size": micro_batch, "effective_batch_size": micro_batch * accumulation})
-        model = load_model(model_path, method, device, bf16, current.gradient_checkpointing,
+        # On the CPU bf16 means autocast over fp32 weights (the Trainer's bf16 flag); on a GPU the weights are bf16 too.
+        model = load_model(model_path, method, device, bf16 and device.startswith("cuda"), current.gradient_checkpointing,
                            attn_implementation=speed.attn_implementation, qlora_fp32=train.qlora_fp32)
         trainer = build_trainer(
             model, tokenizer, current, adapter, max_length, train_dir / "checkpoints", bf16,

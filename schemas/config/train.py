@@ -21,7 +21,7 @@ class TrainConfig(Section):
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
     early_stopping_patience: int = Field(2, ge=0, description="Evaluations without val-loss improvement before stopping (0: off); the best checkpoint is restored.")
     logging_steps: int = Field(10, ge=1, description="Log train loss, learning rate and grad norm every N optimizer steps.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate val loss every N steps; default once per epoch.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate val loss every N steps; default: about 5 times over the run (a curve, not one point).")
     save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps; default with every evaluation.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (recomputes activations in the backward pass).")
     unchecked_layers: int = Field(

@@ -57,3 +57,20 @@ def test_no_training_examples_is_a_clear_error(tiny_model_path, tmp_path):
     write_jsonl(tmp_path / "train.jsonl", [])
     with pytest.raises(LoraflowError, match="no training examples"):
         train_model(str(tiny_model_path), str(tmp_path / "train.jsonl"), None, LoraConfig(), TrainConfig(), 64, str(tmp_path))
+
+
+def test_last_layers_adapts_only_the_top_layers_and_validation_runs_several_times(tiny_model_path, data):
+    from safetensors.torch import load_file
+
+    config = TrainConfig(learning_rate=2e-3, epochs=2, effective_batch_size=4, micro_batch_size=4, logging_steps=1,
+                         early_stopping_patience=0)
+    train_model(str(tiny_model_path), str(data / "train.jsonl"), str(data / "val.jsonl"), LoraConfig(r=4, last_layers=1),
+                config, 96, str(data / "last"))
+    weights = load_file(str(data / "last" / "model" / "adapter" / "adapter_model.safetensors"))
+    layers = {name.split(".layers.")[1].split(".")[0] for name in weights}
+    assert layers == {"1"}  # the tiny model has layers 0 and 1: only the last one carries LoRA weights
+    assert {name.split(".")[-3] for name in weights} >= {"q_proj", "v_proj", "down_proj"}  # all-linear, resolved to names
+    history = json.loads((data / "last" / "train" / "log_history.json").read_text())
+    # 16 steps, no train.eval_steps: validation loss at about five points of the run, not once per epoch
+    assert len([h for h in history if "eval_loss" in h]) >= 4
+
