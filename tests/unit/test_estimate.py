@@ -267,6 +267,31 @@ def test_estimate_for_config_counts_tokens_of_the_split_and_raw_data(tmp_path):
     assert capped.train_hours < 0.01  # one step of 16 x 1024 tokens, not 3 epochs of 1e9
 
 
+def test_estimate_for_config_resolves_auto_unchecked_layers_for_the_card(tmp_path):
+    from tasks.configuration import load_config
+    from tasks.estimate_config import estimate_for_config
+    from tasks.speed import auto_unchecked_layers
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps(LLAMA2_7B))
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text("model:\n  name_or_path: ./model\n  max_length: 1024\ntrain:\n  method: qlora\n"
+                           "  micro_batch_size: 8\n  effective_batch_size: 16\n  gradient_checkpointing: true\n")
+    config = load_config(config_file)
+    on_h200 = estimate_for_config(config, n_train_tokens=10**6, gpu_memory_gib=139.8, device="NVIDIA H200")
+    count = auto_unchecked_layers(config.train, config.lora, LLAMA2_7B, 1024, 139.8)
+    assert count > 1 and f"train.unchecked_layers auto -> {count}" in on_h200.notes
+    fixed = estimate_for_config(load_config(config_file, [f"train.unchecked_layers={count}"]), n_train_tokens=10**6,
+                                gpu_memory_gib=139.8, device="NVIDIA H200")
+    assert on_h200.peak_gpu_memory_gib == fixed.peak_gpu_memory_gib
+    on_cpu = estimate_for_config(config, n_train_tokens=10**6, device="cpu")
+    assert "train.unchecked_layers auto -> 0" in on_cpu.notes  # the CPU trains every layer checkpointed
+    # method auto on an 80 GiB card picks bf16 LoRA, and the count is sized for it
+    lora = estimate_for_config(load_config(config_file, ["train.method=auto"]), n_train_tokens=10**6,
+                               gpu_memory_gib=80.0, device="H100")
+    assert lora.method == "lora" and lora.fits
+
+
 def test_cli_estimate_json_prints_the_summary_keys(tmp_path, capsys):
     from loraflow.cli import main
 
