@@ -1,7 +1,7 @@
 #!/bin/bash
 # On the GPU machine: install the carried wheels, run the GPU training tests, the evaluation benchmark, then the
-# training benchmark. Usage: bash benchmarks/gpu_train_run.sh [tests|eval|bench|all|tests+eval] [train_bench.py args...]
-# (results under $OUT)
+# training benchmark. Usage: bash benchmarks/gpu_train_run.sh [setup|tests|eval|bench|all|tests+eval] [train_bench.py args...]
+# (results under $OUT; setup only installs the wheels into /tmp/site and prints the versions)
 set -u
 what=${1:-all}; shift || true
 export TQDM_DISABLE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false

@@ -33,6 +33,8 @@ ap.add_argument("--ragged", default="1024x8", help="max length x micro-batch for
 ap.add_argument("--variants", default="loraflow,fp32_all,no_compile", help="loraflow variants after the default one")
 ap.add_argument("--skip-baseline", action="store_true")
 ap.add_argument("--packed-only", action="store_true", help="ragged: only the packed run")
+ap.add_argument("--accumulate", type=int, default=1, help="loraflow: micro-batches per optimizer step, over all GPUs "
+                "(train.effective_batch_size = micro-batch x this; under torchrun each GPU runs its share)")
 ap.add_argument("--warm", type=int, default=3)
 ap.add_argument("--meas", type=int, default=6)
 ap.add_argument("--budget", type=float, default=540.0, help="seconds; later stages are skipped past it")
@@ -53,18 +55,25 @@ from tasks.speed import resolve_speed  # noqa: E402
 from tasks.train import build_trainer, load_model  # noqa: E402
 
 DEV = "cpu" if args.cpu else "cuda"
+if DEV == "cuda" and "LOCAL_RANK" in os.environ:
+    torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
 OUT = Path(args.json) if args.json else Path(os.environ.get("OUT") or "bench_out") / "train_bench.json"
 OUT.parent.mkdir(parents=True, exist_ok=True)
 R: dict = {"argv": sys.argv[1:], "runs": [], "errors": [], "versions": {}}
-LORA = LoraConfig(r=16, alpha=32, dropout=0.05, target_modules=base.TARGETS)
+# The baseline's LoRA shape; dropout is loraflow's default (a variant may set lora_dropout).
+LORA = LoraConfig(r=16, alpha=32, target_modules=base.TARGETS)
+# Under torchrun (DDP scaling): every rank trains; rank 0 measures, prints and writes. Tokens/s counts all ranks.
+WORLD, RANK = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
 
 
 def log(*a):
-    print(f"[{time.perf_counter() - T0:6.1f}s]", *a, flush=True)
+    if RANK == 0:
+        print(f"[{time.perf_counter() - T0:6.1f}s]", *a, flush=True)
 
 
 def save():
-    OUT.write_text(json.dumps(R, indent=1, default=str))
+    if RANK == 0:
+        OUT.write_text(json.dumps(R, indent=1, default=str))
 
 
 def left() -> float:
@@ -241,20 +250,20 @@ def baseline_stage(cfg, tflops, n_params):
     base.free()
 
 
-def loraflow_run(model, train: TrainConfig, dataset, max_len: int, profile: Path | None = None):
+def loraflow_run(model, train: TrainConfig, lora: LoraConfig, dataset, max_len: int, cfg, profile: Path | None = None):
     """One trainer.train() through build_trainer; returns (result dict, the peft model for reuse)."""
     import torch._dynamo
 
     torch._dynamo.reset()  # every shape compiles afresh, as in a real run that sees only this shape
     timer = StepTimer()
-    speed = resolve_speed(train, DEV)
+    speed = resolve_speed(train, DEV, cfg.to_dict(), max_len, lora)
     if getattr(model, "peft_config", None) and speed.attn_implementation != model.config._attn_implementation:
         model.get_base_model().set_attn_implementation(speed.attn_implementation)
     with tempfile.TemporaryDirectory() as tmp:
         # the profiled steps come after the measured ones (the profiler slows them) and are not timed
         callbacks = [timer] + ([StepProfiler(profile, train.max_steps - 2)] if profile else [])
-        trainer = build_trainer(model, tokenizer(), train, LORA, max_len, Path(tmp), DEV == "cuda", dataset, None,
-                                callbacks, speed)
+        trainer = build_trainer(model, tokenizer(), train, lora, max_len, Path(tmp), DEV == "cuda", dataset, None,
+                                callbacks, speed, WORLD)
         timer.trainer = trainer
         base.free()
         result = trainer.train()
@@ -277,27 +286,32 @@ def loraflow_run(model, train: TrainConfig, dataset, max_len: int, profile: Path
 def loraflow_stage(cfg, tflops, n_params, label: str, overrides: dict, full: bool):
     import datasets
 
+    overrides = dict(overrides)
+    lora = LORA.model_copy(update={"dropout": overrides.pop("lora_dropout")}) if "lora_dropout" in overrides else LORA
+
     def train_config(bs: int, steps: int, **more) -> TrainConfig:
-        return TrainConfig(method="qlora", micro_batch_size=bs, effective_batch_size=bs, max_steps=steps,
+        return TrainConfig(method="qlora", micro_batch_size=bs, effective_batch_size=bs * args.accumulate, max_steps=steps,
                            gradient_checkpointing=True, learning_rate=base.LR, warmup_ratio=0.0, weight_decay=0.0,
                            lr_scheduler="constant_with_warmup", save_steps=10**6, **{**overrides, **more})
 
     first = train_config(1, 1)
     speed = resolve_speed(first, DEV)
     state = base.random_state_dict(cfg, DEV)
-    model = load_model(None, "qlora", DEV, DEV == "cuda", True, attn_implementation=speed.attn_implementation,
+    device = f"cuda:{torch.cuda.current_device()}" if DEV == "cuda" else DEV  # each DDP rank loads onto its own GPU
+    model = load_model(None, "qlora", device, DEV == "cuda", True, attn_implementation=speed.attn_implementation,
                        qlora_fp32=first.qlora_fp32, config=copy.deepcopy(cfg), state_dict=state)
     del state
     base.free()
     shapes = parse(args.settings) + (parse(args.peak) if full else [])
     for i, (seq, bs) in enumerate(shapes):
         steps = args.warm + (args.meas if (seq, bs) in parse(args.settings) else 3)
-        rows = random_rows([seq] * (steps * bs), cfg.vocab_size)
+        rows = random_rows([seq] * (steps * bs * WORLD * max(1, args.accumulate // WORLD)), cfg.vocab_size)
         profile = OUT.parent / f"profile_{label}_{seq}x{bs}.txt" if args.profile and i == 0 else None
         steps += 2 if profile else 0
-        res, model = loraflow_run(model, train_config(bs, steps), datasets.Dataset.from_dict({"input_ids": rows}), seq,
-                                  profile)
-        record(label, f"{seq}x{bs}", res, tflops, n_params)
+        res, model = loraflow_run(model, train_config(bs, steps), lora, datasets.Dataset.from_dict({"input_ids": rows}),
+                                  seq, cfg, profile)
+        record(label, f"{seq}x{bs}", res, tflops, n_params, {"world_size": WORLD, "accumulate": args.accumulate,
+                                                              "lora_dropout": lora.dropout})
         if left() < 60:
             break
     if not full:
@@ -309,7 +323,7 @@ def loraflow_stage(cfg, tflops, n_params, label: str, overrides: dict, full: boo
         for packing in ((True,) if args.packed_only else (False, True)):
             if left() < 45:
                 break
-            res, model = loraflow_run(model, train_config(bs, steps, packing=packing), dataset, max_len)
+            res, model = loraflow_run(model, train_config(bs, steps, packing=packing), lora, dataset, max_len, cfg)
             record(label + ("_packed" if packing else "_padded"), f"ragged{max_len}x{bs}", res, tflops, n_params,
                    {"mean_len": statistics.mean(map(len, rows))})
     del model
@@ -317,10 +331,20 @@ def loraflow_stage(cfg, tflops, n_params, label: str, overrides: dict, full: boo
 
 
 VARIANTS = {"loraflow": {}, "fp32_all": {"qlora_fp32": "all"}, "bf16_all": {"qlora_fp32": "none"},
+            "old_defaults": {"lora_dropout": 0.05, "qlora_fp32": "norms", "unchecked_layers": 0},
             "bf16_unchecked2": {"qlora_fp32": "none", "unchecked_layers": 2},
             "bf16_unchecked3": {"qlora_fp32": "none", "unchecked_layers": 3},
             "bf16_unchecked4": {"qlora_fp32": "none", "unchecked_layers": 4},
             "no_compile": {"compile_layers": False}}
+
+
+def variant(name: str) -> dict:
+    """A preset of VARIANTS, or TrainConfig fields (and lora_dropout) spelled key=value+key=value."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    settings = dict(part.split("=", 1) for part in name.split("+"))
+    return {k: v if k in ("qlora_fp32", "optimizer") or v == "auto" else float(v) if "." in v else int(v)
+            for k, v in settings.items()}
 
 
 def main():
@@ -331,11 +355,11 @@ def main():
     cfg = base.make_config(args.tiny)
     n_params = R["n_params"] = sum(math.prod(p) for p in _param_shapes(cfg))
     save()
-    if not args.skip_baseline:
+    if not args.skip_baseline and WORLD == 1:
         stage("baseline", lambda: baseline_stage(cfg, tflops, n_params), 60)
     for i, name in enumerate(v for v in args.variants.split(",") if v):
         label = "loraflow" if name == "loraflow" else f"loraflow_{name}"
-        stage(label, lambda: loraflow_stage(cfg, tflops, n_params, label, VARIANTS[name], full=i == 0), 60)
+        stage(label, lambda: loraflow_stage(cfg, tflops, n_params, label, variant(name), full=i == 0), 60)
 
 
 def _param_shapes(cfg):
@@ -369,5 +393,6 @@ if __name__ == "__main__":
         rc = 1
     R["total_s"] = time.perf_counter() - T0
     save()
-    table()
+    if RANK == 0:
+        table()
     sys.exit(rc)

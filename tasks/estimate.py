@@ -32,6 +32,8 @@ FUSED_HEAD_TILE = (4096, 32768)
 ALLOCATOR_FACTOR = 1.2
 CUDA_CONTEXT_BYTES = 0.5 * GIB
 FIT_MARGIN = 0.9  # use at most 90% of the card, so a longer batch or eval does not tip it over
+# LoRA dropout > 0 keeps, for every adapted linear layer, a bf16 dropout copy of its input and a 1-byte mask.
+DROPOUT_BYTES_PER_INPUT = 3
 
 # Effective TFLOP/s counted as 6 x params x tokens/s (the bench's MFU convention), with the hidden size they were
 # measured at (smaller models use the card less well). Seeded from ../shared/bench (H100, 7B, gradient checkpointing).
@@ -86,6 +88,7 @@ class ResourceEstimate:
 def memory_breakdown(
     shape: ModelShape, method: Method, trainable: int, seq_len: int, micro_batch: int, grad_checkpointing: bool,
     optimizer: str, qlora_fp32: str = "all", fused_lm_head: bool = True, unchecked_layers: int = 0,
+    lora_dropout: float = 0.0,
 ) -> dict[str, float]:
     """Peak GPU bytes by part (weights, adapter, gradients, optimizer, activations, buffers), in GiB."""
     quantized_linear = shape.layer_linear_params
@@ -111,8 +114,10 @@ def memory_breakdown(
     except KeyError:
         raise LoraflowError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZER_BYTES)}") from None
     tokens = seq_len * micro_batch
+    # Full fine-tuning has no adapters; its (unmeasured) layer estimate keeps the fitted dropout part as a margin.
+    dropout_copies = method == "full" or lora_dropout > 0
     activations = activation_bytes(shape, tokens, grad_checkpointing, residual_bytes, fused_lm_head,
-                                   unchecked_layers) + head_copy
+                                   unchecked_layers, dropout_copies) + head_copy
     parts = {
         "weights": weights, "adapter": adapter, "gradients": gradients, "optimizer": optimizer_state,
         "activations": activations, "runtime_buffers": float(RUNTIME_BUFFER_BYTES),
@@ -121,7 +126,7 @@ def memory_breakdown(
 
 
 def activation_bytes(shape: ModelShape, tokens: int, grad_checkpointing: bool, residual_bytes: int,
-                     fused_lm_head: bool = True, unchecked_layers: int = 0) -> float:
+                     fused_lm_head: bool = True, unchecked_layers: int = 0, dropout_copies: bool = True) -> float:
     """Activation bytes kept at the peak for one micro-batch (SDPA attention, so linear in sequence length).
 
     unchecked_layers (train.unchecked_layers): layers that keep their activations under checkpointing; the first adds
@@ -131,6 +136,8 @@ def activation_bytes(shape: ModelShape, tokens: int, grad_checkpointing: bool, r
     # One decoder layer's saved tensors: norms, q/k/v/o, LoRA dropout copies and masks, the MLP's four I-wide tensors.
     # Fitted to the no-checkpointing QLoRA run (43.6 GiB at 2048x2); fp32 residuals add 8h.
     layer = tokens * ((40 + 2 * residual_bytes) * h + 10 * i)
+    if not dropout_copies:  # LoRA dropout 0: peft's Identity keeps no copy of the layer inputs
+        layer -= tokens * DROPOUT_BYTES_PER_INPUT * sum(fan_in for _, fan_in, _ in shape.layer_linears())
     if fused_lm_head:
         tile_tokens, tile_vocab = FUSED_HEAD_TILE
         head = min(tokens, tile_tokens) * min(shape.vocab_size, tile_vocab) * 6 + tokens * (4 * h + 20)
@@ -200,6 +207,7 @@ def estimate_resources(
     qlora_fp32: str = "all",
     fused_lm_head: bool = True,
     unchecked_layers: int = 0,
+    lora_dropout: float = 0.0,
 ) -> ResourceEstimate:
     """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
 
@@ -214,7 +222,7 @@ def estimate_resources(
         trainable = shape.total_params if candidate == "full" else lora_params(shape, lora_r, target_modules)
         opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
         parts = memory_breakdown(shape, candidate, trainable, seq_len, batch, checkpointing, opt, qlora_fp32,
-                                 fused_lm_head, unchecked_layers if checkpointing else 0)
+                                 fused_lm_head, unchecked_layers if checkpointing else 0, lora_dropout)
         return parts, sum(parts.values()), trainable
 
     def fits(allocated_gib: float) -> bool:

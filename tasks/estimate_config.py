@@ -6,6 +6,8 @@ from pathlib import Path
 
 from schemas.config import PipelineConfig
 from tasks.estimate import ResourceEstimate, estimate_resources
+from tasks.estimate_shapes import load_model_config
+from tasks.speed import auto_unchecked_layers
 from tasks.jsonl import iter_jsonl
 
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
@@ -108,13 +110,28 @@ def estimate_for_config(
     if config.model.gguf_file and Path(name).is_dir() and not (Path(name) / "config.json").is_file():
         # GGUF-only folders: the converted copy in the cache holds config.json once the model was resolved.
         name = str(Path(config.model.cache_dir or ".loraflow/models") / f"{Path(name).name}-{Path(config.model.gguf_file).stem}")
-    estimate = estimate_resources(
-        name, train.method, config.lora.r, config.model.max_length, train.micro_batch_size, train.gradient_checkpointing,
-        n_train_tokens, epochs, gpu_memory_gib, target_modules=config.lora.target_modules, device=device,
-        merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
-        qlora_fp32=train.qlora_fp32, unchecked_layers=train.unchecked_layers,
-    )
+    model_config = load_model_config(name)
+
+    def estimate_with(unchecked_layers: int) -> ResourceEstimate:
+        return estimate_resources(
+            model_config, train.method, config.lora.r, config.model.max_length, train.micro_batch_size,
+            train.gradient_checkpointing, n_train_tokens, epochs, gpu_memory_gib, target_modules=config.lora.target_modules,
+            device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
+            qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
+        )
+
+    unchecked = train.unchecked_layers
+    if unchecked == "auto":
+        unchecked = 0
+        if device != "cpu" and train.gradient_checkpointing:
+            # sized for the method the estimate picks (auto: bf16 LoRA where it fits); the count always fits the card
+            method = estimate_with(0).method
+            unchecked = auto_unchecked_layers(train.model_copy(update={"method": method}), config.lora, model_config,
+                                              config.model.max_length, gpu_memory_gib)
+    estimate = estimate_with(unchecked)
     notes = [*estimate.notes, f"device {device}", f"train tokens per epoch: {n_train_tokens:,} from {source}"]
+    if train.unchecked_layers == "auto" and train.gradient_checkpointing:
+        notes.append(f"train.unchecked_layers auto -> {unchecked}")
     if device == "cpu":
         notes.append("on the CPU training runs in fp32 in host memory: the memory figures are for bf16 training on a GPU")
     return dataclasses.replace(estimate, notes=notes)

@@ -3,6 +3,7 @@ import inspect
 import logging
 from dataclasses import dataclass
 
+from schemas.config.lora import LoraConfig
 from schemas.config.train import TrainConfig
 from tasks.errors import LoraflowError
 
@@ -13,6 +14,9 @@ VARLEN_ATTENTION = "loraflow_varlen"
 # 64 tokens keeps the number of distinct shapes (and recompiles) small and the matrix shapes tensor-core friendly.
 PAD_TO_MULTIPLE = 64
 RECOMPILE_LIMIT = 64
+# train.unchecked_layers auto: the estimated peak stays under this share of the plain QLoRA recipe's at the same shape
+# (the estimate is within 10-15% of measured peaks, so the measured peak stays under the plain recipe's).
+PLAIN_RECIPE_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -32,11 +36,13 @@ class SpeedPlan:
         return dict(self.__dict__)
 
 
-def resolve_speed(train: TrainConfig, device: str) -> SpeedPlan:
+def resolve_speed(train: TrainConfig, device: str, model_config: dict | None = None, max_length: int = 0,
+                  lora: LoraConfig | None = None) -> SpeedPlan:
     """Decide the speed options: compile_layers defaults to on with CUDA; Liger turns default compilation off.
 
     Liger's kernels break the compiled graph (measured slower together than compile alone), so an explicit
-    `compile_layers: true` with `liger: true` is refused rather than silently slow.
+    `compile_layers: true` with `liger: true` is refused rather than silently slow. `unchecked_layers: auto` needs the
+    model's config.json dict, the max length and the LoRA settings (0 without them, and on the CPU).
     """
     cuda = device.startswith("cuda")
     if train.liger and train.compile_layers:
@@ -49,9 +55,47 @@ def resolve_speed(train: TrainConfig, device: str) -> SpeedPlan:
     attn = "sdpa"
     if train.packing and cuda and register_varlen_attention():
         attn = VARLEN_ATTENTION
+    unchecked = train.unchecked_layers
+    if unchecked == "auto":
+        unchecked = 0
+        if cuda and model_config and max_length:
+            unchecked = auto_unchecked_layers(train, lora or LoraConfig(), model_config, max_length, _card_gib(device))
     return SpeedPlan(compile_layers=compile_layers, packing=train.packing, liger=train.liger, attn_implementation=attn,
                      pad_to_multiple_of=PAD_TO_MULTIPLE if compile_layers else None, optimizer=optimizer,
-                     unchecked_layers=train.unchecked_layers if train.gradient_checkpointing else 0)
+                     unchecked_layers=unchecked if train.gradient_checkpointing else 0)
+
+
+def auto_unchecked_layers(train: TrainConfig, lora: LoraConfig, model_config: dict, max_length: int,
+                          gpu_memory_gib: float | None) -> int:
+    """train.unchecked_layers auto: the most last layers that may keep their activations under checkpointing.
+
+    The estimated peak must stay under PLAIN_RECIPE_SHARE of the plain QLoRA recipe's at the same shape (peft's fp32
+    upcast, full logits, paged 8-bit AdamW, dropout 0.05: what loraflow's own savings are measured against) and fit
+    the card; the memory loraflow saves is spent on recomputing fewer layers.
+    """
+    from tasks.estimate import estimate_resources
+    from tasks.estimate_shapes import shape_from_config
+
+    method = "lora" if train.method == "auto" else train.method  # as train_model trains an unresolved auto
+
+    def peak(**settings):
+        return estimate_resources(model_config, method, lora.r, max_length, train.micro_batch_size, True, 0, 1.0,
+                                  gpu_memory_gib, target_modules=lora.target_modules, **settings)
+
+    plain = peak(optimizer="paged_adamw_8bit", qlora_fp32="all", fused_lm_head=False, lora_dropout=0.05)
+    budget = PLAIN_RECIPE_SHARE * plain.peak_gpu_memory_gib
+    for count in range(shape_from_config(model_config).num_layers, 0, -1):
+        estimate = peak(optimizer=train.optimizer, qlora_fp32=train.qlora_fp32, lora_dropout=lora.dropout,
+                        unchecked_layers=count)
+        if estimate.fits and estimate.peak_gpu_memory_gib <= budget:
+            return count
+    return 0
+
+
+def _card_gib(device: str) -> float:
+    import torch
+
+    return torch.cuda.get_device_properties(torch.device(device)).total_memory / 1024**3
 
 
 def resolve_optimizer(name: str, cuda: bool) -> str:

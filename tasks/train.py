@@ -62,7 +62,7 @@ def _last_layer_indices(model, count: int) -> list[int]:
 
 
 def load_model(model_path: str | None, method: str, device: str, bf16: bool, gradient_checkpointing: bool, *,
-               attn_implementation: str = "sdpa", qlora_fp32: str = "norms", **from_pretrained_kwargs):
+               attn_implementation: str = "sdpa", qlora_fp32: str = "none", **from_pretrained_kwargs):
     """The base model for the method: 4-bit NF4 for QLoRA (never merged into), 16/32-bit otherwise.
 
     from_pretrained_kwargs go to `from_pretrained` (the GPU benchmark passes `config` and `state_dict` of a random model).
@@ -148,6 +148,7 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
         pad_to_multiple_of=speed.pad_to_multiple_of,
         use_liger_kernel=speed.liger,
         ddp_find_unused_parameters=False if world_size > 1 else None,
+        ddp_broadcast_buffers=False if world_size > 1 else None,  # rotary tables are constants: no per-forward broadcast
         seed=train.seed,
         report_to=["tensorboard"],
         dataloader_num_workers=0,
@@ -172,7 +173,7 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
-    speed = speed or resolve_speed(train, str(model.device))
+    speed = speed or resolve_speed(train, str(model.device), model.config.to_dict(), max_length, lora)
     args = build_sft_config(train, max_length, output_dir, bf16, len(train_dataset), eval_dataset is not None, speed,
                             world_size)
     peft_config = None
@@ -214,7 +215,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     With several GPUs (train.num_gpus, default all) it re-runs itself under torchrun, one DDP process per GPU.
     Returns paths (adapter or full model, log history, TensorBoard dir) and final metrics.
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
     import datasets
 
     from tasks.launch import gpus_for, launch_training, local_rank, rank, world_size
@@ -237,7 +238,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     bf16 = bf16_ok if train.bf16 is None else train.bf16
     if bf16 and not bf16_ok:
         raise LoraflowError("train.bf16=true but this device has no bf16 support; set train.bf16=false or leave it unset")
-    speed = resolve_speed(train, device)
+    speed = resolve_speed(train, device, AutoConfig.from_pretrained(model_path).to_dict(), max_length, lora)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:

@@ -49,7 +49,7 @@ def test_qlora_loads_nf4_with_fp32_norms_on_cuda(tiny_model_path):
 
     from tasks.train import load_model
 
-    model = load_model(str(tiny_model_path), "qlora", "cuda", True, True)
+    model = load_model(str(tiny_model_path), "qlora", "cuda", True, True, qlora_fp32="norms")
     layer = model.model.layers[0]
     assert isinstance(layer.self_attn.q_proj, Linear4bit)
     assert layer.self_attn.q_proj.weight.quant_state.quant_type == "nf4"
@@ -60,7 +60,7 @@ def test_qlora_loads_nf4_with_fp32_norms_on_cuda(tiny_model_path):
 
 
 def test_qlora_trains_on_cuda_with_compiled_layers_and_loss_falls(tiny_model_path, data, tmp_path):
-    result = _train(tiny_model_path, data, tmp_path, method="qlora", gradient_checkpointing=True)
+    result = _train(tiny_model_path, data, tmp_path, method="qlora", gradient_checkpointing=True, qlora_fp32="norms")
     losses = _losses(result)
     assert result["method"] == "qlora" and result["speed"]["compile_layers"] is True
     assert _falls(losses), losses
@@ -163,6 +163,17 @@ def test_method_auto_picks_by_the_detected_card():
     assert any("method auto -> qlora" in note for note in large.notes)
 
 
-def test_qlora_all_bf16_trains_on_cuda_and_loss_falls(tiny_model_path, data, tmp_path):
-    result = _train(tiny_model_path, data, tmp_path, method="qlora", gradient_checkpointing=True, qlora_fp32="none")
+def test_qlora_defaults_train_all_bf16_with_auto_unchecked_layers_and_loss_falls(tiny_model_path, data, tmp_path):
+    result = _train(tiny_model_path, data, tmp_path, method="qlora", gradient_checkpointing=True)
     assert _falls(_losses(result)), _losses(result)
+    import torch
+    from transformers import AutoConfig
+
+    from tasks.speed import auto_unchecked_layers
+
+    train = TrainConfig(method="qlora", micro_batch_size=8, effective_batch_size=8, gradient_checkpointing=True)
+    card_gib = torch.cuda.get_device_properties(0).total_memory / 1024**3
+    expected = auto_unchecked_layers(train, LoraConfig(r=8, alpha=16),
+                                     AutoConfig.from_pretrained(tiny_model_path).to_dict(), 128, card_gib)
+    # the tiny model's fixed buffers are the plain recipe's too: nothing saved to spend, so auto keeps 0 here
+    assert result["speed"]["unchecked_layers"] == expected

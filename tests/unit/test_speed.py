@@ -45,7 +45,7 @@ def test_sft_config_carries_packing_padding_and_ddp_settings(tmp_path):
     assert args.packing and args.padding_free is False  # trl turns bfd packing padding-free itself
     assert args.pad_to_multiple_of == PAD_TO_MULTIPLE
     assert args.gradient_accumulation_steps == 4  # 16 = 2 per GPU x 2 GPUs x 4
-    assert args.ddp_find_unused_parameters is False
+    assert args.ddp_find_unused_parameters is False and args.ddp_broadcast_buffers is False
     assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}
     assert args.optim == "adamw_torch_fused"
     single = build_sft_config(TrainConfig(), 128, tmp_path, False, 100, False)
@@ -87,6 +87,10 @@ def test_unchecked_layers_keep_the_last_layers_activations_during_training(tmp_p
     train = TrainConfig(micro_batch_size=2, effective_batch_size=2, max_steps=1, save_steps=100,
                         gradient_checkpointing=True, unchecked_layers=1)
     assert resolve_speed(train, "cpu").unchecked_layers == 1
+    # auto keeps every layer checkpointed on the CPU (no card to size it for) and without the model's config
+    auto = train.model_copy(update={"unchecked_layers": "auto"})
+    assert resolve_speed(auto, "cpu", {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}, 128).unchecked_layers == 0
+    assert resolve_speed(auto, "cuda").unchecked_layers == 0
     assert resolve_speed(train.model_copy(update={"gradient_checkpointing": False}), "cpu").unchecked_layers == 0
     model = load_model(str(tiny_model_path), "lora", "cpu", False, True)
     trainer = build_trainer(model, AutoTokenizer.from_pretrained(tiny_model_path), train, LoraConfig(r=4, alpha=8), 128,
