@@ -1,6 +1,7 @@
 """The main pipeline: data -> train -> evaluate (base, candidate, champion) -> gate -> register/promote."""
 from prefect import flow
 
+from flows import subflow_result
 from flows.data import prepare_data
 from schemas.config import PipelineConfig
 from tasks.steps import deploy, evaluation, lineage, plan, tracking, training
@@ -12,7 +13,7 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
     """Fine-tune, evaluate and register a model from a raw instruction file, tracked in one MLflow run."""
     run = tracking.start_tracking(config, out_dir)
     train_config = plan.estimate(config, input_path, out_dir, run)
-    data = prepare_data(config, input_path, out_dir, model_cache_dir)
+    data = subflow_result(prepare_data(config, input_path, out_dir, model_cache_dir))
     splits, base_model = data["splits"], data["base_model"]
     data_hash = tracking.log_data(run, splits, data["report"], config.task_card.name)
 
@@ -29,7 +30,7 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
     evaluation.judge(out_dir, config.judge)
     evaluation.eval_report(out_dir, run)
 
-    registered = deploy.merge_and_register(base_model, trained, splits["test"], config.deploy, config.task_card.name,
+    registered = deploy.merge_and_register(base_model, trained, splits["test"], config.deploy, config.task_card,
                                            gate["decision"], data_hash, results["candidate"]["metrics"], out_dir, run)
     deploy.quantize_variants(registered, trained, splits["test"], config.deploy, config.eval, config.task_card,
                              results["candidate"]["metrics"], out_dir, run)
