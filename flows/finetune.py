@@ -4,7 +4,9 @@ from prefect import flow
 from flows import subflow_result
 from flows.data import prepare_data
 from schemas.config import PipelineConfig
-from tasks.steps import deploy, evaluation, lineage, plan, tracking, training
+from tasks.steps import deploy, evaluation, feedback, lineage, plan, tracking, training
+
+DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 
 
 @flow(name="finetune")
@@ -36,3 +38,21 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
                              results["candidate"]["metrics"], out_dir, run)
     lineage.seed(config.task_card.name, out_dir, run)  # the first run's data becomes v1 of the dataset lineage
     return tracking.finish_tracking(run, out_dir, config.task_card, gate["summary"], gate["decision"], registered, trained)
+
+
+@flow(name="finetune")
+def finetune_from_file(config_path: str = DEFAULT_CONFIG, input_path: str = "", out_dir: str = "runs/deployed",
+                       base_model: str = "", max_steps: int = 0, overrides: list[str] = []) -> dict:  # noqa: B006 (Prefect copies parameters)
+    """The finetune deployment's Run form: a config file plus the settings people change most; no edits runs the example.
+
+    Args:
+        config_path: pipeline YAML, relative to the repository root; the bundled quickstart example by default.
+        input_path: input data file (.jsonl/.json/.csv/.parquet); empty: the config's data.path.
+        out_dir: run folder, relative to the repository root (data/, model/, eval/, run.json).
+        base_model: model.name_or_path (a hub id, a local folder, smollm2-135m-instruct, tiny-random); empty: the config's.
+        max_steps: train.max_steps, a cap on optimizer steps for a quick run; 0: the config's (epochs decide).
+        overrides: any other setting as dotted.key=value, e.g. train.epochs=5 or lora.r=16 (`loraflow config schema` lists every key).
+    """
+    chosen = [*([f"model.name_or_path={base_model}"] if base_model else []), *([f"train.max_steps={max_steps}"] if max_steps else [])]
+    config = feedback.load_pipeline_config(config_path, [*chosen, *overrides])
+    return finetune.fn(config, input_path or None, out_dir)
