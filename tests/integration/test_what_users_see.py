@@ -112,7 +112,7 @@ def test_the_registered_version_carries_the_task_card_metrics_and_gate_and_run_j
     description = version["description"]
     assert "what-users-see" in description and "json_field_accuracy" in description and data_hash[:12] in description
     assert ("promoted to champion" in description) == run["outcome"]["promotion"]["promote"]
-    card = httpx.get(f"{finished['mlflow']}/get-artifact", params={"path": "merged_model/README.md", "run_uuid": run["mlflow_run_id"]},
+    card = httpx.get(f"{finished['mlflow']}/get-artifact", params={"path": "merged_model/model_card.md", "run_uuid": run["mlflow_run_id"]},
                      timeout=30).text
     assert "## Promotion gate" in card and data_hash in card
     for reason in run["outcome"]["promotion"]["reasons"]:
