@@ -11,6 +11,8 @@ def register(subparsers) -> None:
     parser.add_argument("--pool", action="append", choices=["process", "docker", "kubernetes"], default=None,
                         help="work pool kind to set up (repeatable; default: process, the one a local worker runs)")
     parser.add_argument("--prefect-file", default="deployments/prefect.yaml", help="deployment file (default deployments/prefect.yaml)")
+    parser.add_argument("--project-dir", help="where process workers find this repository (default $LORAFLOW_PROJECT_DIR, "
+                        "else the current directory; /app for the docker compose worker)")
     parser.set_defaults(handler=handle_deploy)
 
 
@@ -31,7 +33,7 @@ def handle_deploy(args) -> int:
         print(f"work pool {pool} ({kind}): {'created' if _ensure_pool(pool, POOL_TYPES[kind]) else 'exists'}; "
               f"deployments: {', '.join(deployments)}")
         names += deployments
-    env = {**os.environ, "LORAFLOW_PROJECT_DIR": os.environ.get("LORAFLOW_PROJECT_DIR") or str(Path.cwd())}
+    env = {**os.environ, "LORAFLOW_PROJECT_DIR": args.project_dir or os.environ.get("LORAFLOW_PROJECT_DIR") or str(Path.cwd())}
     command = [str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--prefect-file", args.prefect_file]
     for name in names:
         command += ["--name", name]

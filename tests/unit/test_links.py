@@ -1,0 +1,19 @@
+"""The links and UI hints a person is given: server pages when there are servers, else how to open the local stores."""
+from tasks.links import markdown_link, mlflow_model_version_url, mlflow_run_url, mlflow_ui_lines, prefect_ui_lines
+
+
+def test_mlflow_links_lead_to_the_server_pages_and_stay_paths_for_a_local_store():
+    run = mlflow_run_url("http://mlflow:5000/", "3", "abc", "artifacts/eval/report.html")
+    assert run == "http://mlflow:5000/#/experiments/3/runs/abc/artifacts/eval/report.html"
+    assert mlflow_model_version_url("https://m.example", "tickets v2", "7") == "https://m.example/#/models/tickets%20v2/versions/7"
+    assert mlflow_run_url("sqlite:////tmp/mlflow.db", "3", "abc") is None
+    assert markdown_link("MLflow run abc", None, "sqlite:////tmp/mlflow.db") == "MLflow run abc: `sqlite:////tmp/mlflow.db`"
+    [local] = mlflow_ui_lines("sqlite:////tmp/mlflow.db", "3", "abc")
+    assert "--backend-store-uri sqlite:////tmp/mlflow.db" in local and "http://127.0.0.1:5000/#/experiments/3/runs/abc" in local
+
+
+def test_the_prefect_hint_names_the_flow_run_page_and_the_ui_setting_another_port_needs():
+    assert prefect_ui_lines("http://10.0.0.5:4242/api", None, "f-1") == ["http://10.0.0.5:4242/runs/flow-run/f-1"]
+    start, other_port = prefect_ui_lines(None, "/home/u/.loraflow/prefect", "f-1")
+    assert start.startswith("PREFECT_HOME=/home/u/.loraflow/prefect ") and "http://127.0.0.1:4200/runs/flow-run/f-1" in start
+    assert "PREFECT_SERVER_UI_API_URL=http://127.0.0.1:P/api" in other_port and "--port P" in other_port
