@@ -58,7 +58,7 @@ function render() {
       const diff = el('table', {className: 'fields'});
       const head = el('tr'); ['field', 'reference', 'model output', ''].forEach(t => head.appendChild(el('th', {}, t))); diff.appendChild(head);
       c.fields.forEach(f => {
-        const row = el('tr', {className: f.status.replace(' ', '')});
+        const row = el('tr', {className: f.status.replace(' ', '').toLowerCase()});
         [f.field, f.reference, f.output, f.status].forEach(t => row.appendChild(el('td', {}, t))); diff.appendChild(row);
       });
       box.appendChild(diff);

@@ -41,7 +41,7 @@ def field_diff(reference: str, output: str) -> list[dict] | None:
         return None
     got = parse_json_object(output)
     if got is None:
-        return [{"field": "(whole answer)", "reference": reference, "output": output, "status": "not JSON"}]
+        return [{"field": "(whole answer)", "reference": reference, "output": output or "(empty)", "status": "not JSON"}]
     rows = []
     for field in [*expected, *(k for k in got if k not in expected)]:
         if field not in got:
