@@ -1,4 +1,5 @@
 """Where a person looks: links to the MLflow run, its reports and the model version, and how to open the UIs."""
+from pathlib import Path
 from urllib.parse import quote
 
 PREFECT_DEFAULT_PORT = 4200
@@ -53,3 +54,23 @@ def mlflow_ui_lines(tracking_uri: str, experiment_id: str | None, run_id: str | 
     page = f"/#/experiments/{experiment_id}/runs/{run_id}" if experiment_id and run_id else ""
     return [f".venv/bin/mlflow ui --backend-store-uri {tracking_uri}  (then http://127.0.0.1:{MLFLOW_DEFAULT_PORT}{page};"
             f" another port: --port P)"]
+
+
+# The pages a person opens after a run: (label, path in the run folder, which is also the MLflow artifact path).
+REPORT_PAGES = (("data report", "data/report.html"), ("evaluation report", "eval/report.html"),
+                ("training diagnosis", "train/diagnosis.md"))
+
+
+def run_links_markdown(run: dict, out_dir: str, registered: dict | None) -> str:
+    """Links to the MLflow run, its report artifacts and the model version (a tracking server), else where they are."""
+    uri, experiment_id = run["tracking_uri"], run.get("experiment_id", "")
+    lines = [f"- {markdown_link('MLflow run ' + run['run_id'], mlflow_run_url(uri, experiment_id, run['run_id']), uri)}"]
+    for label, path in REPORT_PAGES:
+        if (Path(out_dir) / path).is_file():
+            url = mlflow_run_url(uri, experiment_id, run["run_id"], f"artifacts/{path}")
+            lines.append(f"- {markdown_link(label, url, str((Path(out_dir) / path).resolve()))}")
+    if registered:
+        name, version = registered["name"], registered["version"]
+        label = f"model {name} version {version} ({', '.join(registered.get('aliases') or ['no alias'])})"
+        lines.append(f"- {markdown_link(label, mlflow_model_version_url(uri, name, version), registered['model_uri'])}")
+    return "\n".join(lines)

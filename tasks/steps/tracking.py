@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.config import PipelineConfig, TaskCard
 from tasks import tracking
-from tasks.links import markdown_link, mlflow_model_version_url, mlflow_run_url
+from tasks.links import markdown_link, mlflow_run_url, run_links_markdown
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE)
@@ -96,22 +96,3 @@ def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict,
     tracking.finish_run(run["tracking_uri"], run["run_id"])
     return json.loads((Path(out_dir) / "run.json").read_text())
 
-
-# (label, MLflow artifact path, path in the run folder) of the pages a person opens after a run.
-REPORT_PAGES = (("data report", "data/report.html", "data/report.html"), ("evaluation report", "eval/report.html", "eval/report.html"),
-                ("training diagnosis", "train/diagnosis.md", "train/diagnosis.md"))
-
-
-def run_links_markdown(run: dict, out_dir: str, registered: dict | None) -> str:
-    """Links to the MLflow run, its report artifacts and the model version (a tracking server), else where they are."""
-    uri, experiment_id = run["tracking_uri"], run.get("experiment_id", "")
-    lines = [f"- {markdown_link('MLflow run ' + run['run_id'], mlflow_run_url(uri, experiment_id, run['run_id']), uri)}"]
-    for label, artifact, local in REPORT_PAGES:
-        if (Path(out_dir) / local).is_file():
-            url = mlflow_run_url(uri, experiment_id, run["run_id"], f"artifacts/{artifact}")
-            lines.append(f"- {markdown_link(label, url, str((Path(out_dir) / local).resolve()))}")
-    if registered:
-        name, version = registered["name"], registered["version"]
-        label = f"model {name} version {version} ({', '.join(registered.get('aliases') or ['no alias'])})"
-        lines.append(f"- {markdown_link(label, mlflow_model_version_url(uri, name, version), registered['model_uri'])}")
-    return "\n".join(lines)

@@ -17,3 +17,17 @@ def test_the_prefect_hint_names_the_flow_run_page_and_the_ui_setting_another_por
     start, other_port = prefect_ui_lines(None, "/home/u/.loraflow/prefect", "f-1")
     assert start.startswith("PREFECT_HOME=/home/u/.loraflow/prefect ") and "http://127.0.0.1:4200/runs/flow-run/f-1" in start
     assert "PREFECT_SERVER_UI_API_URL=http://127.0.0.1:P/api" in other_port and "--port P" in other_port
+
+
+def test_run_links_name_only_the_report_pages_the_run_folder_has(tmp_path):
+    from tasks.links import run_links_markdown
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "report.html").write_text("<html></html>")
+    registered = {"name": "tickets", "version": "4", "aliases": ["champion"], "model_uri": "models:/tickets/4"}
+    served = run_links_markdown({"tracking_uri": "http://m:5000", "experiment_id": "2", "run_id": "r1"}, str(tmp_path), registered)
+    assert served.splitlines() == ["- [MLflow run r1](http://m:5000/#/experiments/2/runs/r1)",
+                                   "- [data report](http://m:5000/#/experiments/2/runs/r1/artifacts/data/report.html)",
+                                   "- [model tickets version 4 (champion)](http://m:5000/#/models/tickets/versions/4)"]
+    local = run_links_markdown({"tracking_uri": "sqlite:////x/mlflow.db", "experiment_id": "2", "run_id": "r1"}, str(tmp_path), None)
+    assert local.splitlines() == ["- MLflow run r1: `sqlite:////x/mlflow.db`", f"- data report: `{tmp_path / 'data' / 'report.html'}`"]
