@@ -4,6 +4,9 @@ from urllib.parse import quote
 
 PREFECT_DEFAULT_PORT = 4200
 MLFLOW_DEFAULT_PORT = 5000
+# MLflow 3.17's UI opens in its GenAI view unless the page's URL asks for model training (a fresh browser ignores the
+# experiment's mlflow.experimentKind tag): every MLflow link carries this query.
+MODEL_TRAINING_VIEW = "?workflowType=machine_learning"
 
 
 def is_server(tracking_uri: str) -> bool:
@@ -16,14 +19,14 @@ def mlflow_run_url(tracking_uri: str, experiment_id: str, run_id: str, tab: str 
     if not is_server(tracking_uri) or not experiment_id:
         return None
     suffix = f"/{quote(tab)}" if tab else ""
-    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}{suffix}"
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}{suffix}{MODEL_TRAINING_VIEW}"
 
 
 def mlflow_model_version_url(tracking_uri: str, name: str, version: str) -> str | None:
     """The registered model version's page in the MLflow UI, or None when tracking is no server."""
     if not is_server(tracking_uri):
         return None
-    return f"{tracking_uri.rstrip('/')}/#/models/{quote(name)}/versions/{version}"
+    return f"{tracking_uri.rstrip('/')}/#/models/{quote(name)}/versions/{version}{MODEL_TRAINING_VIEW}"
 
 
 def markdown_link(text: str, url: str | None, fallback: str) -> str:
@@ -51,7 +54,7 @@ def mlflow_ui_lines(tracking_uri: str, experiment_id: str | None, run_id: str | 
     url = mlflow_run_url(tracking_uri, experiment_id or "", run_id or "")
     if url:
         return [url]
-    page = f"/#/experiments/{experiment_id}/runs/{run_id}" if experiment_id and run_id else ""
+    page = f"/#/experiments/{experiment_id}/runs/{run_id}{MODEL_TRAINING_VIEW}" if experiment_id and run_id else ""
     return [f".venv/bin/mlflow ui --backend-store-uri {tracking_uri}  (then http://127.0.0.1:{MLFLOW_DEFAULT_PORT}{page};"
             f" another port: --port P)"]
 

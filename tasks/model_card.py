@@ -6,23 +6,22 @@ HEADLINE_METRICS = 6  # the success metric first, then the next few the evaluati
 
 def headline_metrics(metrics: dict, task_card: TaskCard) -> dict[str, float]:
     """The task card's criteria metrics first, then other numeric metrics, at most HEADLINE_METRICS of them."""
-    numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    numeric = {k: float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n" and not k.startswith("n_")}  # counts
     ordered = [c.metric for c in task_card.success_criteria if c.metric in numeric]
     ordered += [k for k in sorted(numeric) if k not in ordered]
     return {k: numeric[k] for k in ordered[:HEADLINE_METRICS]}
 
 
 def version_description(task_card: TaskCard, data_hash: str, metrics: dict, decision: dict, run_id: str) -> str:
-    """The model version's description in the registry: task, success metric against its threshold, gate, data, run."""
+    """The model version's description in the registry: task, headline metrics, the gate's decision and reasons, lineage."""
     metric = task_card.success_metric
-    value = metrics.get(metric.metric)
-    shown = "n/a" if value is None else f"{value:.4f}"
     op = ">=" if metric.higher_is_better else "<="
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in headline_metrics(metrics, task_card).items())
     gate = "passed: promoted to champion" if decision.get("promote") else "did not pass: not promoted"
-    failures = [r for r in decision.get("reasons", []) if r.startswith("fail:")]
-    return (f"{task_card.name}: {task_card.description or 'fine-tuned with loraflow'} "
-            f"{metric.metric} {shown} (task card {op} {metric.threshold:g}). Promotion gate {gate}"
-            + (f" ({'; '.join(failures)})" if failures else "") + f". Data hash {data_hash[:12]}, MLflow run {run_id}.")
+    return (f"{task_card.name}: {task_card.description or 'fine-tuned with loraflow.'} Test split: {shown or 'no metrics'} "
+            f"(task card: {metric.metric} {op} {metric.threshold:g}). Promotion gate {gate} "
+            f"({'; '.join(decision.get('reasons', [])) or 'no reasons recorded'}). Data hash {data_hash[:12]}, MLflow run {run_id}.")
 
 
 def model_card_markdown(task_card: TaskCard, data_hash: str, metrics: dict, decision: dict, run_id: str) -> str:

@@ -83,12 +83,13 @@ def test_prefect_artifacts_end_at_100_percent_and_link_to_the_mlflow_run_and_rep
     by_key = {a["key"]: a for a in artifacts if a["key"]}
     assert by_key["training-progress"]["data"] == 100.0
     run_page = f"{mlflow}/#/experiments/{finished['run']['mlflow_experiment_id']}/runs/{finished['run']['mlflow_run_id']}"
-    assert f"]({run_page})" in by_key["mlflow-run"]["data"]
+    view = "?workflowType=machine_learning"  # the model-training view, not MLflow 3.17's GenAI default
+    assert f"]({run_page}{view})" in by_key["mlflow-run"]["data"]
     links = by_key["run-links"]["data"]
     for page in ("artifacts/data/report.html", "artifacts/eval/report.html"):
-        assert f"]({run_page}/{page})" in links
+        assert f"]({run_page}/{page}{view})" in links
     registered = finished["run"]["outcome"]["registered_model"]
-    assert f"]({mlflow}/#/models/what-users-see/versions/{registered['version']})" in links
+    assert f"]({mlflow}/#/models/what-users-see/versions/{registered['version']}{view})" in links
 
 
 def test_the_mlflow_experiment_opens_in_the_model_training_view_with_named_training_metrics(finished):
