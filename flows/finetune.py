@@ -42,16 +42,16 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
 
 @flow(name="finetune")
 def finetune_from_file(config_path: str = DEFAULT_CONFIG, input_path: str = "", out_dir: str = "runs/deployed",
-                       base_model: str = "", max_steps: int = 0, overrides: list[str] = []) -> dict:  # noqa: B006 (Prefect copies parameters)
+                       base_model: str = "", max_steps: int = 0, overrides: list[str] = []) -> dict:  # noqa: B006 (never mutated)
     """The finetune deployment's Run form: a config file plus the settings people change most; no edits runs the example.
 
     Args:
-        config_path: pipeline YAML, relative to the repository root; the bundled quickstart example by default.
-        input_path: input data file (.jsonl/.json/.csv/.parquet); empty: the config's data.path.
-        out_dir: run folder, relative to the repository root (data/, model/, eval/, run.json).
-        base_model: model.name_or_path (a hub id, a local folder, smollm2-135m-instruct, tiny-random); empty: the config's.
-        max_steps: train.max_steps, a cap on optimizer steps for a quick run; 0: the config's (epochs decide).
-        overrides: any other setting as dotted.key=value, e.g. train.epochs=5 or lora.r=16 (`loraflow config schema` lists every key).
+        config_path: Pipeline YAML, relative to the repository root; the bundled quickstart example by default.
+        input_path: Input data file (.jsonl/.json/.csv/.parquet); empty: the config's data.path.
+        out_dir: Run folder, relative to the repository root (data/, model/, eval/, run.json).
+        base_model: The base model, model.name_or_path (a hub id, a local folder, smollm2-135m-instruct, tiny-random); empty: the config's.
+        max_steps: A cap (train.max_steps) on optimizer steps for a quick run; 0: the config's (epochs decide).
+        overrides: Any other setting as dotted.key=value, e.g. train.epochs=5 or lora.r=16 (`loraflow config schema` lists every key).
     """
     chosen = [*([f"model.name_or_path={base_model}"] if base_model else []), *([f"train.max_steps={max_steps}"] if max_steps else [])]
     config = feedback.load_pipeline_config(config_path, [*chosen, *overrides])
