@@ -1,6 +1,7 @@
 """Retrain from feedback: export a batch -> grow the dataset lineage -> the finetune pipeline -> record the lineage in MLflow."""
 from prefect import flow
 
+from flows import subflow_result
 from flows.finetune import finetune
 from tasks.steps import feedback, lineage
 
@@ -27,7 +28,7 @@ def retrain_from_feedback(batch_id: str | None = None, config_path: str = DEFAUL
     exported = feedback.export_batch(config.feedback, batch, out_dir)
     prepared = lineage.prepare(config.task_card.name, lineage_dir, exported, feedback_eval_share)
     run_config = lineage.config_for_version(config, prepared)
-    result = finetune(config=run_config, out_dir=exported["run_dir"])
+    result = subflow_result(finetune(config=run_config, out_dir=exported["run_dir"]))
     committed = lineage.commit(prepared, exported["run_dir"], result)
     recorded = feedback.record_in_mlflow(result, committed)
     return {"batch_id": batch, "trained": True, "run_dir": exported["run_dir"], "lineage_version": committed["version"], **recorded}

@@ -140,8 +140,12 @@ def _metrics(report: dict) -> dict[str, float]:
     return metrics
 
 
-def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str | None) -> dict:
-    """Write quarantine.jsonl, review.jsonl, report.json and report.html; return paths, markdown and metrics."""
+def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str | None, header: dict | None = None) -> dict:
+    """Write quarantine.jsonl, review.jsonl, report.json and report.html; return paths, markdown and metrics.
+
+    Args:
+        header: what made this report (flow run, input file and hash, task, data-stage config), shown at its top.
+    """
     from tasks.data_report_html import render_html
     from tasks.validate import load_tokenizer
 
@@ -180,7 +184,18 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
     }
     (data / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     markdown = _markdown(report)
-    (data / "report.html").write_text(render_html(report, markdown), encoding="utf-8")
+    (data / "report.html").write_text(render_html(report, markdown, _record_pages(stages, header, quarantine, removed, review)),
+                                      encoding="utf-8")
     return {"stage": "report", "report_json": str(data / "report.json"), "report_html": str(data / "report.html"),
             "quarantine": str(data / "quarantine.jsonl"), "review": str(data / "review.jsonl"),
             "markdown": markdown, "metrics": _metrics(report)}
+
+
+def _record_pages(stages: dict, header: dict | None, quarantine: list[dict], removed: list[dict], review: list[dict]) -> dict:
+    """The report's header and the text of every record taken out (HTML parts for render_html)."""
+    from tasks.data_report_records import record_views, report_header
+
+    files = {"quarantine": "data/quarantine.jsonl", "removed": stages.get("clean", {}).get("removed") or "removed.jsonl",
+             "review": "data/review.jsonl"}
+    kept = _rows(stages.get("clean", {}).get("records"))
+    return {"header": report_header(header or {}), "records": record_views(quarantine, removed, review, kept, files)}

@@ -13,6 +13,18 @@ TRAIN_METRIC_NAMES = {
     "mean_token_accuracy": "train_token_accuracy", "eval_mean_token_accuracy": "val_token_accuracy",
 }
 
+# End-of-training numbers -> names that say they are totals or averages over the run, not per-step values.
+TRAIN_SUMMARY_NAMES = {
+    "train_loss": "mean_train_loss_all_steps", "train_runtime": "trainer_seconds", "train_seconds": "wall_seconds",
+    "train_samples_per_second": "samples_per_second", "train_steps_per_second": "steps_per_second",
+    "epoch": "epochs_done", "global_step": "steps_done", "best_eval_loss": "best_val_loss",
+}
+
+
+def train_summary_metrics(final: dict[str, float]) -> dict[str, float]:
+    """The trainer's final numbers as `train_summary.*` metrics, e.g. the loss averaged over all steps."""
+    return {f"train_summary.{TRAIN_SUMMARY_NAMES.get(k, k)}": v for k, v in final.items()}
+
 
 def client(tracking_uri: str):
     """An MlflowClient bound to the URI (tracking and registry on the same store)."""
@@ -54,13 +66,20 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     return (database.parent / "mlartifacts" / slug).resolve().as_uri()
 
 
+# MLflow 3's UI opens an experiment in its GenAI view (traces, judges) unless this tag names the kind.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def ensure_experiment(tracking_uri: str, experiment: str) -> str:
-    """The id of the named experiment, created (with its artifact location) when missing."""
+    """The id of the named experiment, created (with its artifact location) when missing, tagged as model training."""
     mlflow_client = client(tracking_uri)
     found = mlflow_client.get_experiment_by_name(experiment)
     if found:
+        if EXPERIMENT_KIND_TAG not in found.tags:  # never overrides a kind a person chose in the UI
+            mlflow_client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
         return found.experiment_id
-    return mlflow_client.create_experiment(experiment, artifact_location=artifact_location(tracking_uri, experiment))
+    return mlflow_client.create_experiment(experiment, artifact_location=artifact_location(tracking_uri, experiment),
+                                           tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
 
 
 def start_run(tracking_uri: str, experiment: str, run_name: str, params: dict[str, str], tags: dict[str, str],

@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.config import PipelineConfig, TaskCard
 from tasks import tracking
+from tasks.links import markdown_link, mlflow_run_url, run_links_markdown
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE)
@@ -24,17 +25,19 @@ def start_tracking(config: PipelineConfig, out_dir: str) -> dict:
             "model.base": config.model.name_or_path, "train.method": config.train.method}
     run_id = tracking.start_run(uri, experiment, f"{config.task_card.name}-{Path(out_dir).name}", flatten_config(config),
                                 tags, config.task_card.model_dump(mode="json"), dump_config(config))
+    experiment_id = tracking.ensure_experiment(uri, experiment)
     if flow_run_id:  # carry the MLflow run id back to Prefect, visible on the flow run page
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:
             client.update_flow_run_labels(flow_run_id, {"mlflow.run_id": run_id, "mlflow.experiment": experiment})
-        create_markdown_artifact(key="mlflow-run", markdown=f"MLflow run `{run_id}` in experiment `{experiment}` at `{uri}`",
+        run_link = markdown_link(f"MLflow run {run_id}", mlflow_run_url(uri, experiment_id, run_id), uri)
+        create_markdown_artifact(key="mlflow-run", markdown=f"{run_link} in experiment `{experiment}`",
                                  description="Where this pipeline run is tracked")
     write_run_json(out_dir, {"mlflow_tracking_uri": uri, "mlflow_run_id": run_id, "mlflow_experiment": experiment,
-                             "prefect_flow_run_id": flow_run_id})
+                             "mlflow_experiment_id": experiment_id, "prefect_flow_run_id": flow_run_id})
     get_run_logger().info("MLflow run %s (experiment %s, %s)", run_id, experiment, uri)
-    return {"tracking_uri": uri, "run_id": run_id, "experiment": experiment}
+    return {"tracking_uri": uri, "run_id": run_id, "experiment": experiment, "experiment_id": experiment_id}
 
 
 def write_run_json(out_dir: str, updates: dict) -> Path:
@@ -57,8 +60,9 @@ def log_data(run: dict, splits: dict, report: dict, dataset_name: str) -> str:
         if report.get(key):
             tracking.log_artifacts(run["tracking_uri"], run["run_id"], report[key], "data")
     quarantine = Path(report["report_json"]).with_name("quarantine.jsonl") if report.get("report_json") else None
-    if quarantine and quarantine.is_file():
-        tracking.log_artifacts(run["tracking_uri"], run["run_id"], quarantine, "data")
+    for path in [quarantine, *paths.values()]:  # the exact split files the model was trained and tested on
+        if path and Path(path).is_file():
+            tracking.log_artifacts(run["tracking_uri"], run["run_id"], path, "data")
     if report.get("markdown"):
         create_markdown_artifact(key="data-report", markdown=report["markdown"], description="Data stages: counts per stage and reason")
     if report.get("report_json"):
@@ -91,5 +95,8 @@ def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict,
                              "model_path": trained["model_path"], "adapter_path": trained["adapter_path"],
                              "merged_model_path": (registered or {}).get("merged_path")})
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], Path(out_dir) / "run.json")
+    create_markdown_artifact(key="run-links", markdown=run_links_markdown(run, out_dir, registered),
+                             description="The MLflow run, its reports and the registered model version")
     tracking.finish_run(run["tracking_uri"], run["run_id"])
     return json.loads((Path(out_dir) / "run.json").read_text())
+

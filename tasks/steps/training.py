@@ -34,6 +34,11 @@ class PrefectProgressCallback(TrainerCallback):
         if self.artifact_id:
             update_progress_artifact(self.artifact_id, progress=100.0 * done)
 
+    def on_train_end(self, args, state, control, **kwargs):
+        # Logging happens every N steps, so the last update can be short of the end (early stopping ends it too).
+        if self.artifact_id:
+            update_progress_artifact(self.artifact_id, progress=100.0)
+
 
 @task(name="train", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def train(model_path: str, splits: dict, lora: LoraConfig, config: TrainConfig, max_length: int, out_dir: str,
@@ -61,7 +66,7 @@ def train(model_path: str, splits: dict, lora: LoraConfig, config: TrainConfig, 
                              description="Automatic diagnosis of the training curves")
     for fallback in result["oom_fallbacks"]:
         logger.warning("CUDA out of memory: retried with %s", fallback)
-    tracking.log_metrics(run["tracking_uri"], run["run_id"], {f"train.{k}": v for k, v in result["metrics"].items()})
+    tracking.log_metrics(run["tracking_uri"], run["run_id"], tracking.train_summary_metrics(result["metrics"]))
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], result["log_history"], "train")
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], result["tensorboard_dir"], "train/tensorboard")
     if result["adapter_path"]:
