@@ -89,7 +89,8 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
     steps_per_epoch = max(1, -(-n_train // train.effective_batch_size))
     # Under DDP every GPU runs its own micro-batches: divide accumulation so the effective batch stays the same.
     accumulation = max(1, train.gradient_accumulation_steps // world_size)
-    eval_steps = train.eval_steps or steps_per_epoch
+    # trl refuses checkpoints between evaluations (the best one is picked at evaluations): save_steps alone sets both.
+    eval_steps = train.eval_steps or train.save_steps or steps_per_epoch
     strategy = "steps" if has_val else "no"
     return SFTConfig(
         output_dir=str(output_dir),

@@ -8,7 +8,7 @@ class SplitConfig(Section):
     train: float = Field(0.8, gt=0.0, lt=1.0, description="Train share (guide: 0.7-0.8).")
     val: float = Field(0.1, ge=0.0, lt=1.0, description="Validation share (guide: 0.1-0.15).")
     test: float = Field(0.1, gt=0.0, lt=1.0, description="Test share (guide: 0.1-0.15).")
-    seed: int = Field(42, description="Seed for the random split.")
+    seed: int = Field(42, ge=0, description="Seed for the random split.")
     stratify_by: str | None = Field(None, description="Metadata field to stratify on (each value spread over the splits in the same ratios).")
     time_field: str | None = Field(None, description="Metadata timestamp field: when set, split by time (train earliest, test latest).")
     group_by: str | None = Field(None, description="Metadata field whose equal values stay in one split (parent ids always do).")
