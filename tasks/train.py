@@ -10,7 +10,7 @@ from schemas.config.train import TrainConfig
 from tasks.errors import LoraflowError
 from tasks.jsonl import read_jsonl
 from tasks.oom import run_with_oom_fallback
-from tasks.resume import last_good_checkpoint
+from tasks.resume import checkpoints_dir, last_good_checkpoint
 from tasks.speed import SpeedPlan, compile_decoder_layers, keep_activations_of_last_layers, resolve_speed
 
 
@@ -227,7 +227,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         model = load_model(model_path, method, device, bf16, current.gradient_checkpointing,
                            attn_implementation=speed.attn_implementation, qlora_fp32=train.qlora_fp32)
         trainer = build_trainer(
-            model, tokenizer, current, adapter, max_length, train_dir / "checkpoints", bf16,
+            model, tokenizer, current, adapter, max_length, checkpoints_dir(out), bf16,
             datasets.Dataset.from_list(train_examples),
             datasets.Dataset.from_list(val_examples) if val_examples else None,
             [*(callbacks or []), watch], speed, world_size(),
