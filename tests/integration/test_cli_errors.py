@@ -54,6 +54,11 @@ def test_missing_input_file():
     assert_one_line_error(loraflow("run", TINY, "--input", "missing.jsonl"), "missing.jsonl", "does not exist")
 
 
+def test_a_directory_as_input_is_named_as_a_directory(tmp_path):
+    assert_one_line_error(loraflow("data", TINY, "--input", str(tmp_path), "--out", str(tmp_path / "out")),
+                          str(tmp_path), "is a directory")
+
+
 def test_missing_model_path():
     result = loraflow("run", TINY, "--set", "model.name_or_path=./no/such/model")
     assert_one_line_error(result, "model.name_or_path ./no/such/model does not exist")
