@@ -100,3 +100,22 @@ def test_all_invalid_input_stops_with_exit_code_2(tmp_path):
     assert err.value.exit_code == 2 and "100.0%" in str(err.value)
     report = json.loads(open(write_data_report(out, [ingest, err.value.result], None)["report_json"], encoding="utf-8").read())
     assert report["input"] == 2 == report["quarantined"] and report["kept"] == 0
+
+
+def test_removed_near_duplicate_pairs_show_both_texts(tmp_path):
+    system = {"role": "system", "content": "Extract the support ticket as JSON."}
+    question = "My CloudDrive order has not arrived yet, the tracking stopped updating three days ago. Please help."
+    rows = [{"messages": [system, {"role": "user", "content": question}, {"role": "assistant", "content": '{"category": "shipping"}'}]},
+            {"messages": [system, {"role": "user", "content": question + " Thanks"}, {"role": "assistant", "content": '{"category": "shipping"}'}]}]
+    path = write_records(tmp_path / "in.jsonl", rows)
+    out = str(tmp_path / "run")
+    ingest = ingest_records(str(path), DataConfig(), out)
+    valid = validate_records(ingest["records"], DataConfig(), ["en"], None, 4096, out)
+    clean = clean_records(valid["records"], CleanConfig(near_dup_threshold=0.7), ["en"], out)
+    split = split_records(clean["records"], SplitConfig(), out)
+    result = write_data_report(out, [ingest, valid, clean, split], None)
+    (pair,) = json.loads(open(result["report_json"], encoding="utf-8").read())["near_duplicate_pairs"]
+    assert pair["removed_text"] == f"user: {question} Thanks | assistant: {{\"category\": \"shipping\"}}"
+    assert pair["kept_text"].startswith(f"user: {question} | assistant:") and pair["similarity"] >= 0.7
+    assert "Extract the support ticket" not in pair["kept_text"]
+    assert question + " Thanks" in open(result["report_html"], encoding="utf-8").read()
