@@ -197,9 +197,10 @@ def similar_records(messages: list[list[dict]], langs: list[str], threshold: flo
     for k in range(1, len(parts[0]) if parts else 0):
         if len(pairs) == 0:
             break
-        texts = [p[k] for p in parts]
-        sig, has = minhash_signatures(texts, langs, num_perm, ngram_zh, ngram_en)
-        a, b = pairs[:, 0], pairs[:, 1]
+        involved = np.unique(pairs)  # signatures only for records in a candidate pair
+        texts = [parts[i][k] for i in involved.tolist()]
+        sig, has = minhash_signatures(texts, [langs[i] for i in involved.tolist()], num_perm, ngram_zh, ngram_en)
+        a, b = np.searchsorted(involved, pairs[:, 0]), np.searchsorted(involved, pairs[:, 1])
         part_sims = (sig[a] == sig[b]).mean(axis=1)
         neither = ~has[a] & ~has[b]
         equal = np.fromiter((texts[i] == texts[j] for i, j in zip(a[neither].tolist(), b[neither].tolist())), bool, int(neither.sum()))
