@@ -1,4 +1,5 @@
 """Prefect wrappers for MLflow tracking: start the run, log the data version, finish with run.json."""
+import inspect
 import json
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def end_mlflow_run(flow, flow_run, state) -> None:
 
     Without it a failed or interrupted pipeline leaves its MLflow run RUNNING forever, with no end time.
     """
-    info = read_run_info(flow_run.parameters.get("out_dir") or "runs/latest")
+    out_dir = flow_run.parameters.get("out_dir") or inspect.signature(flow.fn).parameters["out_dir"].default
+    info = read_run_info(out_dir)
     if not info.get("mlflow_run_id") or info.get("prefect_flow_run_id") != str(flow_run.id):
         return  # failed before start-tracking wrote this run's run.json: no MLflow run of this flow run exists
     status = "FAILED" if state.is_failed() else "KILLED"

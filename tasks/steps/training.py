@@ -53,6 +53,9 @@ def train(model_path: str, splits: dict, lora: LoraConfig, config: TrainConfig, 
     def on_finding(finding) -> None:
         logger.warning("training diagnosis at step %s: %s", finding.step, finding.message)
 
+    if config.save_steps and not config.eval_steps and splits.get("val"):
+        logger.info("train.save_steps=%d without train.eval_steps: evaluating at every checkpoint (trl picks the best "
+                    "checkpoint at evaluations)", config.save_steps)
     resume = last_good_checkpoint(checkpoints_dir(out_dir))  # the one train_model resumes from
     if resume:
         logger.info("resuming training from checkpoint %s (a previous attempt in this run folder stopped there)", resume)
