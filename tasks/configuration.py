@@ -56,7 +56,7 @@ def format_validation_error(error: ValidationError, source: str, lines: dict[str
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; `loraflow config schema` lists every key)"
         line = (lines or {}).get(key)
-        problems.append(f"{key} ({source}:{line}): {message}" if line else f"{key}: {message}")
+        problems.append(f"{key}: {message} (line {line})" if line else f"{key}: {message}")
     return f"invalid config {source}: " + "; ".join(problems)
 
 

@@ -40,7 +40,7 @@ def test_non_finite_numbers_are_refused(override):
 
 def test_a_non_finite_number_in_a_file_names_its_line(tmp_path):
     path = write(tmp_path, "task_card:\n  name: t\ntrain:\n  epochs: .inf\n")
-    with pytest.raises(LoraflowError, match=r"train\.epochs .*pipeline\.yaml:4.*finite"):
+    with pytest.raises(LoraflowError, match=r"pipeline\.yaml: train\.epochs: .*finite number \(line 4\)"):
         load_config(path)
 
 
