@@ -9,7 +9,9 @@ from tasks.steps import deploy, evaluation, feedback, lineage, plan, tracking, t
 DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 
 
-@flow(name="finetune")
+# Every way the flow can end early also ends its MLflow run (FAILED, or KILLED on Ctrl-C, SIGTERM, cancellation).
+@flow(name="finetune", on_failure=[tracking.end_mlflow_run], on_crashed=[tracking.end_mlflow_run],
+      on_cancellation=[tracking.end_mlflow_run])
 def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str = "runs/latest",
              model_cache_dir: str | None = None) -> dict:
     """Fine-tune, evaluate and register a model from a raw instruction file, tracked in one MLflow run."""

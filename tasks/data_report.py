@@ -84,6 +84,19 @@ def duplicate_clusters(removed: list[dict], top: int = 10) -> dict:
                     for k, v in largest]}
 
 
+def near_duplicate_pairs(removed: list[dict], top: int = 50, chars: int = 300) -> list[dict]:
+    """The near-duplicate pairs clean removed, most similar first, with both records' texts (system turns left out),
+    so a reader can judge each decision."""
+    def text(messages: list[dict]) -> str:
+        joined = " | ".join(f"{m['role']}: {m['content']}" for m in messages if m["role"] != "system")
+        return joined if len(joined) <= chars else joined[:chars] + "..."
+
+    rows = [r for r in removed if r["reason"] == "near_duplicate" and r.get("duplicate_of_messages")]
+    rows.sort(key=lambda r: (-(r.get("similarity") or 0.0), r["id"]))
+    return [{"removed": r["id"], "kept": r["duplicate_of"], "similarity": r.get("similarity"),
+             "removed_text": text(r["record"]["messages"]), "kept_text": text(r["duplicate_of_messages"])} for r in rows[:top]]
+
+
 def conflicts(review: list[dict], top: int = 10) -> dict:
     """Groups of same-prompt records with different answers, held for a human."""
     groups: dict[str, list[str]] = {}
@@ -124,9 +137,12 @@ def _markdown(report: dict) -> str:
     for name, stats in report["splits"].items():
         lines.append(f"| split: {name} | {stats['count']} |")
     lines.append(f"| leakage moves | {report['leakage_moves']} |")
+    lines.append(f"| records split as duplicate/group units | {report['split_clustered_records']} |")
     if report["quarantined_by_reason"]:
         lines += ["", "| quarantine reason | rows |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(report["quarantined_by_reason"].items())]
+    if report["split_note"]:
+        lines += ["", f"Split shares not held: {report['split_note']}"]
     return "\n".join(lines)
 
 
@@ -173,10 +189,13 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
         "quarantined_by_stage": dict(Counter(q.get("stage", "?") for q in quarantine)),
         "leakage_moves": split.get("counts", {}).get("leakage_moves", 0),
         "leakage_moves_by_reason": split.get("counts", {}).get("moves_by_reason", {}),
+        "split_clustered_records": split.get("counts", {}).get("clustered_records", 0),
+        "split_note": split.get("counts", {}).get("ratio_note"),
         "frozen_test": {k: split.get("counts", {}).get(k, 0) for k in ("frozen_test", "frozen_matched", "frozen_added")},
         "conservation": parts,
         "token_length_method": "tokenizer" if tokenizer is not None else "approx_words_plus_han_chars",
         "duplicate_clusters": duplicate_clusters(removed),
+        "near_duplicate_pairs": near_duplicate_pairs(removed),
         "conflicts": conflicts(review),
         "stages": [{"stage": name, "counts": result.get("counts", {})} for name, result in stages.items()],
         "files": {"quarantine": str(data / "quarantine.jsonl"), "review": str(data / "review.jsonl"),

@@ -73,6 +73,8 @@ def render_html(report: dict, markdown: str, pages: dict | None = None) -> str:
              f"<p>Conservation: input {report['input']} = kept {report['kept']} + quarantined {report['quarantined']} + "
              f"removed {report['removed_total']} + review {report['review']} + pilot-skipped {report['pilot_skipped']} "
              f"&#10003;</p>", "<h2>Counts</h2>", _table(markdown)]
+    if report.get("split_note"):
+        parts.append(f"<p><b>Split shares not held:</b> {html.escape(report['split_note'])}</p>")
     parts.append(_list_table("Splits", ["split", "records", "augmented", "distinct-1", "distinct-2", "tokens p50", "tokens p95"],
                              [[n, s["count"], s["augmented"], s["distinct_1"], s["distinct_2"], s["token_lengths"]["p50"],
                                s["token_lengths"]["p95"]] for n, s in report["splits"].items()]))
@@ -81,6 +83,10 @@ def render_html(report: dict, markdown: str, pages: dict | None = None) -> str:
     parts.append(_list_table(f"Duplicate clusters ({clusters['count']}, largest {clusters['largest']}; "
                              f"showing the {len(clusters['top'])} largest)", ["kept", "size", "removed"],
                              [[c["kept"], c["size"], ", ".join(r["id"] for r in c["removed"])] for c in clusters["top"]]))
+    pairs = report.get("near_duplicate_pairs", [])
+    parts.append(_list_table(f"Near-duplicate pairs removed ({len(pairs)} shown, most similar first)",
+                             ["removed", "kept", "similarity", "removed text", "kept text"],
+                             [[p["removed"], p["kept"], p["similarity"], p["removed_text"], p["kept_text"]] for p in pairs]))
     parts.append(_list_table(f"Conflicts held for review ({report['conflicts']['groups']} groups; showing "
                              f"{len(report['conflicts']['top'])})", ["group", "records"],
                              [[c["group"], ", ".join(c["ids"])] for c in report["conflicts"]["top"]]))

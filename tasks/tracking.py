@@ -156,6 +156,41 @@ def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None
     client(tracking_uri).set_terminated(run_id, status=status)
 
 
+def run_status(tracking_uri: str, run_id: str) -> str | None:
+    """The run's MLflow status (RUNNING, FINISHED, FAILED, KILLED), or None when the store does not know the run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(tracking_uri).get_run(run_id).info.status
+    except MlflowException:
+        return None
+
+
+def end_unfinished_run(tracking_uri: str, run_id: str, status: str, reason: str) -> bool:
+    """Mark a still-RUNNING run FAILED or KILLED with the reason as a tag; True when it was still running.
+
+    A run that already ended keeps its status, so this is safe to call from every failure path and twice.
+    """
+    if run_status(tracking_uri, run_id) != "RUNNING":
+        return False
+    client(tracking_uri).set_tag(run_id, "loraflow.end_reason", reason[:5000])
+    client(tracking_uri).set_terminated(run_id, status=status)
+    return True
+
+
+def close_previous_run(previous: dict) -> str | None:
+    """The MLflow run a rerun in the same folder continues (from the old run.json), ended as KILLED if still RUNNING.
+
+    Only `kill -9` (or a lost machine) leaves a run RUNNING after its process is gone; every other failure path ends it.
+    Returns the previous run's id when that run did not finish (the new run continues it), else None.
+    """
+    run_id, uri = previous.get("mlflow_run_id"), previous.get("mlflow_tracking_uri")
+    if not run_id or not uri:
+        return None
+    end_unfinished_run(uri, run_id, "KILLED", "still RUNNING when the next run started in the same folder: its process was killed")
+    return run_id if run_status(uri, run_id) in ("FAILED", "KILLED") else None
+
+
 class MlflowMetricsCallback(TrainerCallback):
     """Logs train loss, learning rate, grad norm, tokens/s, GPU memory and val loss live to the MLflow run."""
 

@@ -38,6 +38,8 @@ def load(args, extra_overrides: list[str] | None = None):
     input_path = args.input or config.data.path
     if not input_path:
         raise LoraflowError("no input data: pass --input PATH or set data.path in the config")
+    if Path(input_path).is_dir():
+        raise LoraflowError(f"input {input_path} is a directory; pass one .jsonl/.json/.csv/.parquet file inside it with --input")
     if not Path(input_path).is_file():
         raise LoraflowError(f"input file {input_path} does not exist; pass an existing .jsonl/.json/.csv/.parquet file with --input")
     return config, str(Path(input_path).resolve()), str(Path(args.out).resolve())

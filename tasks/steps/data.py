@@ -125,7 +125,10 @@ def split(cleaned: dict, config: SplitConfig, out_dir: str) -> dict:
     from tasks.split import split_records
 
     get_run_logger().info("stage: split")
-    return split_records(cleaned["records"], config, out_dir)
+    result = split_records(cleaned["records"], config, out_dir)
+    if result["counts"]["ratio_note"]:
+        get_run_logger().warning("split: %s", result["counts"]["ratio_note"])
+    return result
 
 
 @task(name="augment", retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error, **DATA_TASK)

@@ -126,3 +126,22 @@ def test_a_long_record_section_says_how_many_records_it_leaves_out():
     assert f"Showing {SHOWN_PER_SECTION} of {SHOWN_PER_SECTION + 7} records; the other 7 are in <code>data/quarantine.jsonl</code>" in section
     assert f"question {SHOWN_PER_SECTION - 1}" in section and f"question {SHOWN_PER_SECTION}<" not in section
     assert "[user] question 0" in section and "no_empty_content (messages)" in section
+
+
+def test_removed_near_duplicate_pairs_show_both_texts(tmp_path):
+    system = {"role": "system", "content": "Extract the support ticket as JSON."}
+    question = "My CloudDrive order has not arrived yet, the tracking stopped updating three days ago. Please help."
+    rows = [{"messages": [system, {"role": "user", "content": question}, {"role": "assistant", "content": '{"category": "shipping"}'}]},
+            {"messages": [system, {"role": "user", "content": question + " Thanks"}, {"role": "assistant", "content": '{"category": "shipping"}'}]}]
+    path = write_records(tmp_path / "in.jsonl", rows)
+    out = str(tmp_path / "run")
+    ingest = ingest_records(str(path), DataConfig(), out)
+    valid = validate_records(ingest["records"], DataConfig(), ["en"], None, 4096, out)
+    clean = clean_records(valid["records"], CleanConfig(near_dup_threshold=0.7), ["en"], out)
+    split = split_records(clean["records"], SplitConfig(), out)
+    result = write_data_report(out, [ingest, valid, clean, split], None)
+    (pair,) = json.loads(open(result["report_json"], encoding="utf-8").read())["near_duplicate_pairs"]
+    assert pair["removed_text"] == f"user: {question} Thanks | assistant: {{\"category\": \"shipping\"}}"
+    assert pair["kept_text"].startswith(f"user: {question} | assistant:") and pair["similarity"] >= 0.7
+    assert "Extract the support ticket" not in pair["kept_text"]
+    assert question + " Thanks" in open(result["report_html"], encoding="utf-8").read()
