@@ -53,7 +53,7 @@ def test_the_finetune_run_form_puts_common_settings_first_and_runs_the_example_w
     assert "dotted.key=value" in schema["properties"]["overrides"]["description"]
     example = load_config(REPO / schema["properties"]["config_path"]["default"])  # what a run with no edits trains on
     assert example.task_card.name != "my-task" and Path(example.data.path).is_file()
-    assert example.task_card.success_criteria[0].metric == "json_field_accuracy"
+    assert example.task_card.success_criteria[0].metric == "json_field_score" and example.task_card.fields
     retrain = deployments["by_name"]["retrain-from-feedback"]
     assert retrain.parameters == {"config_path": "examples/quickstart/pipeline.yaml"}
     assert "held out" in retrain.parameter_openapi_schema["properties"]["feedback_eval_share"]["description"]
