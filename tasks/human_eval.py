@@ -73,11 +73,15 @@ def export_human_eval(run_dir: str, n: int, out_dir: str, seed: int = 42, rubric
     """Write a seeded, slice-stratified sample of test cases with blank rubrics as CSV, JSONL and an HTML rating page.
 
     Args:
-        rubric: dimensions as `name` or `name=question`; default the JSON rubric for JSON answers, else the general one.
+        rubric: dimensions as `name` or `name=question`; default the task card's `rubric` (recorded in
+            RUN_DIR/eval/metrics.json), else the JSON rubric for JSON answers, else the general one.
     """
     if n < 1:
         raise LoraflowError(f"--n is {n}; ask for at least 1 case to rate.")
     sample = stratified_sample(read_predictions(run_dir), n, seed)
+    if not rubric:
+        metrics = Path(run_dir) / "eval" / "metrics.json"
+        rubric = (json.loads(metrics.read_text(encoding="utf-8")).get("rubric") if metrics.is_file() else None) or None
     questions = choose_rubric([str(row.get("reference") or "") for row in sample], rubric)
     cases = [
         {

@@ -215,6 +215,14 @@ def test_a_rubric_named_on_the_command_line_is_exported_and_imported(run_dir: Pa
         import_human_eval(str(run_dir), [str(tmp_path / "ann.jsonl"), str(mixed)])
 
 
+def test_the_task_cards_rubric_recorded_by_evaluation_is_the_default(run_dir: Path, tmp_path: Path):
+    (run_dir / "eval" / "metrics.json").write_text(json.dumps({"rubric": ["field_accuracy", "routing=Would this route the ticket right?"]}))
+    result = export_human_eval(str(run_dir), n=3, out_dir=str(tmp_path / "he"))
+    assert result["rubric"] == ["field_accuracy", "routing"]
+    assert "<b>routing</b>: Would this route the ticket right?" in Path(result["html"]).read_text(encoding="utf-8")
+    assert export_human_eval(str(run_dir), n=3, out_dir=str(tmp_path / "he2"), rubric=["accuracy"])["rubric"] == ["accuracy"]
+
+
 def test_the_field_view_marks_missing_extra_and_non_json_answers():
     from tasks.human_eval_rubric import field_diff
 
