@@ -16,7 +16,7 @@ MISSING = "(missing)"  # the answer is JSON but lacks the field
 INVALID = "(no JSON)"  # the answer is not a JSON object at all
 # Inference: a field is categorical when its reference values are a small closed set that repeats.
 MAX_INFERRED_CLASSES = 20
-MIN_CASES_PER_CLASS = 4
+MIN_CASES_PER_CLASS = 3
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
 
