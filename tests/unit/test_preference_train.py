@@ -85,3 +85,25 @@ def test_preference_objective_on_supervised_records_is_a_clear_error(tiny_model_
     with pytest.raises(LoraflowError, match="train.objective=dpo"):
         train_model(str(tiny_model_path), str(tmp_path / "train.jsonl"), None, LoraConfig(), TrainConfig(objective="dpo"),
                     64, str(tmp_path))
+
+
+def _margin_history(margins: list[float]) -> list[dict]:
+    from tests.unit.test_diagnosis import healthy, history
+
+    rows = history(healthy(len(margins)))
+    for row, margin in zip((r for r in rows if "loss" in r), margins):
+        row["rewards/margins"] = margin
+    return rows
+
+
+def test_diagnosis_flags_exploding_and_collapsing_reward_margins():
+    from tasks.diagnosis import diagnose
+
+    rising = [0.05 * i for i in range(12)]
+    assert diagnose(_margin_history(rising)) == []
+    exploded = diagnose(_margin_history(rising + [35.0]))
+    assert [f.code for f in exploded] == ["exploding_reward_margin"] and "preference_beta" in exploded[0].message
+    faded = diagnose(_margin_history(rising + [0.05, 0.02, -0.01]))
+    assert [f.code for f in faded] == ["collapsing_reward_margin"] and faded[0].data["peak"] == pytest.approx(0.55)
+    never = diagnose(_margin_history([-0.01 * i for i in range(12)]))
+    assert [f.code for f in never] == ["collapsing_reward_margin"]
