@@ -19,9 +19,9 @@ def _pairs(n: int) -> list[dict]:
 
 @pytest.fixture
 def pairs(tmp_path):
-    records = _pairs(24)
-    write_jsonl(tmp_path / "train.jsonl", records[:16])
-    write_jsonl(tmp_path / "val.jsonl", records[16:])
+    """16 training and 8 validation pairs in tmp_path."""
+    for name, part in (("train", slice(0, 16)), ("val", slice(16, None))):
+        write_jsonl(tmp_path / f"{name}.jsonl", _pairs(24)[part])
     return tmp_path
 
 
