@@ -267,6 +267,6 @@ def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
         "records": str(records_path),
         "quarantine": str(quarantine_path),
         "kind": kind,
-        "counts": {"input": n_input, "kept": len(records), "quarantined": len(quarantine), "kind": kind,
+        "counts": {"input": n_input, "kept": len(records), "quarantined": len(quarantine),
                    "formats": dict(Counter(r["metadata"]["source_format"] for _, r in records))},
     }
