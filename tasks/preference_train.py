@@ -36,14 +36,20 @@ def build_preference_trainer(model, tokenizer, train: TrainConfig, max_length: i
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
         args = ORPOConfig(**common, max_length=max_length, beta=train.preference_beta)
-        return ORPOTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
-    from trl import DPOConfig, DPOTrainer
+        trainer = ORPOTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                              processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    else:
+        from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(**common, max_length=max_length, beta=train.preference_beta,
-                     pad_to_multiple_of=speed.pad_to_multiple_of)
-    return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                      processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+        args = DPOConfig(**common, max_length=max_length, beta=train.preference_beta,
+                         pad_to_multiple_of=speed.pad_to_multiple_of)
+        trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=train_dataset,
+                             eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
+                             callbacks=callbacks)
+    if len(trainer.train_dataset) == 0:  # trl drops pairs whose prompt alone fills max_length
+        raise LoraflowError(f"every training pair's prompt is longer than model.max_length={max_length} tokens, so trl "
+                            "dropped them all; raise model.max_length or shorten the prompts.")
+    return trainer
 
 
 def train_sft_then_dpo(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,

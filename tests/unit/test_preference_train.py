@@ -107,3 +107,9 @@ def test_diagnosis_flags_exploding_and_collapsing_reward_margins():
     assert [f.code for f in faded] == ["collapsing_reward_margin"] and faded[0].data["peak"] == pytest.approx(0.55)
     never = diagnose(_margin_history([-0.01 * i for i in range(12)]))
     assert [f.code for f in never] == ["collapsing_reward_margin"]
+
+
+def test_pairs_longer_than_max_length_are_a_clear_error(tiny_model_path, pairs):
+    config = TrainConfig(objective="dpo", micro_batch_size=4, effective_batch_size=4)
+    with pytest.raises(LoraflowError, match="model.max_length=4"):
+        train_model(str(tiny_model_path), str(pairs / "train.jsonl"), None, LoraConfig(), config, 4, str(pairs / "short"))
