@@ -108,3 +108,18 @@ def test_clean_reviews_pairs_without_contrast_and_removes_duplicates_then_splits
     where = {r["id"]: name for name in ("train", "val", "test") for r in read_jsonl(splits[name])}
     assert where["other"] == where["p3"]  # pairs of one prompt never straddle splits
     assert all("rejected" in r for name in ("train", "val", "test") for r in read_jsonl(splits[name]))
+
+
+def test_augmented_children_of_a_pair_keep_both_answers(tmp_path):
+    from schemas.config.augment import AugmentConfig
+    from tasks.augment import augment_records
+    from tasks.jsonl import write_jsonl
+
+    pairs = [{"id": f"p{i}", "messages": [{"role": "user", "content": ticket(i)}, {"role": "assistant", "content": answer(i, "high")}],
+              "rejected": answer(i, "low"), "metadata": {"language": "en", "source_line": i + 1}} for i in range(6)]
+    path = tmp_path / "data" / "train.jsonl"
+    write_jsonl(path, pairs)
+    result = augment_records(str(path), AugmentConfig(synonym=True, paraphrase=True, ratio=1.0), ["en"], str(tmp_path))
+    children = [r for r in read_jsonl(result["records"]) if r["metadata"].get("augment_method")]
+    parents = {p["id"]: p for p in pairs}
+    assert children and all(c["rejected"] == parents[c["metadata"]["parent_id"]]["rejected"] for c in children)
