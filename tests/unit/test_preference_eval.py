@@ -55,3 +55,20 @@ def test_gate_requires_preference_accuracy_not_to_fall_and_the_task_metric_not_t
 def test_gate_says_nothing_about_preferences_without_pairs(preference):
     decision = should_promote(_summary(preference=preference), CARD, CONFIG)
     assert decision.promote and not any("preference" in r for r in decision.reasons)
+
+
+def test_reward_metrics_stream_to_mlflow_under_their_own_names(tmp_path):
+    from types import SimpleNamespace
+
+    from tasks.tracking import MlflowMetricsCallback, client, ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = client(uri).create_run(ensure_experiment(uri, "prefs")).info.run_id
+    logs = {"loss": 0.6, "rewards/chosen": 0.2, "rewards/rejected": -0.1, "rewards/margins": 0.3, "rewards/accuracies": 0.75,
+            "eval_rewards/margins": 0.25}
+    MlflowMetricsCallback(uri, run_id).on_log(None, SimpleNamespace(global_step=3, num_input_tokens_seen=0), None, logs)
+    metrics = client(uri).get_run(run_id).data.metrics
+    assert {k: metrics[k] for k in ("train_reward_chosen", "train_reward_rejected", "train_reward_margin",
+                                    "train_preference_accuracy", "val_reward_margin")} == {
+        "train_reward_chosen": 0.2, "train_reward_rejected": -0.1, "train_reward_margin": 0.3,
+        "train_preference_accuracy": 0.75, "val_reward_margin": 0.25}
