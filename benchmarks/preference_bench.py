@@ -61,14 +61,16 @@ def score(label: str, model: str, adapter: str | None, test: str, config, out: P
 def bench(args) -> list[dict]:
     from tasks.train import train_model
 
-    config = load_config(EXAMPLE, [f"train.objective={args.objective}", f"train.learning_rate={args.lr}",
-                                   f"train.epochs={args.epochs}"] + [f"model.max_length={args.max_length}"] * bool(args.max_length))
+    overrides = [f"train.objective={args.objective}", f"train.learning_rate={args.lr}", f"train.epochs={args.epochs}",
+                 f"train.effective_batch_size={args.batch}", f"train.micro_batch_size={args.batch}"]
+    config = load_config(EXAMPLE, overrides + [f"model.max_length={args.max_length}"] * bool(args.max_length))
     out = Path(args.out or tempfile.mkdtemp(prefix="preference-bench-"))
     splits = prepare_splits(config, out)
     train, test = out / "bench_train.jsonl", out / "bench_test.jsonl"
     write_jsonl(train, read_jsonl(splits["train"])[:args.train_pairs])
     write_jsonl(test, read_jsonl(splits["test"])[:args.test_pairs])
     rows = [score("base", args.model, None, str(test), config, out, args.task_metric)]
+    print(f"base: {rows[0]}", file=sys.stderr, flush=True)  # a run stopped by a time limit still leaves this
     started = time.perf_counter()
     trained = train_model(args.model, str(train), None, config.lora, config.train, config.model.max_length, str(out / "run"))
     seconds = time.perf_counter() - started
@@ -87,6 +89,7 @@ def main() -> int:
     parser.add_argument("--test-pairs", type=int, default=40)
     parser.add_argument("--epochs", type=float, default=1)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--batch", type=int, default=8, help="effective (= micro) batch size of training")
     parser.add_argument("--max-length", type=int, help="override model.max_length (the tiny test model's tokenizer needs ~1024)")
     parser.add_argument("--no-task-metric", dest="task_metric", action="store_false", help="skip greedy generation")
     parser.add_argument("--out", help="run folder (default: a temp folder)")
