@@ -6,7 +6,7 @@ goes through the real data stages (ingest, validate, clean, split), the base mod
 json_field_accuracy), trained with train_model on the first --train-pairs training pairs, and scored again.
 
     OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/preference_bench.py \\
-        --model .loraflow/models/smollm2-135m-instruct --train-pairs 64 --test-pairs 40 --threads 1
+        --model .loraflow/models/smollm2-135m-instruct --train-pairs 96 --test-pairs 24 --batch 4 --lr 1e-3 --threads 1
 """
 import argparse
 import os
@@ -85,11 +85,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / ".loraflow" / "models" / "smollm2-135m-instruct"))
     parser.add_argument("--objective", default="dpo", choices=["dpo", "orpo", "sft_then_dpo"])
-    parser.add_argument("--train-pairs", type=int, default=64)
-    parser.add_argument("--test-pairs", type=int, default=40)
+    parser.add_argument("--train-pairs", type=int, default=96)
+    parser.add_argument("--test-pairs", type=int, default=24)
     parser.add_argument("--epochs", type=float, default=1)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--batch", type=int, default=8, help="effective (= micro) batch size of training")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch", type=int, default=4, help="effective (= micro) batch size of training")
     parser.add_argument("--max-length", type=int, help="override model.max_length (the tiny test model's tokenizer needs ~1024)")
     parser.add_argument("--no-task-metric", dest="task_metric", action="store_false", help="skip greedy generation")
     parser.add_argument("--out", help="run folder (default: a temp folder)")
