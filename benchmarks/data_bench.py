@@ -136,10 +136,12 @@ def run(n: int, baseline_max: int) -> dict:
         core = tuple(sum(timings[k][i] for k in core_stages) for i in (0, 1))
 
         records = list(iter_jsonl(valid["records"]))[:baseline_max]
-        texts = [conversation_text(r["messages"]) for r in records]
+        conversations = [r["messages"] for r in records]
+        texts = [conversation_text(m) for m in conversations]
         langs = [r["metadata"]["language"] for r in records]
         del records
-        ours = timed("near-dup: loraflow", lambda: len(near_duplicates(texts, langs, 0.85, 128, 3, 3)))
+        # The same texts as datasketch gets: whole conversations.
+        ours = timed("near-dup: loraflow", lambda: len(near_duplicates(conversations, langs, 0.85, "conversation", 128, 3, 3)))
         theirs = timed("near-dup: datasketch", lambda: datasketch_baseline(texts, langs, 0.85, 128))
     ours_s, theirs_s = timings.pop("near-dup: loraflow"), timings.pop("near-dup: datasketch")
     total = (core[0] + timings["ingest"][0], core[1] + timings["ingest"][1])

@@ -20,5 +20,7 @@ def prepare_data(config: PipelineConfig, input_path: str | None = None, out_dir:
     splits = data.split(cleaned, config.split, out_dir)
     # Augmentation runs after the split, on train only: augmented records can never leak into val/test.
     augmented = data.augment(splits, config.augment, languages, out_dir)
-    report = data.data_report(out_dir, [ingested, validated, cleaned, splits, augmented], base_model)
+    stage_config = {name: getattr(config, name).model_dump(mode="json") for name in ("data", "clean", "split", "augment")}
+    report = data.data_report(out_dir, [ingested, validated, cleaned, splits, augmented], base_model, config.task_card.name,
+                              input_path, digest, stage_config)
     return {"splits": {**splits, "train": augmented["records"]}, "report": report, "base_model": base_model}

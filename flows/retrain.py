@@ -1,6 +1,7 @@
 """Retrain from feedback: export a batch -> grow the dataset lineage -> the finetune pipeline -> record the lineage in MLflow."""
 from prefect import flow
 
+from flows import subflow_result
 from flows.finetune import finetune
 from tasks.steps import feedback, lineage
 
@@ -29,7 +30,7 @@ def retrain_from_feedback(batch_id: str | None = None, config_path: str = DEFAUL
     pairs = config.train.objective != "sft" or config.data.kind == "preference"
     prepared = lineage.prepare(config.task_card.name, lineage_dir, exported, feedback_eval_share, pairs)
     run_config = lineage.config_for_version(config, prepared)
-    result = finetune(config=run_config, out_dir=exported["run_dir"])
+    result = subflow_result(finetune(config=run_config, out_dir=exported["run_dir"]))
     committed = lineage.commit(prepared, exported["run_dir"], result)
     recorded = feedback.record_in_mlflow(result, committed)
     return {"batch_id": batch, "trained": True, "run_dir": exported["run_dir"], "lineage_version": committed["version"], **recorded}

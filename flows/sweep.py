@@ -3,9 +3,10 @@ from prefect import flow
 
 from schemas.config import PipelineConfig
 from tasks.steps import sweep as steps
+from tasks.steps.tracking import end_mlflow_run
 
 
-@flow(name="sweep")
+@flow(name="sweep", on_failure=[end_mlflow_run], on_crashed=[end_mlflow_run], on_cancellation=[end_mlflow_run])
 def sweep(config: PipelineConfig, grid: dict[str, list[str]], input_path: str | None = None,
           out_dir: str = "runs/sweep", concurrency: int = 1) -> dict:
     """Run the trials `concurrency` at a time (each a finetune child flow and MLflow child run); return the best."""

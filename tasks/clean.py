@@ -10,7 +10,7 @@ from tasks.ingest import stage_dir
 from tasks.progress import progress
 from tasks.jsonl import iter_jsonl, write_jsonl
 from tasks.normalize import normalize_record
-from tasks.preference_data import comparison_text, dedup_key, pair_reviews
+from tasks.preference_data import comparison_messages, dedup_key, pair_reviews
 from tasks.quality import detect_language, quality_problem
 from tasks.validate import records_frame
 
@@ -119,14 +119,15 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
         records = [r for j, r in enumerate(records) if j not in conflicted]
 
     if config.near_dedup and len(records) > 1:
-        texts = [comparison_text(r) for r in records]
         langs = [r["metadata"]["language"] for r in records]
-        dups = near_duplicates(texts, langs, config.near_dup_threshold, config.minhash_perm, config.ngram_zh, config.ngram_en)
-        del texts, langs
+        dups = near_duplicates([comparison_messages(r) for r in records], langs, config.near_dup_threshold, config.near_dup_compare,
+                               config.minhash_perm, config.ngram_zh, config.ngram_en)
+        del langs
         for j, (i, sim) in sorted(dups.items()):
-            removed.append(_removal(records[j], "near_duplicate",
-                                    f"estimated Jaccard {sim:.2f} >= clean.near_dup_threshold={config.near_dup_threshold}",
-                                    records[i]["id"], sim))
+            removed.append({**_removal(records[j], "near_duplicate",
+                                       f"estimated Jaccard {sim:.2f} >= clean.near_dup_threshold={config.near_dup_threshold} "
+                                       f"(clean.near_dup_compare={config.near_dup_compare})", records[i]["id"], sim),
+                            "duplicate_of_messages": records[i]["messages"]})
         records = [r for j, r in enumerate(records) if j not in dups]
 
     # The cleaned output must meet the CleanRecord contract; a failure here is a bug in cleaning, not bad data.

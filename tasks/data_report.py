@@ -84,6 +84,19 @@ def duplicate_clusters(removed: list[dict], top: int = 10) -> dict:
                     for k, v in largest]}
 
 
+def near_duplicate_pairs(removed: list[dict], top: int = 50, chars: int = 300) -> list[dict]:
+    """The near-duplicate pairs clean removed, most similar first, with both records' texts (system turns left out),
+    so a reader can judge each decision."""
+    def text(messages: list[dict]) -> str:
+        joined = " | ".join(f"{m['role']}: {m['content']}" for m in messages if m["role"] != "system")
+        return joined if len(joined) <= chars else joined[:chars] + "..."
+
+    rows = [r for r in removed if r["reason"] == "near_duplicate" and r.get("duplicate_of_messages")]
+    rows.sort(key=lambda r: (-(r.get("similarity") or 0.0), r["id"]))
+    return [{"removed": r["id"], "kept": r["duplicate_of"], "similarity": r.get("similarity"),
+             "removed_text": text(r["record"]["messages"]), "kept_text": text(r["duplicate_of_messages"])} for r in rows[:top]]
+
+
 def conflicts(review: list[dict], top: int = 10) -> dict:
     """Groups of same-prompt records with different answers, held for a human."""
     groups: dict[str, list[str]] = {}
@@ -124,9 +137,12 @@ def _markdown(report: dict) -> str:
     for name, stats in report["splits"].items():
         lines.append(f"| split: {name} | {stats['count']} |")
     lines.append(f"| leakage moves | {report['leakage_moves']} |")
+    lines.append(f"| records split as duplicate/group units | {report['split_clustered_records']} |")
     if report["quarantined_by_reason"]:
         lines += ["", "| quarantine reason | rows |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(report["quarantined_by_reason"].items())]
+    if report["split_note"]:
+        lines += ["", f"Split shares not held: {report['split_note']}"]
     return "\n".join(lines)
 
 
@@ -140,8 +156,12 @@ def _metrics(report: dict) -> dict[str, float]:
     return metrics
 
 
-def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str | None) -> dict:
-    """Write quarantine.jsonl, review.jsonl, report.json and report.html; return paths, markdown and metrics."""
+def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str | None, header: dict | None = None) -> dict:
+    """Write quarantine.jsonl, review.jsonl, report.json and report.html; return paths, markdown and metrics.
+
+    Args:
+        header: what made this report (flow run, input file and hash, task, data-stage config), shown at its top.
+    """
     from tasks.data_report_html import render_html
     from tasks.validate import load_tokenizer
 
@@ -170,10 +190,13 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
         "quarantined_by_stage": dict(Counter(q.get("stage", "?") for q in quarantine)),
         "leakage_moves": split.get("counts", {}).get("leakage_moves", 0),
         "leakage_moves_by_reason": split.get("counts", {}).get("moves_by_reason", {}),
+        "split_clustered_records": split.get("counts", {}).get("clustered_records", 0),
+        "split_note": split.get("counts", {}).get("ratio_note"),
         "frozen_test": {k: split.get("counts", {}).get(k, 0) for k in ("frozen_test", "frozen_matched", "frozen_added")},
         "conservation": parts,
         "token_length_method": "tokenizer" if tokenizer is not None else "approx_words_plus_han_chars",
         "duplicate_clusters": duplicate_clusters(removed),
+        "near_duplicate_pairs": near_duplicate_pairs(removed),
         "conflicts": conflicts(review),
         "stages": [{"stage": name, "counts": result.get("counts", {})} for name, result in stages.items()],
         "files": {"quarantine": str(data / "quarantine.jsonl"), "review": str(data / "review.jsonl"),
@@ -181,7 +204,18 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
     }
     (data / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     markdown = _markdown(report)
-    (data / "report.html").write_text(render_html(report, markdown), encoding="utf-8")
+    (data / "report.html").write_text(render_html(report, markdown, _record_pages(stages, header, quarantine, removed, review)),
+                                      encoding="utf-8")
     return {"stage": "report", "report_json": str(data / "report.json"), "report_html": str(data / "report.html"),
             "quarantine": str(data / "quarantine.jsonl"), "review": str(data / "review.jsonl"),
             "markdown": markdown, "metrics": _metrics(report)}
+
+
+def _record_pages(stages: dict, header: dict | None, quarantine: list[dict], removed: list[dict], review: list[dict]) -> dict:
+    """The report's header and the text of every record taken out (HTML parts for render_html)."""
+    from tasks.data_report_records import record_views, report_header
+
+    files = {"quarantine": "data/quarantine.jsonl", "removed": stages.get("clean", {}).get("removed") or "removed.jsonl",
+             "review": "data/review.jsonl"}
+    kept = _rows(stages.get("clean", {}).get("records"))
+    return {"header": report_header(header or {}), "records": record_views(quarantine, removed, review, kept, files)}

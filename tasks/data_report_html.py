@@ -66,21 +66,35 @@ def _list_table(title: str, header: list[str], rows: list[list]) -> str:
     return f"<h2>{title}</h2><table><tr>{head}</tr>{body}</table>"
 
 
-def render_html(report: dict, markdown: str) -> str:
-    """The whole report page as one HTML string with no external resources."""
-    parts = ["<h1>Data report</h1>",
+def render_html(report: dict, markdown: str, pages: dict | None = None) -> str:
+    """The whole report page as one HTML string with no external resources (pages: header and record-text HTML)."""
+    pages = pages or {}
+    parts = ["<h1>Data report</h1>", pages.get("header", ""),
              f"<p>Conservation: input {report['input']} = kept {report['kept']} + quarantined {report['quarantined']} + "
              f"removed {report['removed_total']} + review {report['review']} + pilot-skipped {report['pilot_skipped']} "
              f"&#10003;</p>", "<h2>Counts</h2>", _table(markdown)]
+    if report.get("split_note"):
+        parts.append(f"<p><b>Split shares not held:</b> {html.escape(report['split_note'])}</p>")
     parts.append(_list_table("Splits", ["split", "records", "augmented", "distinct-1", "distinct-2", "tokens p50", "tokens p95"],
                              [[n, s["count"], s["augmented"], s["distinct_1"], s["distinct_2"], s["token_lengths"]["p50"],
                                s["token_lengths"]["p95"]] for n, s in report["splits"].items()]))
     parts += _plots(report)
     clusters = report["duplicate_clusters"]
-    parts.append(_list_table(f"Duplicate clusters ({clusters['count']}, largest {clusters['largest']})", ["kept", "size", "removed"],
+    parts.append(_list_table(f"Duplicate clusters ({clusters['count']}, largest {clusters['largest']}; "
+                             f"showing the {len(clusters['top'])} largest)", ["kept", "size", "removed"],
                              [[c["kept"], c["size"], ", ".join(r["id"] for r in c["removed"])] for c in clusters["top"]]))
-    parts.append(_list_table(f"Conflicts held for review ({report['conflicts']['groups']} groups)", ["group", "records"],
+    pairs = report.get("near_duplicate_pairs", [])
+    parts.append(_list_table(f"Near-duplicate pairs removed ({len(pairs)} shown, most similar first)",
+                             ["removed", "kept", "similarity", "removed text", "kept text"],
+                             [[p["removed"], p["kept"], p["similarity"], p["removed_text"], p["kept_text"]] for p in pairs]))
+    parts.append(_list_table(f"Conflicts held for review ({report['conflicts']['groups']} groups; showing "
+                             f"{len(report['conflicts']['top'])})", ["group", "records"],
                              [[c["group"], ", ".join(c["ids"])] for c in report["conflicts"]["top"]]))
+    if pages.get("records"):
+        parts += ["<h2>The records taken out, in full</h2>", pages["records"]]
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}img{max-width:100%}")
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}img{max-width:100%}"
+             "details.records{margin:.6em 0;padding:.3em .6em;border:1px solid #ddd;border-radius:4px}"
+             "details details{margin:.2em 0 .2em 1em}pre{white-space:pre-wrap;background:#f5f5f5;padding:6px;margin:.2em 0}"
+             "table.header th{background:#f0f0f0}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>loraflow data report</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"

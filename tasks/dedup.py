@@ -23,8 +23,21 @@ def content_key(messages: list[dict]) -> str:
 
 
 def conversation_text(messages: list[dict]) -> str:
-    """The text that near-duplicate detection compares: every turn's content."""
+    """Every turn's content as one text (what `conversation` near-duplicate comparison uses)."""
     return "\n".join(m["content"] for m in messages)
+
+
+def compared_texts(messages: list[dict], compare: str) -> list[str]:
+    """The texts near-duplicate detection compares for one record.
+
+    `conversation`: the whole conversation as one text. `turns`: the request turns and the answers as two texts, system
+    turns left out: a system prompt every record shares, or an answer template, then cannot make different requests
+    look alike.
+    """
+    if compare == "conversation":
+        return [conversation_text(messages)]
+    return ["\n".join(m["content"] for m in messages if m["role"] not in ("system", "assistant")),
+            "\n".join(m["content"] for m in messages if m["role"] == "assistant")]
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -174,11 +187,35 @@ def similar_pairs(sig: np.ndarray, has: np.ndarray, threshold: float) -> tuple[n
     return pairs[keep], sims[keep]
 
 
-def near_duplicates(texts: list[str], langs: list[str], threshold: float, num_perm: int = 128,
-                    ngram_zh: int = 3, ngram_en: int = 3) -> dict[int, tuple[int, float]]:
+def similar_records(messages: list[list[dict]], langs: list[str], threshold: float, compare: str = "turns",
+                    num_perm: int = 128, ngram_zh: int = 3, ngram_en: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Record index pairs (i < j) whose every compared text (see compared_texts) reaches the threshold, with the lowest
+    of those estimated Jaccard similarities. Texts too short for a shingle match only when they are equal."""
+    parts = [compared_texts(m, compare) for m in messages]
+    first = [p[0] for p in parts]
+    pairs, sims = similar_pairs(*minhash_signatures(first, langs, num_perm, ngram_zh, ngram_en), threshold)
+    for k in range(1, len(parts[0]) if parts else 0):
+        if len(pairs) == 0:
+            break
+        involved = np.unique(pairs)  # signatures only for records in a candidate pair
+        texts = [parts[i][k] for i in involved.tolist()]
+        sig, has = minhash_signatures(texts, [langs[i] for i in involved.tolist()], num_perm, ngram_zh, ngram_en)
+        a, b = np.searchsorted(involved, pairs[:, 0]), np.searchsorted(involved, pairs[:, 1])
+        part_sims = (sig[a] == sig[b]).mean(axis=1)
+        neither = ~has[a] & ~has[b]
+        equal = np.fromiter((texts[i] == texts[j] for i, j in zip(a[neither].tolist(), b[neither].tolist())), bool, int(neither.sum()))
+        part_sims[neither] = equal
+        part_sims[has[a] != has[b]] = 0.0
+        sims = np.minimum(sims, part_sims)
+        keep = sims >= threshold
+        pairs, sims = pairs[keep], sims[keep]
+    return pairs, sims
+
+
+def near_duplicates(messages: list[list[dict]], langs: list[str], threshold: float, compare: str = "turns",
+                    num_perm: int = 128, ngram_zh: int = 3, ngram_en: int = 3) -> dict[int, tuple[int, float]]:
     """{index of a near-duplicate: (index of the earlier kept record it duplicates, estimated Jaccard)}."""
-    sig, has = minhash_signatures(texts, langs, num_perm, ngram_zh, ngram_en)
-    pairs, sims = similar_pairs(sig, has, threshold)
+    pairs, sims = similar_records(messages, langs, threshold, compare, num_perm, ngram_zh, ngram_en)
     order = np.lexsort((pairs[:, 0], pairs[:, 1]))
     removed: dict[int, tuple[int, float]] = {}
     for i, j, s in zip(pairs[order, 0].tolist(), pairs[order, 1].tolist(), sims[order].tolist()):

@@ -164,6 +164,7 @@ def summarize_evaluation(results: dict[str, dict], task_card: TaskCard, config: 
             "rows": slice_deltas(candidate, results[reference_label], criterion.metric) if reference_label else [],
         },
         "paths": {"metrics": str(eval_dir / "metrics.json"), "predictions": str(predictions)},
+        "rubric": task_card.rubric,  # what human raters score (loraflow human-eval export reads it)
     }
     summary["mlflow_metrics"] = _mlflow_metrics(summary["labels"], comparisons, criterion.metric, summary["field_checks"])
     (eval_dir / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

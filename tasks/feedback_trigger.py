@@ -2,6 +2,7 @@
 import logging
 from collections.abc import Callable
 
+from tasks.errors import LoraflowError
 from tasks.feedback_store import FeedbackStore
 
 # trigger(batch_id, feedback_ids) starts the retrain and returns its run id (or None if it has none).
@@ -15,12 +16,20 @@ def prefect_trigger(deployment_name: str) -> Trigger:
 
     def trigger(batch_id: str, feedback_ids: list[str]) -> str | None:
         from prefect.deployments import run_deployment
+        from prefect.exceptions import ObjectNotFound
+        from prefect.settings import PREFECT_API_URL
 
-        # Prefect's idempotency key is a second guard: the same batch cannot become two flow runs even if triggered twice.
-        flow_run = run_deployment(
-            name=deployment_name, parameters={"batch_id": batch_id}, timeout=0,
-            idempotency_key=f"loraflow-feedback-{batch_id}", as_subflow=False, tags=["feedback"],
-        )
+        try:
+            # Prefect's idempotency key is a second guard: the same batch cannot become two flow runs even if triggered twice.
+            flow_run = run_deployment(
+                name=deployment_name, parameters={"batch_id": batch_id}, timeout=0,
+                idempotency_key=f"loraflow-feedback-{batch_id}", as_subflow=False, tags=["feedback"],
+            )
+        except ObjectNotFound:  # Prefect's own message is "None"
+            raise LoraflowError(
+                f"Prefect deployment {deployment_name!r} does not exist at {PREFECT_API_URL.value() or 'the local Prefect API'}: "
+                "deploy it (prefect deploy --all --prefect-file deployments/prefect.yaml) or set feedback.deployment_name"
+            ) from None
         return str(flow_run.id)
 
     return trigger

@@ -8,14 +8,19 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
-from schemas.human_eval import RUBRIC_DIMENSIONS, HumanRating
+from schemas.human_eval import RATING_META_COLUMNS, rating_schema
 from tasks.agreement import krippendorff_alpha, mean_confidence_interval
 from tasks.errors import LoraflowError
 from tasks.human_eval_page import render_rating_page
+from tasks.human_eval_rubric import choose_rubric
 from tasks.jsonl import iter_jsonl, write_jsonl
 from tasks.run_mlflow import log_to_run
 
-RATING_COLUMNS = ("id", "rater", *RUBRIC_DIMENSIONS, "comment")
+
+
+def rubric_dimensions(columns) -> tuple[str, ...]:
+    """The rubric dimensions of a rating file: every column that is not id, rater, comment or case text."""
+    return tuple(str(c) for c in columns if str(c) not in RATING_META_COLUMNS and not str(c).startswith(("_", "Unnamed")))
 
 
 def case_slice(row: dict) -> str:
@@ -64,11 +69,20 @@ def stratified_sample(rows: list[dict], n: int, seed: int = 42) -> list[dict]:
     return sample
 
 
-def export_human_eval(run_dir: str, n: int, out_dir: str, seed: int = 42) -> dict:
-    """Write a seeded, slice-stratified sample of test cases with blank rubrics as CSV, JSONL and an HTML rating page."""
+def export_human_eval(run_dir: str, n: int, out_dir: str, seed: int = 42, rubric: list[str] | None = None) -> dict:
+    """Write a seeded, slice-stratified sample of test cases with blank rubrics as CSV, JSONL and an HTML rating page.
+
+    Args:
+        rubric: dimensions as `name` or `name=question`; default the task card's `rubric` (recorded in
+            RUN_DIR/eval/metrics.json), else the JSON rubric for JSON answers, else the general one.
+    """
     if n < 1:
         raise LoraflowError(f"--n is {n}; ask for at least 1 case to rate.")
     sample = stratified_sample(read_predictions(run_dir), n, seed)
+    if not rubric:
+        metrics = Path(run_dir) / "eval" / "metrics.json"
+        rubric = (json.loads(metrics.read_text(encoding="utf-8")).get("rubric") if metrics.is_file() else None) or None
+    questions = choose_rubric([str(row.get("reference") or "") for row in sample], rubric)
     cases = [
         {
             "id": str(row["id"]),
@@ -77,7 +91,7 @@ def export_human_eval(run_dir: str, n: int, out_dir: str, seed: int = 42) -> dic
             "reference": str(row.get("reference") or ""),
             "output": str(row.get("prediction") or ""),
             "rater": "",
-            **{dim: None for dim in RUBRIC_DIMENSIONS},
+            **{dim: None for dim in questions},
             "comment": "",
         }
         for row in sample
@@ -87,13 +101,15 @@ def export_human_eval(run_dir: str, n: int, out_dir: str, seed: int = 42) -> dic
     csv_path, jsonl_path, html_path = out / "human_eval.csv", out / "human_eval.jsonl", out / "human_eval.html"
     # utf-8-sig: spreadsheet programs then show Chinese text correctly.
     with csv_path.open("w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(cases[0]) if cases else list(RATING_COLUMNS))
+        writer = csv.DictWriter(f, fieldnames=list(cases[0]) if cases else ["id", "rater", *questions, "comment"])
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in case.items()} for case in cases)
     write_jsonl(jsonl_path, cases)
-    html_path.write_text(render_rating_page(cases, title=f"Human evaluation: {Path(run_dir).resolve().name}"), encoding="utf-8")
+    html_path.write_text(render_rating_page(cases, questions, title=f"Human evaluation: {Path(run_dir).resolve().name}"),
+                         encoding="utf-8")
     return {
         "n": len(cases),
+        "rubric": list(questions),
         "strata": dict(sorted(Counter(c["slice"] for c in cases).items())),
         "csv": str(csv_path),
         "jsonl": str(jsonl_path),
@@ -126,9 +142,8 @@ def _load_rating_table(path: Path) -> pd.DataFrame:
             raise LoraflowError(f"{path} has an unknown extension '{suffix}'; save ratings as .csv, .jsonl or .json.")
     except (json.JSONDecodeError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise LoraflowError(f"{path} cannot be read ({error}); re-save it from the rating page or as UTF-8 CSV/JSONL.") from error
-    missing = [c for c in ("id", *RUBRIC_DIMENSIONS) if c not in frame.columns]
-    if missing:
-        raise LoraflowError(f"{path} lacks the column(s) {', '.join(missing)}; use the file written by `loraflow human-eval export`.")
+    if "id" not in frame.columns or not rubric_dimensions(frame.columns):
+        raise LoraflowError(f"{path} lacks an id column or score columns; use the file written by `loraflow human-eval export`.")
     return frame
 
 
@@ -144,19 +159,20 @@ def _as_score(value):
 
 
 def validate_rating_file(path: str | Path) -> pd.DataFrame:
-    """Validate one rating file against HumanRating; rows with all five scores blank are unrated and dropped."""
+    """Validate one rating file against its rubric's schema; rows with every score blank are unrated and dropped."""
     path = Path(path)
     frame = _load_rating_table(path)
-    for dim in RUBRIC_DIMENSIONS:
+    dimensions = rubric_dimensions(frame.columns)
+    for dim in dimensions:
         frame[dim] = frame[dim].map(_as_score).astype(object)
-    frame = frame[frame[list(RUBRIC_DIMENSIONS)].notna().any(axis=1)].copy()
+    frame = frame[frame[list(dimensions)].notna().any(axis=1)].copy()
     frame["id"] = frame["id"].astype(str).str.strip()
     # A blank rater column means "this file's rater": the file name says who.
     rater = frame["rater"].astype(str).str.strip() if "rater" in frame else pd.Series("", index=frame.index)
     frame["rater"] = rater.where(rater.ne("") & rater.ne("nan") & rater.ne("None"), path.stem)
     frame["comment"] = frame["comment"].fillna("").astype(str) if "comment" in frame else ""
     try:
-        return HumanRating.validate(frame, lazy=True)
+        return rating_schema(dimensions).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
         located = cases[cases["index"].notna()].drop_duplicates(["column", "index"])
@@ -169,10 +185,10 @@ def validate_rating_file(path: str | Path) -> pd.DataFrame:
         value = first["failure_case"]
         value = value.item() if hasattr(value, "item") else value  # numpy scalar -> plain Python for the message
         shown = "a blank" if value is None or (isinstance(value, float) and pd.isna(value)) else repr(value)
-        expected = "an integer score 1-5" if column in RUBRIC_DIMENSIONS else "a non-empty value"
+        expected = "an integer score 1-5" if column in dimensions else "a non-empty value"
         raise LoraflowError(
             f"{path} {label}: field '{column}' has {shown}, expected {expected};"
-            f" fix it, or blank all five scores to skip the case{more}."
+            f" fix it, or blank all {len(dimensions)} scores to skip the case{more}."
         ) from errors
 
 
@@ -194,7 +210,7 @@ def _check_ratings(ratings: pd.DataFrame, known: dict[str, str], predictions_pat
         raise LoraflowError(f"rater '{first['rater']}' scored case '{first['id']}' more than once ({places}); keep one of these rows.")
 
 
-def aggregate_ratings(ratings: pd.DataFrame, seed: int = 0) -> dict:
+def aggregate_ratings(ratings: pd.DataFrame, dimensions: tuple[str, ...], seed: int = 0) -> dict:
     """Mean and 95% bootstrap CI per dimension (over cases, raters averaged), per slice, and Krippendorff's alpha."""
     summary: dict = {
         "n_ratings": int(len(ratings)),
@@ -203,10 +219,10 @@ def aggregate_ratings(ratings: pd.DataFrame, seed: int = 0) -> dict:
         "dimensions": {},
         "by_slice": {},
     }
-    per_case = ratings.groupby("id")[list(RUBRIC_DIMENSIONS)].mean()
+    per_case = ratings.groupby("id")[list(dimensions)].mean()
     shared = ratings.groupby("id")["rater"].nunique()
     summary["n_shared_cases"] = int((shared >= 2).sum())
-    for dim in RUBRIC_DIMENSIONS:
+    for dim in dimensions:
         stats = mean_confidence_interval(per_case[dim].tolist(), seed=seed)
         units: dict[str, dict[str, float]] = defaultdict(dict)
         for case_id, rater, score in ratings[["id", "rater", dim]].itertuples(index=False):
@@ -215,8 +231,8 @@ def aggregate_ratings(ratings: pd.DataFrame, seed: int = 0) -> dict:
         stats["alpha_interval"] = krippendorff_alpha(units, "interval") if summary["n_shared_cases"] else None
         summary["dimensions"][dim] = stats
     for slice_name, group in ratings.groupby("slice"):
-        case_means = group.groupby("id")[list(RUBRIC_DIMENSIONS)].mean()
-        summary["by_slice"][str(slice_name)] = {"n_cases": int(len(case_means)), **{d: float(case_means[d].mean()) for d in RUBRIC_DIMENSIONS}}
+        case_means = group.groupby("id")[list(dimensions)].mean()
+        summary["by_slice"][str(slice_name)] = {"n_cases": int(len(case_means)), **{d: float(case_means[d].mean()) for d in dimensions}}
     return summary
 
 
@@ -240,14 +256,19 @@ def import_human_eval(run_dir: str, files: list[str]) -> dict:
     for file in files:
         frame = validate_rating_file(file)
         frames.append(frame.assign(_file=str(file), _line=frame.index))
+    dimensions = rubric_dimensions(frames[0].columns)
+    for file, frame in zip(files, frames):
+        if set(rubric_dimensions(frame.columns)) != set(dimensions):
+            raise LoraflowError(f"{file} scores {', '.join(rubric_dimensions(frame.columns))} but {files[0]} scores "
+                                f"{', '.join(dimensions)}; import ratings of one export (one rubric) together.")
     ratings = pd.concat(frames, ignore_index=True)
     if ratings.empty:
-        raise LoraflowError(f"no scored rows in {', '.join(map(str, files))}; fill in the five scores for at least one case.")
+        raise LoraflowError(f"no scored rows in {', '.join(map(str, files))}; fill in the scores for at least one case.")
     _check_ratings(ratings, known, predictions_path)
     ratings["slice"] = ratings["id"].map(known)
-    summary = {"files": [str(f) for f in files], **aggregate_ratings(ratings)}
+    summary = {"files": [str(f) for f in files], "rubric": list(dimensions), **aggregate_ratings(ratings, dimensions)}
     eval_dir = Path(run_dir) / "eval"
-    columns = [*RATING_COLUMNS, "slice"]
+    columns = ["id", "rater", *dimensions, "comment", "slice"]
     write_jsonl(eval_dir / "human_ratings.jsonl", ratings[columns].to_dict(orient="records"))
     summary["mlflow_run_id"] = log_to_run(
         run_dir,

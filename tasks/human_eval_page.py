@@ -2,7 +2,7 @@
 import html
 import json
 
-from schemas.human_eval import RUBRIC_DESCRIPTIONS, RUBRIC_DIMENSIONS
+from tasks.human_eval_rubric import field_diff
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","PingFang SC",sans-serif;margin:0;background:#f5f6f8;color:#1d2430}
@@ -20,6 +20,10 @@ pre{white-space:pre-wrap;word-break:break-word;background:#f0f2f5;padding:8px;bo
 table.scores{border-collapse:collapse;margin-top:10px}table.scores td{padding:3px 8px}
 table.scores label{margin-right:8px;cursor:pointer}textarea{width:100%;box-sizing:border-box;margin-top:6px;min-height:38px}
 .slice{display:inline-block;background:#e7ecf7;border-radius:3px;padding:1px 6px;font-size:12px;margin-left:6px}
+.case.current{outline:3px solid #3867d6}tr.focus td:first-child{font-weight:bold;color:#3867d6}
+table.fields{border-collapse:collapse;margin-top:10px;font-size:13px}table.fields td,table.fields th{border:1px solid #d0d5dd;padding:3px 8px;text-align:left}
+table.fields tr.different td,table.fields tr.missing td,table.fields tr.extra td,table.fields tr.notjson td{background:#fdecea}
+table.fields tr.same td{color:#555}#keys{font-size:12px;opacity:.85}kbd{background:#fff2;border-radius:3px;padding:0 4px}
 @media (max-width:800px){.texts{grid-template-columns:1fr}}
 """
 
@@ -50,9 +54,18 @@ function render() {
       const d = el('div'); d.appendChild(el('h3', {}, t)); d.appendChild(el('pre', {}, v)); texts.appendChild(d);
     });
     box.appendChild(texts);
+    if (c.fields) {  // JSON answers: which field differs, at a glance
+      const diff = el('table', {className: 'fields'});
+      const head = el('tr'); ['field', 'reference', 'model output', ''].forEach(t => head.appendChild(el('th', {}, t))); diff.appendChild(head);
+      c.fields.forEach(f => {
+        const row = el('tr', {className: f.status.replace(' ', '').toLowerCase()});
+        [f.field, f.reference, f.output, f.status].forEach(t => row.appendChild(el('td', {}, t))); diff.appendChild(row);
+      });
+      box.appendChild(diff);
+    }
     const table = el('table', {className: 'scores'});
     DIMS.forEach(dim => {
-      const row = el('tr'); row.appendChild(el('td', {}, dim));
+      const row = el('tr', {id: 'row-' + c.id + '-' + dim}); row.appendChild(el('td', {}, dim));
       const cell = el('td');
       for (let v = 1; v <= 5; v++) {
         const label = el('label'); const r = el('input', {type: 'radio', name: c.id + ':' + dim, value: v, checked: s[dim] === v});
@@ -99,7 +112,37 @@ document.getElementById('clear').addEventListener('click', () => {
   if (confirm('Erase every score on this page?')) { localStorage.removeItem(KEY); location.reload(); }
 });
 raterInput.addEventListener('input', save);
+// Keyboard: 1-5 scores the highlighted dimension and moves on; Shift+1-5 gives every dimension of the case that score;
+// j/k (or arrow down/up) next/previous case; c writes a comment (Escape leaves it).
+let cur = 0, dim = 0;
+function focusCase(i, d) {
+  cur = Math.max(0, Math.min(CASES.length - 1, i)); dim = d || 0;
+  document.querySelectorAll('.case.current').forEach(e => e.classList.remove('current'));
+  document.querySelectorAll('tr.focus').forEach(e => e.classList.remove('focus'));
+  const box = document.getElementById('case-' + CASES[cur].id); box.classList.add('current');
+  document.getElementById('row-' + CASES[cur].id + '-' + DIMS[dim]).classList.add('focus');
+  box.scrollIntoView({block: 'nearest'});
+}
+function score(d, v) {
+  const c = CASES[cur]; state[c.id][DIMS[d]] = v;
+  document.querySelector('input[name="' + CSS.escape(c.id + ':' + DIMS[d]) + '"][value="' + v + '"]').checked = true;
+}
+document.addEventListener('keydown', e => {
+  if (e.target.tagName === 'TEXTAREA' || e.target.tagName === 'INPUT' && e.target.type !== 'radio') {
+    if (e.key === 'Escape') e.target.blur();
+    return;
+  }
+  const digit = /^Digit([1-5])$/.exec(e.code);
+  if (digit && e.shiftKey) { DIMS.forEach((_, d) => score(d, +digit[1])); save(); focusCase(cur + 1); }
+  else if (digit) { score(dim, +digit[1]); save(); dim + 1 < DIMS.length ? focusCase(cur, dim + 1) : focusCase(cur + 1); }
+  else if (e.key === 'j' || e.key === 'ArrowDown') focusCase(cur + 1);
+  else if (e.key === 'k' || e.key === 'ArrowUp') focusCase(cur - 1);
+  else if (e.key === 'c') document.querySelector('#case-' + CSS.escape(CASES[cur].id) + ' textarea').focus();
+  else return;
+  e.preventDefault();
+});
 render();
+if (CASES.length) focusCase(0);
 """
 
 
@@ -108,11 +151,12 @@ def _json_for_script(value) -> str:
     return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
 
 
-def render_rating_page(cases: list[dict], title: str = "Human evaluation") -> str:
-    """The rating page for these cases: rubric, one card per case with 1-5 radios and a comment, CSV/JSONL download."""
-    shown = [{k: case[k] for k in ("id", "slice", "input", "reference", "output")} for case in cases]
-    rubric = "".join(f"<li><b>{dim}</b>: {html.escape(RUBRIC_DESCRIPTIONS[dim])}</li>" for dim in RUBRIC_DIMENSIONS)
-    script = _SCRIPT.replace("__DIMS__", json.dumps(list(RUBRIC_DIMENSIONS)))
+def render_rating_page(cases: list[dict], rubric: dict[str, str], title: str = "Human evaluation") -> str:
+    """The rating page: the rubric, one card per case (a field diff for JSON answers) with 1-5 radios, keys, CSV/JSONL download."""
+    shown = [{**{k: case[k] for k in ("id", "slice", "input", "reference", "output")},
+              "fields": field_diff(case["reference"], case["output"])} for case in cases]
+    questions = "".join(f"<li><b>{html.escape(dim)}</b>: {html.escape(text)}</li>" for dim, text in rubric.items())
+    script = _SCRIPT.replace("__DIMS__", _json_for_script(list(rubric)))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{html.escape(title)}</title><style>{_STYLE}</style></head>
@@ -120,12 +164,14 @@ def render_rating_page(cases: list[dict], title: str = "Human evaluation") -> st
 <header><h1>{html.escape(title)}</h1>
 <label>Rater <input id="rater" placeholder="your name"></label>
 <span id="progress"></span>
+<span id="keys">keys: <kbd>1</kbd>-<kbd>5</kbd> score &amp; next · <kbd>Shift</kbd>+<kbd>1</kbd>-<kbd>5</kbd> all dimensions ·
+<kbd>j</kbd>/<kbd>k</kbd> next/previous case · <kbd>c</kbd> comment</span>
 <button id="save-csv">Save CSV</button><button id="save-jsonl">Save JSONL</button>
 <button id="clear" class="secondary">Clear</button></header>
 <main>
 <details class="rubric" open><summary><b>Rubric</b>: score each dimension 1 (very poor) to 5 (excellent).
 Scores are kept in this browser until you save; import the saved file with
-<code>loraflow human-eval import RUN_DIR FILE</code>.</summary><ul>{rubric}</ul></details>
+<code>loraflow human-eval import RUN_DIR FILE</code>.</summary><ul>{questions}</ul></details>
 <div id="cases-list"></div>
 </main>
 <script type="application/json" id="cases">{_json_for_script(shown)}</script>

@@ -1,5 +1,6 @@
 """Read raw instruction data in any supported file type and format into canonical records."""
 import hashlib
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -15,6 +16,7 @@ from tasks.errors import LoraflowError
 from tasks.progress import progress
 from tasks.jsonl import write_jsonl
 from tasks.preference_data import apply_kind
+from tasks.text_files import read_lines, read_text
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
 # Fields each format owns; every other field of a record goes to metadata.
@@ -50,13 +52,14 @@ def _reason(check: str, field: str | None, value: Any) -> dict:
     return {"check": check, "field": field, "value": value}
 
 
-def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict]]:
-    """(line, parsed row) pairs plus quarantine rows for lines that do not parse."""
+def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict], int | None]:
+    """(line, parsed row) pairs, quarantine rows for lines that do not decode or parse, and the file's line count."""
     suffix = path.suffix.lower()
     rows: list[tuple[int, Any]] = []
     bad: list[dict] = []
+    n_lines = None
     if suffix == ".json":
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text, _ = read_text(path)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
@@ -69,20 +72,24 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict]]:
                 data = lists[0] if len(lists) == 1 and detect_format(data) is None else [data]
             rows = [(i, row) for i, row in enumerate(data if isinstance(data, list) else [data], start=1)]
     if suffix == ".jsonl":
-        with path.open(encoding="utf-8", errors="replace") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
+        lines, encoding = read_lines(path)
+        n_lines = len(lines)
+        for line in lines:
+            if line.problem:
+                bad.append({"line": line.number, "raw": line.raw, "reasons": [_reason("encoding", None, line.problem)]})
+            elif line.text.strip():
                 try:
-                    rows.append((n, json.loads(line)))
+                    rows.append((line.number, json.loads(line.text)))
                 except json.JSONDecodeError as err:
-                    bad.append({"line": n, "raw": line.rstrip("\n"), "reasons": [_reason("parse_json", None, str(err))]})
+                    where = f" (the file is {encoding.upper()})" if not encoding.startswith("utf-8") else ""
+                    bad.append({"line": line.number, "raw": line.raw, "reasons": [_reason("parse_json", None, f"{err}{where}")]})
     elif suffix == ".csv":
+        text, _ = read_text(path)
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:
             frame = pd.DataFrame()
-        except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        except pd.errors.ParserError as err:
             raise LoraflowError(f"{path}: not readable as CSV ({err}); fix the file or convert it to JSON Lines.") from None
         # Line 1 is the header, so data row i sits on line i + 2 (for cells without embedded newlines).
         rows = [(i + 2, _csv_row(row)) for i, row in enumerate(frame.to_dict("records"))]
@@ -94,7 +101,7 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict]]:
         except Exception as err:  # pyarrow raises several unrelated types for a broken file
             raise LoraflowError(f"{path}: not readable as Parquet ({err}); re-export the file.") from None
         rows = [(i, row) for i, row in enumerate(table.to_pylist(), start=1)]
-    return rows, bad
+    return rows, bad, n_lines
 
 
 def _looks_like_jsonl(text: str) -> bool:
@@ -211,15 +218,18 @@ def _precheck(row: Any, fmt: str | None, forced: bool) -> list[dict]:
 def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
     """Read the input file, normalise every record to canonical form, quarantine what cannot be read."""
     path = Path(input_path)
+    if path.is_dir():
+        raise LoraflowError(f"{path} is a directory; pass one data file inside it with --input or data.path.")
     if not path.is_file():
         raise LoraflowError(f"{path}: input file not found; pass an existing file with --input or set data.path.")
     if path.suffix.lower() not in EXTENSIONS:
         raise LoraflowError(f"{path}: unknown file type '{path.suffix}'; use one of {', '.join(EXTENSIONS)}.")
     if path.stat().st_size == 0:
         raise LoraflowError(f"{path}: the file is empty; point --input at a file with records.")
-    rows, quarantine = _read_rows(path)
+    rows, quarantine, n_lines = _read_rows(path)
     if not rows and not quarantine:
         raise LoraflowError(f"{path}: the file holds no records; point --input at a file with records.")
+    n_unreadable = len(quarantine)  # lines that did not decode or parse
     forced = config.format != "auto"
     groups: dict[str, list[tuple[int, dict]]] = {}
     for line, row in progress(rows, "ingest"):
@@ -261,12 +271,13 @@ def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
     records_path, quarantine_path = folder / "ingested.jsonl", folder / "quarantine_ingest.jsonl"
     write_jsonl(records_path, (r for _, r in records))
     write_jsonl(quarantine_path, quarantine)
-    n_input = len(rows) + sum(1 for q in quarantine if q["reasons"][0]["check"] == "parse_json")
+    n_input = len(rows) + n_unreadable
     return {
         "stage": "ingest",
         "records": str(records_path),
         "quarantine": str(quarantine_path),
         "kind": kind,
         "counts": {"input": n_input, "kept": len(records), "quarantined": len(quarantine),
-                   "formats": dict(Counter(r["metadata"]["source_format"] for _, r in records))},
+                   "formats": dict(Counter(r["metadata"]["source_format"] for _, r in records)),
+                   **({"lines": n_lines} if n_lines is not None else {})},
     }

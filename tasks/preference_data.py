@@ -2,7 +2,7 @@
 from collections import Counter
 
 from schemas.preferences import is_pair, rejected_messages
-from tasks.dedup import content_key, conversation_text
+from tasks.dedup import content_key
 from tasks.errors import LoraflowError
 
 
@@ -38,10 +38,11 @@ def dedup_key(record: dict) -> str:
     return content_key(record["messages"])
 
 
-def comparison_text(record: dict) -> str:
-    """The text near-duplicate detection compares: every turn, and a pair's rejected answer."""
-    text = conversation_text(record["messages"])
-    return f"{text}\n{record['rejected']}" if is_pair(record) else text
+def comparison_messages(record: dict) -> list[dict]:
+    """The turns near-duplicate detection compares: the conversation, and a pair's rejected answer as one more answer."""
+    if is_pair(record):
+        return [*record["messages"], {"role": "assistant", "content": record["rejected"]}]
+    return record["messages"]
 
 
 def pair_reviews(records: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -39,12 +39,13 @@ def pip_requirements() -> list[str]:
 
 def register_model(
     merged_path: str, run_id: str, name: str, tags: dict[str, str], *, tracking_uri: str | None = None,
-    artifact_path: str = "merged_model",
+    artifact_path: str = "merged_model", description: str = "", model_card: str = "",
 ) -> dict:
     """Log the merged model on the pipeline's run via mlflow.transformers, register it and alias it `challenger`.
 
     Args:
         tags: lineage stored on the version (data hash, config hash, metrics...); the run id is always added.
+        description: the version's description in the registry; model_card: markdown for the logged model's README.md.
     Returns:
         {"name", "version", "model_uri", "challenger_uri", "source"}.
     """
@@ -63,7 +64,7 @@ def register_model(
         raise LoraflowError(f"{merged_path} holds no merged model (config.json + *.safetensors); run the merge step first.")
     client = _client(tracking_uri)
     run = client.get_run(run_id)
-    card = ModelCard(f"---\nlibrary_name: transformers\n---\nloraflow candidate from MLflow run {run_id}.\n")
+    card = ModelCard(f"---\nlibrary_name: transformers\n---\n{model_card or f'loraflow candidate from MLflow run {run_id}.'}\n")
     # The local-checkpoint (path) form of log_model breaks on transformers 5 (MLflow 3.17 expects the pipeline
     # `impl` to be a class), so the merged model is loaded once in its stored dtype. save_model + client calls
     # (not the fluent log_model) keep the pipeline's run open and its experiment untouched.
@@ -82,13 +83,18 @@ def register_model(
             raise
     source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
     version_tags = {key: str(value) for key, value in {**tags, "run_id": run_id}.items()}
-    created = client.create_model_version(name, source=source, run_id=run_id, tags=version_tags)
+    created = client.create_model_version(name, source=source, run_id=run_id, tags=version_tags, description=description or None)
     version = str(created.version)
     client.set_registered_model_alias(name, CHALLENGER, version)
     return {
         "name": name, "version": version, "model_uri": f"models:/{name}/{version}",
         "challenger_uri": f"models:/{name}@{CHALLENGER}", "source": source,
     }
+
+
+def version_aliases(name: str, version: str, *, tracking_uri: str | None = None) -> list[str]:
+    """The aliases that point at this version right now, as the registry has them."""
+    return sorted(_client(tracking_uri).get_model_version(name, version).aliases)
 
 
 def champion_version(name: str, *, tracking_uri: str | None = None) -> str | None:

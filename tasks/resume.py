@@ -9,6 +9,11 @@ _WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors
             "adapter_model.bin")
 
 
+def checkpoints_dir(out_dir: str | Path) -> Path:
+    """Where training in the run folder `out_dir` writes its `checkpoint-N` folders."""
+    return Path(out_dir) / "train" / "checkpoints"
+
+
 def last_good_checkpoint(checkpoints_dir: str | Path) -> str | None:
     """Newest `checkpoint-N` that was written completely (trainer_state.json is saved last) with finite logged losses.
 

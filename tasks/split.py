@@ -7,7 +7,7 @@ import pandas as pd
 
 from schemas.config.split import SplitConfig
 from schemas.records import SPLITS, SplitRecord, row_failures
-from tasks.dedup import content_key, conversation_text, minhash_signatures, similar_pairs
+from tasks.dedup import content_key, similar_records
 from tasks.errors import LoraflowError
 from tasks.ingest import stage_dir
 from tasks.jsonl import read_jsonl, write_jsonl
@@ -16,8 +16,8 @@ from tasks.validate import records_frame
 RANK = {"train": 0, "val": 1, "test": 2}  # leaked records move toward the split that must stay unseen
 
 
-def _units(records: list[dict], group_by: str | None) -> list[int]:
-    """Unit index per record: records sharing a group value or a parent id form one unit."""
+def _units(records: list[dict], group_by: str | None, links: list[tuple[int, int, str, float]]) -> list[int]:
+    """Unit index per record: records sharing a group value or a parent id, or linked as duplicates, form one unit."""
     parent = list(range(len(records)))
 
     def find(i: int) -> int:
@@ -28,16 +28,33 @@ def _units(records: list[dict], group_by: str | None) -> list[int]:
 
     index_of = {r["id"]: i for i, r in enumerate(records)}
     first_of_group: dict = {}
+    pairs = [(a, b) for a, b, _, _ in links]
     for i, r in enumerate(records):
         meta = r["metadata"]
-        links = []
         if group_by and meta.get(group_by) is not None:
-            links.append(first_of_group.setdefault(str(meta[group_by]), i))
+            pairs.append((i, first_of_group.setdefault(str(meta[group_by]), i)))
         if meta.get("parent_id") in index_of:
-            links.append(index_of[meta["parent_id"]])
-        for j in links:
-            parent[find(i)] = find(j)
+            pairs.append((i, index_of[meta["parent_id"]]))
+    for i, j in pairs:
+        parent[find(i)] = find(j)
     return [find(i) for i in range(len(records))]
+
+
+def leakage_links(records: list[dict], threshold: float | None, compare: str) -> list[tuple[int, int, str, float]]:
+    """(i, j, kind, similarity) for records that would leak if split apart: exact duplicates, same prompt, near duplicates."""
+    links: list[tuple[int, int, str, float]] = []
+    for kind, keyer in (("exact_duplicate", lambda r: content_key(r["messages"])),
+                        ("same_prompt", lambda r: content_key(r["messages"][:-1]))):
+        first: dict[str, int] = {}
+        for i, r in enumerate(records):
+            j = first.setdefault(keyer(r), i)
+            if j != i:
+                links.append((j, i, kind, 1.0))
+    if threshold is not None and len(records) > 1:
+        langs = [r["metadata"].get("language", "en") for r in records]
+        pairs, sims = similar_records([r["messages"] for r in records], langs, threshold, compare)
+        links.extend((int(a), int(b), "near_duplicate", float(s)) for (a, b), s in zip(pairs, sims))
+    return links
 
 
 def _shares(config: SplitConfig, frozen: bool) -> dict[str, float]:
@@ -55,9 +72,14 @@ def _timestamp(record: dict, field: str):
     return pd.Timestamp(value) if isinstance(value, str) else pd.Timestamp(value, unit="s")
 
 
-def assign_splits(records: list[dict], config: SplitConfig, frozen: bool) -> tuple[list[str], list[int]]:
-    """Split name per record and unit per record, by time, strata or seeded random order over whole units."""
-    unit = _units(records, config.group_by)
+def assign_splits(records: list[dict], config: SplitConfig, frozen: bool,
+                  links: list[tuple[int, int, str, float]] = ()) -> tuple[list[str], list[int]]:
+    """Split name per record and unit per record, by time, strata or seeded random order over whole units.
+
+    Linked duplicates are one unit, so the leakage fix has nothing to move and the configured shares hold. Outside a
+    time split the largest units go first, each into the first split it fits without passing that split's target.
+    """
+    unit = _units(records, config.group_by, list(links))
     members: dict[int, list[int]] = {}
     for i, u in enumerate(unit):
         members.setdefault(u, []).append(i)
@@ -74,45 +96,56 @@ def assign_splits(records: list[dict], config: SplitConfig, frozen: bool) -> tup
             strata.setdefault(key, []).append(u)
         for key in sorted(strata):
             rng.shuffle(strata[key])
+            strata[key].sort(key=lambda u: -len(members[u]))  # stable: equal sizes keep their shuffled order
         order = ("test", "val", "train")
     shares = _shares(config, frozen)
+    open_splits = [n for n in order if shares[n] > 0]
     split = [""] * len(records)
     done = Counter()
     seen = 0
     for key in sorted(strata):
         seen += sum(len(members[u]) for u in strata[key])
         # Cumulative targets over strata spread the rounding, so small strata do not all round the same way.
-        target, cum = {}, 0.0
+        target, cum, below = {}, 0.0, 0
         for name in order:
             cum += shares[name]
-            target[name] = int(seen * cum + 0.5)
+            target[name] = int(seen * cum + 0.5) - below
+            below += target[name]
         for u in strata[key]:
-            name = next((n for k, n in enumerate(order) if sum(done[m] for m in order[:k + 1]) < target[n]), order[-1])
+            size = 1 if config.time_field else len(members[u])  # time order wins over unit sizes
+            name = next((n for n in open_splits if done[n] + size <= target[n]), None)
+            if name is None:  # fits nowhere: the latest split in time, else the one furthest below its target
+                name = order[-1] if config.time_field else max(open_splits, key=lambda n: target[n] - done[n])
             for i in members[u]:
                 split[i] = name
             done[name] += len(members[u])
     return split, unit
 
 
-def _fix_leaks(records: list[dict], split: list[str], unit: list[int], fixed: set[int], threshold: float | None) -> list[dict]:
-    """Move units so exact and near duplicates share one split (toward test); returns each move."""
+def ratio_note(split: list[str], unit: list[int], config: SplitConfig, frozen: bool, tolerance: int = 3) -> str | None:
+    """A sentence when the split's sizes miss the configured shares by more than `tolerance` records, naming the cause."""
+    shares, counts = _shares(config, frozen), Counter(split)
+    new = sum(counts[n] for n in shares if shares[n] > 0) if frozen else len(split)
+    off = {n: counts[n] - shares[n] * new for n in shares if shares[n] > 0}
+    if not new or max(abs(v) for v in off.values()) <= tolerance:
+        return None
+    largest = max(Counter(unit).values())
+    got = "/".join(f"{counts[n] / new:.2f}" for n in off)
+    want = "/".join(f"{shares[n]:g}" for n in off)
+    return (f"the {'/'.join(off)} shares came out {got} instead of {want}: records kept together (duplicates, "
+            f"split.group_by, parents) form units of up to {largest} records, too large for the configured shares; "
+            "set split.train/val/test to fit, raise clean.near_dup_threshold or split.leakage_threshold, or deduplicate the data")
+
+
+def _fix_leaks(records: list[dict], split: list[str], unit: list[int], fixed: set[int],
+               links: list[tuple[int, int, str, float]]) -> list[dict]:
+    """Move units so exact and near duplicates share one split (toward test); returns each move.
+
+    Units already hold linked records together, so only links to a frozen test set move anything.
+    """
     by_unit: dict[int, list[int]] = {}
     for i, u in enumerate(unit):
         by_unit.setdefault(u, []).append(i)
-    links: list[tuple[int, int, str, float]] = []
-    for kind, keyer in (("exact_duplicate", lambda r: content_key(r["messages"])),
-                        ("same_prompt", lambda r: content_key(r["messages"][:-1]))):
-        first: dict[str, int] = {}
-        for i, r in enumerate(records):
-            j = first.setdefault(keyer(r), i)
-            if j != i:
-                links.append((j, i, kind, 1.0))
-    if threshold is not None and len(records) > 1:
-        langs = [r["metadata"].get("language", "en") for r in records]
-        sig, has = minhash_signatures([conversation_text(r["messages"]) for r in records], langs, 128, 3, 3)
-        pairs, sims = similar_pairs(sig, has, threshold)
-        del sig, has
-        links.extend((int(a), int(b), "near_duplicate", float(s)) for (a, b), s in zip(pairs, sims))
     moves = []
     changed = True
     while changed:  # splits only ever move toward test, so this settles
@@ -147,14 +180,17 @@ def split_records(records_path: str, config: SplitConfig, out_dir: str) -> dict:
         pool = [r for r in records if content_key(r["messages"]) not in frozen_keys and r["id"] not in frozen_keys]
         matched = n_input - len(pool)  # these are already in the test split as their frozen copies
         records = pool
-    split, unit = assign_splits(records, config, frozen=bool(frozen))
+    everything = records + frozen
+    links = leakage_links(everything, config.leakage_threshold, config.leakage_compare) if config.leakage_check else []
+    n = len(records)
+    split, unit = assign_splits(records, config, bool(frozen), [link for link in links if link[0] < n and link[1] < n])
     if len(records) >= 3 and not frozen and "test" not in split and "train" in split:
         split[split.index("train")] = "test"  # tiny inputs: rounding must not leave the test split empty
-    everything = records + frozen
+    note = ratio_note(split, unit, config, bool(frozen))
     split += ["test"] * len(frozen)
     unit += [len(everything) + i for i in range(len(frozen))]
     fixed = set(unit[len(records):])
-    moves = _fix_leaks(everything, split, unit, fixed, config.leakage_threshold) if config.leakage_check else []
+    moves = _fix_leaks(everything, split, unit, fixed, links)
 
     frame = records_frame(everything)
     frame["split"] = pd.Series(split, dtype=object)
@@ -177,6 +213,7 @@ def split_records(records_path: str, config: SplitConfig, out_dir: str) -> dict:
         "moves": str(moves_path),
         "counts": {"input": n_input, **{name: counts.get(name, 0) for name in SPLITS},
                    "frozen_test": len(frozen), "frozen_matched": matched, "frozen_added": len(frozen) - matched,
-                   "leakage_moves": len(moves), "moves_by_reason": dict(Counter(m["reason"] for m in moves))},
+                   "leakage_moves": len(moves), "moves_by_reason": dict(Counter(m["reason"] for m in moves)),
+                   "clustered_records": sum(c for c in Counter(unit[:n]).values() if c > 1), "ratio_note": note},
         "leakage_moves_sample": moves[:20],
     }

@@ -17,6 +17,18 @@ TRAIN_METRIC_NAMES = {
                          ("accuracies", "preference_accuracy"))},
 }
 
+# End-of-training numbers -> names that say they are totals or averages over the run, not per-step values.
+TRAIN_SUMMARY_NAMES = {
+    "train_loss": "mean_train_loss_all_steps", "train_runtime": "trainer_seconds", "train_seconds": "wall_seconds",
+    "train_samples_per_second": "samples_per_second", "train_steps_per_second": "steps_per_second",
+    "epoch": "epochs_done", "global_step": "steps_done", "best_eval_loss": "best_val_loss",
+}
+
+
+def train_summary_metrics(final: dict[str, float]) -> dict[str, float]:
+    """The trainer's final numbers as `train_summary.*` metrics, e.g. the loss averaged over all steps."""
+    return {f"train_summary.{TRAIN_SUMMARY_NAMES.get(k, k)}": v for k, v in final.items()}
+
 
 def client(tracking_uri: str):
     """An MlflowClient bound to the URI (tracking and registry on the same store)."""
@@ -58,13 +70,20 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     return (database.parent / "mlartifacts" / slug).resolve().as_uri()
 
 
+# MLflow 3's UI opens an experiment in its GenAI view (traces, judges) unless this tag names the kind.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def ensure_experiment(tracking_uri: str, experiment: str) -> str:
-    """The id of the named experiment, created (with its artifact location) when missing."""
+    """The id of the named experiment, created (with its artifact location) when missing, tagged as model training."""
     mlflow_client = client(tracking_uri)
     found = mlflow_client.get_experiment_by_name(experiment)
     if found:
+        if EXPERIMENT_KIND_TAG not in found.tags:  # never overrides a kind a person chose in the UI
+            mlflow_client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
         return found.experiment_id
-    return mlflow_client.create_experiment(experiment, artifact_location=artifact_location(tracking_uri, experiment))
+    return mlflow_client.create_experiment(experiment, artifact_location=artifact_location(tracking_uri, experiment),
+                                           tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
 
 
 def start_run(tracking_uri: str, experiment: str, run_name: str, params: dict[str, str], tags: dict[str, str],
@@ -139,6 +158,41 @@ def set_tags(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
 def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
     """Mark the run FINISHED or FAILED."""
     client(tracking_uri).set_terminated(run_id, status=status)
+
+
+def run_status(tracking_uri: str, run_id: str) -> str | None:
+    """The run's MLflow status (RUNNING, FINISHED, FAILED, KILLED), or None when the store does not know the run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(tracking_uri).get_run(run_id).info.status
+    except MlflowException:
+        return None
+
+
+def end_unfinished_run(tracking_uri: str, run_id: str, status: str, reason: str) -> bool:
+    """Mark a still-RUNNING run FAILED or KILLED with the reason as a tag; True when it was still running.
+
+    A run that already ended keeps its status, so this is safe to call from every failure path and twice.
+    """
+    if run_status(tracking_uri, run_id) != "RUNNING":
+        return False
+    client(tracking_uri).set_tag(run_id, "loraflow.end_reason", reason[:5000])
+    client(tracking_uri).set_terminated(run_id, status=status)
+    return True
+
+
+def close_previous_run(previous: dict) -> str | None:
+    """The MLflow run a rerun in the same folder continues (from the old run.json), ended as KILLED if still RUNNING.
+
+    Only `kill -9` (or a lost machine) leaves a run RUNNING after its process is gone; every other failure path ends it.
+    Returns the previous run's id when that run did not finish (the new run continues it), else None.
+    """
+    run_id, uri = previous.get("mlflow_run_id"), previous.get("mlflow_tracking_uri")
+    if not run_id or not uri:
+        return None
+    end_unfinished_run(uri, run_id, "KILLED", "still RUNNING when the next run started in the same folder: its process was killed")
+    return run_id if run_status(uri, run_id) in ("FAILED", "KILLED") else None
 
 
 class MlflowMetricsCallback(TrainerCallback):

@@ -11,7 +11,7 @@ from schemas.config.train import TrainConfig
 from tasks.errors import LoraflowError
 from tasks.jsonl import read_jsonl
 from tasks.oom import run_with_oom_fallback
-from tasks.resume import last_good_checkpoint
+from tasks.resume import checkpoints_dir, last_good_checkpoint
 from tasks.speed import SpeedPlan, compile_decoder_layers, keep_activations_of_last_layers, resolve_speed
 
 
@@ -119,8 +119,9 @@ def trainer_arguments(train: TrainConfig, output_dir: Path, bf16: bool, n_train:
     # Under DDP every GPU runs its own micro-batches: divide accumulation so the effective batch stays the same.
     accumulation = max(1, train.gradient_accumulation_steps // world_size)
     total_steps = train.max_steps if train.max_steps > 0 else math.ceil(steps_per_epoch * train.epochs)
-    # Validation loss at about VAL_POINTS points of the run (not once per epoch): a curve, not a dot, for diagnosis.
-    eval_steps = train.eval_steps or max(1, math.ceil(total_steps / VAL_POINTS))
+    # trl refuses checkpoints between evaluations (the best one is picked at evaluations): save_steps alone sets both.
+    # Otherwise validation loss at about VAL_POINTS points of the run (not once per epoch): a curve, for diagnosis.
+    eval_steps = train.eval_steps or train.save_steps or max(1, math.ceil(total_steps / VAL_POINTS))
     strategy = "steps" if has_val else "no"
     return dict(
         output_dir=str(output_dir),
@@ -288,7 +289,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
 
             model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
         trainer = build_trainer(
-            model, tokenizer, current, adapter, max_length, train_dir / "checkpoints", bf16,
+            model, tokenizer, current, adapter, max_length, checkpoints_dir(out), bf16,
             datasets.Dataset.from_list(train_examples),
             datasets.Dataset.from_list(val_examples) if val_examples else None,
             [*(callbacks or []), watch], speed, world_size(),

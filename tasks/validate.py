@@ -116,15 +116,16 @@ def validate_records(records_path: str, config: DataConfig, languages: list[str]
                    "reasons": dict(Counter(r["check"] for q in quarantine for r in q["reasons"]))},
     }
     if share > config.max_invalid_share:
-        top = ", ".join(f"{k} x{v}" for k, v in Counter(r["check"] for q in quarantine for r in q["reasons"]).most_common(3))
+        ingest_quarantine = folder / "quarantine_ingest.jsonl"
+        earlier = read_jsonl(ingest_quarantine) if ingest_quarantine.is_file() else []
+        # Every reason of both stages, most frequent first: the first few alone hid most of the rows' problems.
+        reasons = ", ".join(f"{k} x{v}" for k, v in Counter(r["check"] for q in earlier + quarantine for r in q["reasons"]).most_common())
         err = LoraflowError(
             f"{share:.1%} of records are invalid (over data.max_invalid_share={config.max_invalid_share:g}; "
-            f"top reasons: {top or 'parse/format errors at ingest'}); see {Path(out_dir) / 'data'} quarantine files, "
+            f"reasons: {reasons}); see {Path(out_dir) / 'data'} quarantine files, "
             "fix the data or raise data.max_invalid_share.", exit_code=2)
         err.result = result
         # The run stops here, so the run folder's quarantine.jsonl (normally merged by the report) is written now.
-        ingest_quarantine = folder / "quarantine_ingest.jsonl"
-        earlier = read_jsonl(ingest_quarantine) if ingest_quarantine.is_file() else []
         write_jsonl(Path(out_dir) / "data" / "quarantine.jsonl", earlier + quarantine)
         raise err
     return result

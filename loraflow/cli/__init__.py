@@ -2,6 +2,7 @@
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
 
 from loraflow.env import configure_environment
@@ -23,14 +24,28 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tasks.errors import LoraflowError
 
+    signal.signal(signal.SIGTERM, _terminated)  # a flow swaps in Prefect's own SIGTERM handler while it runs
     try:
         return int(args.handler(args) or 0)
     except LoraflowError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as error:  # Ctrl-C, or SIGTERM: ours outside a flow, Prefect's TerminationSignal inside one
+        terminated = getattr(error, "signal", None) == signal.SIGTERM
+        if not terminated and not isinstance(error, KeyboardInterrupt):
+            raise
+        print(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a flow: unwinds like Ctrl-C, so `finally` blocks and child-process cleanup still run."""
+
+    signal = signal.SIGTERM
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--n", type=int, default=100, help="Cases to sample (default 100).")
     export.add_argument("--out", required=True, help="Folder for human_eval.csv/.jsonl/.html.")
     export.add_argument("--seed", type=int, default=42, help="Sampling seed (default 42).")
+    export.add_argument("--rubric", nargs="+", metavar="DIM", help="Dimensions to score: known names (accuracy, format, ...) "
+                        "or name='question?'; default: field_accuracy/completeness/format/no_invention for JSON answers, "
+                        "else accuracy/relevance/fluency/completeness/safety.")
     export.set_defaults(handler=run_export)
 
     imp = commands.add_parser("import", help="Validate rating files, aggregate, and log to the run's MLflow run.")
@@ -24,9 +27,9 @@ def run_export(args: argparse.Namespace) -> int:
     """Export the sample and say where the files are."""
     from tasks.human_eval import export_human_eval
 
-    result = export_human_eval(args.run_dir, n=args.n, out_dir=args.out, seed=args.seed)
+    result = export_human_eval(args.run_dir, n=args.n, out_dir=args.out, seed=args.seed, rubric=args.rubric)
     strata = ", ".join(f"{name} {count}" for name, count in result["strata"].items())
-    print(f"exported {result['n']} cases ({strata})")
+    print(f"exported {result['n']} cases ({strata}); rubric: {', '.join(result['rubric'])}")
     print(f"  rate in a browser: {result['html']}")
     print(f"  or fill in:        {result['csv']}  /  {result['jsonl']}")
     print(f"then: loraflow human-eval import {args.run_dir} RATING_FILES...")

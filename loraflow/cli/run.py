@@ -38,6 +38,8 @@ def load(args, extra_overrides: list[str] | None = None):
     input_path = args.input or config.data.path
     if not input_path:
         raise LoraflowError("no input data: pass --input PATH or set data.path in the config")
+    if Path(input_path).is_dir():
+        raise LoraflowError(f"input {input_path} is a directory; pass one .jsonl/.json/.csv/.parquet file inside it with --input")
     if not Path(input_path).is_file():
         raise LoraflowError(f"input file {input_path} does not exist; pass an existing .jsonl/.json/.csv/.parquet file with --input")
     return config, str(Path(input_path).resolve()), str(Path(args.out).resolve())
@@ -103,14 +105,17 @@ def handle_run(args) -> int:
         print(f"  {reason}")
     registered = outcome.get("registered_model")
     if registered:
-        print(f"registered:     {registered.get('name')} version {registered.get('version')} ({registered.get('alias', 'challenger')})")
+        print(f"registered:     {registered.get('name')} version {registered.get('version')} ({', '.join(registered.get('aliases') or ['no alias'])})")
     print(f"MLflow run id:  {result.get('mlflow_run_id')}  ({result.get('mlflow_tracking_uri')})")
     print(f"Prefect run id: {result.get('prefect_flow_run_id')}")
-    uri = str(result.get("mlflow_tracking_uri"))
-    print(f"MLflow UI:      {uri}" if uri.startswith("http") else f"MLflow UI:      .venv/bin/mlflow ui --backend-store-uri {uri}  (then http://127.0.0.1:5000)")
-    api = os.environ.get("PREFECT_API_URL")
-    print(f"Prefect UI:     {api.removesuffix('/api')}" if api else
-          f"Prefect UI:     PREFECT_HOME={os.environ.get('PREFECT_HOME')} .venv/bin/prefect server start  (then http://127.0.0.1:4200)")
+    from tasks.links import mlflow_ui_lines, prefect_ui_lines
+
+    for label, lines in (("MLflow UI:", mlflow_ui_lines(str(result.get("mlflow_tracking_uri")), result.get("mlflow_experiment_id"),
+                                                        result.get("mlflow_run_id"))),
+                         ("Prefect UI:", prefect_ui_lines(os.environ.get("PREFECT_API_URL"), os.environ.get("PREFECT_HOME"),
+                                                          result.get("prefect_flow_run_id")))):
+        for i, line in enumerate(lines):
+            print(f"{label if i == 0 else '':<16}{line}")
     return 0
 
 

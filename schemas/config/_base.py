@@ -3,6 +3,6 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Section(BaseModel):
-    """A frozen config section that rejects unknown keys (typos fail loudly)."""
+    """A frozen config section that rejects unknown keys (typos fail loudly) and inf/nan (`1e309` is not a number of epochs)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)

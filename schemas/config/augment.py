@@ -15,7 +15,7 @@ class AugmentConfig(Section):
     max_length_ratio: float = Field(2.0, gt=0.0, description="Quality gate: augmented/parent length ratio must be at most this.")
     min_similarity: float = Field(0.3, ge=0.0, le=1.0, description="Quality gate: below this similarity to the parent the record drifted.")
     max_similarity: float = Field(0.95, ge=0.0, le=1.0, description="Quality gate: above this similarity to the parent the record is a copy.")
-    seed: int = Field(42, description="Seed for augmentation choices.")
+    seed: int = Field(42, ge=0, description="Seed for augmentation choices.")
     synonym_fraction: float = Field(
         0.15, gt=0.0, le=1.0, description="Share of a prompt's replaceable content words swapped per synonym rewrite (at least one)."
     )

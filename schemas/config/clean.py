@@ -1,7 +1,14 @@
 """Cleaning: normalisation, deduplication and low-quality filters, each with its threshold."""
+from typing import Literal
+
 from pydantic import Field
 
 from schemas.config._base import Section
+
+
+# What near-duplicate detection compares (tasks.dedup.compared_texts): the request turns and the answers each on their
+# own, system turns left out (`turns`), or the whole conversation as one text (`conversation`).
+NearDupCompare = Literal["turns", "conversation"]
 
 
 class CleanConfig(Section):
@@ -9,6 +16,10 @@ class CleanConfig(Section):
     exact_dedup: bool = Field(True, description="Remove exact duplicates of the normalised conversation.")
     near_dedup: bool = Field(True, description="Remove near-duplicates with MinHash LSH.")
     near_dup_threshold: float = Field(0.85, gt=0.0, le=1.0, description="Jaccard similarity above which two records are near-duplicates.")
+    near_dup_compare: NearDupCompare = Field(
+        "turns", description="turns: two records are near-duplicates when their request turns and their answers each reach "
+        "the threshold, system turns ignored (a shared system prompt or answer template cannot make different requests look "
+        "alike); conversation: the whole conversation compared as one text.")
     minhash_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations: more is more precise and slower.")
     ngram_zh: int = Field(3, ge=1, description="Character n-gram size for Chinese text shingles.")
     ngram_en: int = Field(3, ge=1, description="Word n-gram size for English text shingles.")

@@ -16,4 +16,4 @@ class DataConfig(Section):
     max_invalid_share: float = Field(0.05, ge=0.0, le=1.0, description="Stop with exit code 2 when more than this share of records is quarantined (guide: 5%).")
     max_tokens: int | None = Field(None, gt=0, description="Longest allowed conversation in tokens of the model's tokenizer; default: model.max_length.")
     pilot: int | None = Field(None, gt=0, description="Validate and report on a random sample of this many records only (pilot mode).")
-    seed: int = Field(42, description="Seed for pilot sampling.")
+    seed: int = Field(42, ge=0, description="Seed for pilot sampling.")

@@ -12,6 +12,6 @@ class JudgeConfig(Section):
     max_cases: int | None = Field(
         100, ge=1, description="Judge at most this many test cases, sampled like `human-eval export` with the same seed (None: all)."
     )
-    seed: int = Field(42, description="Sampling seed; equal to the human-eval export seed so both score the same cases.")
+    seed: int = Field(42, ge=0, description="Sampling seed; equal to the human-eval export seed so both score the same cases.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
     concurrency: int = Field(4, ge=1, description="Requests in flight at once.")

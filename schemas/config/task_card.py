@@ -35,6 +35,10 @@ class TaskCard(Section):
         default_factory=dict, description="For JSON answers: each answer field with its allowed values (a categorical "
         "field, scored per class with macro-F1 and a confusion matrix) or `text` (a free field, scored by exact and "
         "normalised match). Empty: inferred from the test references (a small closed set of repeated values is categorical).")
+    rubric: list[str] = Field(
+        default_factory=list, description="Human-evaluation dimensions raters score, each a known name (accuracy, "
+        "relevance, fluency, completeness, safety, field_accuracy, format, no_invention) or name=question; empty: "
+        "the field rubric for JSON answers, else the general five.")
     edge_cases: list[str] = Field(default_factory=list, description="Inputs that must be handled well (empty fields, mixed language, ...).")
     examples: list[TaskExample] = Field(default_factory=list, description="A few input/output examples that define the task.")
     languages: list[Literal["en", "zh"]] = Field(

@@ -22,15 +22,19 @@ class TrainConfig(Section):
     effective_batch_size: int = Field(16, ge=1, description="Examples per optimizer step = micro_batch_size x gradient accumulation (guide: 16-32).")
     micro_batch_size: int = Field(4, ge=1, description="Examples per forward pass; gradient accumulation makes up the effective batch.")
     epochs: float = Field(3, gt=0, description="Passes over the training data (guide: 3-5 with early stopping).")
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: run all epochs).")
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps for linear warm-up (guide: 0.05-0.1).")
     weight_decay: float = Field(0.01, ge=0.0, lt=1.0, description="AdamW weight decay (guide: 0.01-0.1).")
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field("cosine", description="Learning-rate schedule after warm-up.")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
     early_stopping_patience: int = Field(2, ge=0, description="Evaluations without val-loss improvement before stopping (0: off); the best checkpoint is restored.")
     logging_steps: int = Field(10, ge=1, description="Log train loss, learning rate and grad norm every N optimizer steps.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate val loss every N steps; default: about 5 times over the run (a curve, not one point).")
-    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps; default with every evaluation.")
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate val loss every N steps; default: at every checkpoint when train.save_steps is set, "
+        "else about 5 times over the run (a curve, not one point).")
+    save_steps: int | None = Field(
+        None, ge=1, description="Checkpoint every N steps, a multiple of train.eval_steps (the best checkpoint is chosen "
+        "at evaluations); default with every evaluation.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (recomputes activations in the backward pass).")
     unchecked_layers: int | Literal["auto"] = Field(
         "auto", description="With gradient checkpointing: keep the activations of this many last decoder layers instead "
@@ -39,7 +43,7 @@ class TrainConfig(Section):
         "plain QLoRA recipe's (peft's fp32 upcast, full logits, paged 8-bit AdamW) at the same shape, and on the card; "
         "0 on the CPU.")
     bf16: bool | None = Field(None, description="Train in bf16; default: on where the device supports it.")
-    seed: int = Field(42, description="Seed for initialisation and data order.")
+    seed: int = Field(42, ge=0, description="Seed for initialisation and data order.")
     compile_layers: bool | None = Field(
         None, description="torch.compile each decoder layer (7B QLoRA on an H100: ~1.9x tokens/s at the same memory); "
         "default: on with CUDA, off on the CPU. The first steps pay 10-30 s of compilation.")
@@ -79,5 +83,13 @@ class TrainConfig(Section):
             raise ValueError(
                 f"train.effective_batch_size ({self.effective_batch_size}) must be a multiple of "
                 f"train.micro_batch_size ({self.micro_batch_size})"
+            )
+        if self.max_steps == 0:
+            raise ValueError("train.max_steps must be -1 (run all train.epochs) or a positive number of steps, not 0")
+        if self.save_steps and self.eval_steps and self.save_steps % self.eval_steps:
+            raise ValueError(
+                f"train.save_steps ({self.save_steps}) must be a multiple of train.eval_steps ({self.eval_steps}): the best "
+                f"checkpoint is chosen at evaluations; set train.save_steps={self.eval_steps * max(1, round(self.save_steps / self.eval_steps))} "
+                "or leave train.eval_steps unset (it then follows train.save_steps)"
             )
         return self

@@ -65,6 +65,10 @@ def prepare(bundle: ModelBundle, slot: Slot, default_max_tokens: int) -> bool:
     if room <= 0:
         slot.emit(Failed(f"the prompt has {len(slot.prompt_ids)} tokens but the model's context is {bundle.max_context}: shorten the messages", 400))
         return False
+    if slot.request.max_tokens and slot.request.max_tokens > room:  # refused as vLLM does; the server's default is capped
+        slot.emit(Failed(f"max_tokens {slot.request.max_tokens} does not fit: the prompt has {len(slot.prompt_ids)} tokens "
+                         f"and the model's context is {bundle.max_context}, so at most {room} tokens can follow; lower max_tokens", 400))
+        return False
     slot.max_tokens = min(slot.request.max_tokens or default_max_tokens, room)
     if slot.request.seed is not None:
         import torch

@@ -125,7 +125,10 @@ def split(cleaned: dict, config: SplitConfig, out_dir: str) -> dict:
     from tasks.split import split_records
 
     get_run_logger().info("stage: split")
-    return split_records(cleaned["records"], config, out_dir)
+    result = split_records(cleaned["records"], config, out_dir)
+    if result["counts"]["ratio_note"]:
+        get_run_logger().warning("split: %s", result["counts"]["ratio_note"])
+    return result
 
 
 @task(name="augment", retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error, **DATA_TASK)
@@ -138,9 +141,17 @@ def augment(splits: dict, config: AugmentConfig, languages: list[str], out_dir: 
 
 
 @task(name="data-report", **DATA_TASK)
-def data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str) -> dict:
-    """Counts per stage and reason (conservation checked), histograms, diversity: report.json and report.html."""
+def data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str, task_name: str, input_path: str, input_sha256: str,
+                config: dict) -> dict:
+    """Counts per stage and reason (conservation checked), histograms, diversity: report.json and report.html.
+
+    The page's header names the task, the flow run, the input file and hash, and the data-stage config it came from.
+    """
+    from prefect import runtime
+
     from tasks.data_report import write_data_report
 
     get_run_logger().info("stage: data report")
-    return write_data_report(out_dir, stage_results, tokenizer_path)
+    header = {"task": task_name, "run folder": out_dir, "flow run": f"{runtime.flow_run.name} ({runtime.flow_run.id})",
+              "input": input_path, "input sha256": input_sha256, "config": config}
+    return write_data_report(out_dir, stage_results, tokenizer_path, header)

@@ -1,4 +1,6 @@
 """Prefect wrappers for deployment: find the champion, merge with a parity check, register, promote."""
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -27,11 +29,12 @@ def find_champion(config: DeployConfig, task_name: str, run: dict) -> str | None
 
 
 @task(name="merge-and-register", cache_policy=NO_CACHE, retries=1, retry_condition_fn=not_user_error)
-def merge_and_register(base_model_path: str, trained: dict, test_path: str, config: DeployConfig, task_name: str,
+def merge_and_register(base_model_path: str, trained: dict, test_path: str, config: DeployConfig, task_card: TaskCard,
                        decision: dict, data_hash: str, metrics: dict, out_dir: str, run: dict) -> dict | None:
     """Merge the adapter (parity-checked), register the candidate as challenger, promote it when the gate says so."""
-    from tasks.merge import merge_adapter
-    from tasks.registry import promote, register_model
+    from tasks.merge import PARITY_REPORT, merge_adapter
+    from tasks.model_card import model_card_markdown, version_description
+    from tasks.registry import promote, register_model, version_aliases
 
     if not config.register_model:
         return None
@@ -42,15 +45,23 @@ def merge_and_register(base_model_path: str, trained: dict, test_path: str, conf
                                config.parity_tolerance, dtype=config.merge_dtype, tolerance_16bit=config.parity_tolerance_16bit,
                                max_new_tokens=config.parity_max_new_tokens)
         tracking.log_metrics(run["tracking_uri"], run["run_id"], {f"merge.{k}": v for k, v in merged["parity"].items()})
+        tracking.log_artifacts(run["tracking_uri"], run["run_id"], Path(out_dir) / PARITY_REPORT, "model")
         model_path = merged["merged_path"]
-    name = _registry_name(config, task_name)
+    name = _registry_name(config, task_card.name)
     tags = {"data.hash": data_hash, "mlflow.run_id": run["run_id"], "train.method": trained["method"],
             **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))}}
-    registered = {**register_model(model_path, run["run_id"], name, tags, tracking_uri=run["tracking_uri"]), "merged_path": model_path}
+    card_args = (task_card, data_hash, metrics, decision, run["run_id"])
+    registered = {**register_model(model_path, run["run_id"], name, tags, tracking_uri=run["tracking_uri"],
+                                   description=version_description(*card_args), model_card=model_card_markdown(*card_args)),
+                  "merged_path": model_path}
     if decision["promote"] and config.auto_promote:
         promote(name, registered["version"], "promotion gate passed: " + "; ".join(decision["reasons"]), tracking_uri=run["tracking_uri"])
-        registered["alias"] = "champion"
-    get_run_logger().info("registered %s version %s as %s", name, registered["version"], registered.get("alias", "challenger"))
+    # What run.json says must be what the registry holds: promotion moves `challenger` away from this version.
+    aliases = version_aliases(name, registered["version"], tracking_uri=run["tracking_uri"])
+    registered.pop("challenger_uri", None)
+    registered.update(aliases=aliases, alias=aliases[0] if aliases else None,
+                      alias_uris={alias: f"models:/{name}@{alias}" for alias in aliases})
+    get_run_logger().info("registered %s version %s (aliases: %s)", name, registered["version"], ", ".join(aliases) or "none")
     return registered
 
 
@@ -59,7 +70,6 @@ def quantize_variants(registered: dict | None, trained: dict, test_path: str, co
                       task_card: TaskCard, candidate_metrics: dict, out_dir: str, run: dict) -> list[dict]:
     """Build each configured INT8/INT4/GGUF variant of the merged model, evaluate it on the test set, gate its metric drop."""
     import json
-    from pathlib import Path
 
     if not (config.quantize or config.gguf):
         return []

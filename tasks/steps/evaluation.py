@@ -71,7 +71,11 @@ def eval_report(out_dir: str, run: dict) -> str:
 
     path = write_eval_report(out_dir)
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], path, "eval")
-    create_markdown_artifact(key="evaluation-report", markdown=f"Evaluation report: `{path}`", description="HTML report")
+    from tasks.links import markdown_link, mlflow_run_url
+
+    url = mlflow_run_url(run["tracking_uri"], run.get("experiment_id", ""), run["run_id"], "artifacts/eval/report.html")
+    create_markdown_artifact(key="evaluation-report", markdown="Evaluation report: " + markdown_link("report.html", url, path),
+                             description="HTML report (per answer field, baselines, slices, training, worst cases)")
     return path
 
 

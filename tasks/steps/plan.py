@@ -25,6 +25,7 @@ def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: 
     data = found.to_dict()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "estimate.json").write_text(json.dumps(data, indent=2))
+    tracking.log_artifacts(run["tracking_uri"], run["run_id"], Path(out_dir) / "estimate.json")
     summary = {k: data[k] for k in ("peak_gpu_memory_gib", "train_hours", "disk_gib")}
     tracking.log_metrics(run["tracking_uri"], run["run_id"], {f"estimate.{k}": v for k, v in summary.items()})
     tracking.set_tags(run["tracking_uri"], run["run_id"], {"estimate.method": found.method})

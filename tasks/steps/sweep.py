@@ -1,13 +1,14 @@
 """Prefect wrappers for sweeps: the parent MLflow run, one finetune child run per trial, the best trial."""
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from schemas.config import PipelineConfig
 from tasks import sweep as sweeps
 from tasks import tracking
+from tasks.steps.tracking import write_run_json
 
 
 @task(name="start-sweep", cache_policy=NO_CACHE)
@@ -27,6 +28,9 @@ def start_sweep(config: PipelineConfig, grid: dict[str, list[str]], out_dir: str
               for i, overrides in enumerate(sweeps.expand_grid(grid))]
     for trial in trials:
         trial["out_dir"] = str(Path(out_dir) / trial["name"])
+    # run.json names the parent run, so the flow's failure hook can end it (FAILED/KILLED) if the sweep stops early.
+    write_run_json(out_dir, {"mlflow_tracking_uri": uri, "mlflow_run_id": run_id, "mlflow_experiment": experiment,
+                             "prefect_flow_run_id": str(runtime.flow_run.id or "")})
     get_run_logger().info("sweep: %d trials under MLflow run %s", len(trials), run_id)
     return {"tracking_uri": uri, "run_id": run_id, "experiment": experiment, "trials": trials}
 

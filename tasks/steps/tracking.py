@@ -1,4 +1,5 @@
 """Prefect wrappers for MLflow tracking: start the run, log the data version, finish with run.json."""
+import inspect
 import json
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.config import PipelineConfig, TaskCard
 from tasks import tracking
+from tasks.links import markdown_link, mlflow_run_url, run_links_markdown
+from tasks.run_mlflow import read_run_info
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE)
@@ -19,22 +22,29 @@ def start_tracking(config: PipelineConfig, out_dir: str) -> dict:
     uri = config.tracking.mlflow_tracking_uri or default_mlflow_uri()
     experiment = config.tracking.experiment or config.task_card.name
     flow_run_id = str(runtime.flow_run.id or "")
+    continues = tracking.close_previous_run(read_run_info(out_dir))
     tags = {"prefect.flow_run_id": flow_run_id, "prefect.flow_name": str(runtime.flow_run.flow_name or ""),
             "git.commit": tracking.git_commit(Path(__file__).resolve().parents[2]), "loraflow.out_dir": str(Path(out_dir).resolve()),
             "model.base": config.model.name_or_path, "train.method": config.train.method}
+    if continues:  # a rerun after a failure or a kill: the link MLflow otherwise lacks
+        tags["loraflow.continues_run_id"] = continues
     run_id = tracking.start_run(uri, experiment, f"{config.task_card.name}-{Path(out_dir).name}", flatten_config(config),
                                 tags, config.task_card.model_dump(mode="json"), dump_config(config))
+    experiment_id = tracking.ensure_experiment(uri, experiment)
     if flow_run_id:  # carry the MLflow run id back to Prefect, visible on the flow run page
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:
             client.update_flow_run_labels(flow_run_id, {"mlflow.run_id": run_id, "mlflow.experiment": experiment})
-        create_markdown_artifact(key="mlflow-run", markdown=f"MLflow run `{run_id}` in experiment `{experiment}` at `{uri}`",
+        run_link = markdown_link(f"MLflow run {run_id}", mlflow_run_url(uri, experiment_id, run_id), uri)
+        create_markdown_artifact(key="mlflow-run", markdown=f"{run_link} in experiment `{experiment}`",
                                  description="Where this pipeline run is tracked")
     write_run_json(out_dir, {"mlflow_tracking_uri": uri, "mlflow_run_id": run_id, "mlflow_experiment": experiment,
-                             "prefect_flow_run_id": flow_run_id})
-    get_run_logger().info("MLflow run %s (experiment %s, %s)", run_id, experiment, uri)
-    return {"tracking_uri": uri, "run_id": run_id, "experiment": experiment}
+                             "mlflow_experiment_id": experiment_id, "prefect_flow_run_id": flow_run_id,
+                             "continues_mlflow_run_id": continues, "resumed_from_checkpoint": None})
+    get_run_logger().info("MLflow run %s (experiment %s, %s)%s", run_id, experiment, uri,
+                          f", continuing run {continues} that did not finish" if continues else "")
+    return {"tracking_uri": uri, "run_id": run_id, "experiment": experiment, "experiment_id": experiment_id}
 
 
 def write_run_json(out_dir: str, updates: dict) -> Path:
@@ -57,8 +67,9 @@ def log_data(run: dict, splits: dict, report: dict, dataset_name: str) -> str:
         if report.get(key):
             tracking.log_artifacts(run["tracking_uri"], run["run_id"], report[key], "data")
     quarantine = Path(report["report_json"]).with_name("quarantine.jsonl") if report.get("report_json") else None
-    if quarantine and quarantine.is_file():
-        tracking.log_artifacts(run["tracking_uri"], run["run_id"], quarantine, "data")
+    for path in [quarantine, *paths.values()]:  # the exact split files the model was trained and tested on
+        if path and Path(path).is_file():
+            tracking.log_artifacts(run["tracking_uri"], run["run_id"], path, "data")
     if report.get("markdown"):
         create_markdown_artifact(key="data-report", markdown=report["markdown"], description="Data stages: counts per stage and reason")
     if report.get("report_json"):
@@ -91,5 +102,21 @@ def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict,
                              "model_path": trained["model_path"], "adapter_path": trained["adapter_path"],
                              "merged_model_path": (registered or {}).get("merged_path")})
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], Path(out_dir) / "run.json")
+    create_markdown_artifact(key="run-links", markdown=run_links_markdown(run, out_dir, registered),
+                             description="The MLflow run, its reports and the registered model version")
     tracking.finish_run(run["tracking_uri"], run["run_id"])
     return json.loads((Path(out_dir) / "run.json").read_text())
+
+
+def end_mlflow_run(flow, flow_run, state) -> None:
+    """Flow hook for failure, crash (Ctrl-C, SIGTERM) and cancellation: end this run's MLflow run FAILED or KILLED.
+
+    Without it a failed or interrupted pipeline leaves its MLflow run RUNNING forever, with no end time.
+    """
+    out_dir = flow_run.parameters.get("out_dir") or inspect.signature(flow.fn).parameters["out_dir"].default
+    info = read_run_info(out_dir)
+    if not info.get("mlflow_run_id") or info.get("prefect_flow_run_id") != str(flow_run.id):
+        return  # failed before start-tracking wrote this run's run.json: no MLflow run of this flow run exists
+    status = "FAILED" if state.is_failed() else "KILLED"
+    tracking.end_unfinished_run(info["mlflow_tracking_uri"], info["mlflow_run_id"], status,
+                                f"{state.name}: {state.message or ''}")

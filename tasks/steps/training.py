@@ -10,6 +10,8 @@ from schemas.config import LoraConfig, TrainConfig
 from tasks.steps import not_user_error
 from tasks import tracking
 from tasks.diagnosis import Finding
+from tasks.resume import checkpoints_dir, last_good_checkpoint
+from tasks.steps.tracking import write_run_json
 
 
 class PrefectProgressCallback(TrainerCallback):
@@ -34,6 +36,11 @@ class PrefectProgressCallback(TrainerCallback):
         if self.artifact_id:
             update_progress_artifact(self.artifact_id, progress=100.0 * done)
 
+    def on_train_end(self, args, state, control, **kwargs):
+        # Logging happens every N steps, so the last update can be short of the end (early stopping ends it too).
+        if self.artifact_id:
+            update_progress_artifact(self.artifact_id, progress=100.0)
+
 
 @task(name="train", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def train(model_path: str, splits: dict, lora: LoraConfig, config: TrainConfig, max_length: int, out_dir: str,
@@ -51,6 +58,14 @@ def train(model_path: str, splits: dict, lora: LoraConfig, config: TrainConfig, 
     def on_finding(finding) -> None:
         logger.warning("training diagnosis at step %s: %s", finding.step, finding.message)
 
+    if config.save_steps and not config.eval_steps and splits.get("val"):
+        logger.info("train.save_steps=%d without train.eval_steps: evaluating at every checkpoint (trl picks the best "
+                    "checkpoint at evaluations)", config.save_steps)
+    resume = last_good_checkpoint(checkpoints_dir(out_dir))  # the one train_model resumes from
+    if resume:
+        logger.info("resuming training from checkpoint %s (a previous attempt in this run folder stopped there)", resume)
+        tracking.set_tags(run["tracking_uri"], run["run_id"], {"train.resumed_from_checkpoint": resume})
+        write_run_json(out_dir, {"resumed_from_checkpoint": resume})
     callbacks = [tracking.MlflowMetricsCallback(run["tracking_uri"], run["run_id"]), PrefectProgressCallback()]
     result = train_model(model_path, splits["train"], splits.get("val"), lora, config, max_length, out_dir, callbacks,
                          on_finding=on_finding)
@@ -61,7 +76,7 @@ def train(model_path: str, splits: dict, lora: LoraConfig, config: TrainConfig, 
                              description="Automatic diagnosis of the training curves")
     for fallback in result["oom_fallbacks"]:
         logger.warning("CUDA out of memory: retried with %s", fallback)
-    tracking.log_metrics(run["tracking_uri"], run["run_id"], {f"train.{k}": v for k, v in result["metrics"].items()})
+    tracking.log_metrics(run["tracking_uri"], run["run_id"], tracking.train_summary_metrics(result["metrics"]))
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], result["log_history"], "train")
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], result["tensorboard_dir"], "train/tensorboard")
     if result["adapter_path"]:

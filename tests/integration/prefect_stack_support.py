@@ -13,7 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PREFECT_FILE = "deployments/prefect.yaml"
-POOLS = {"loraflow-process": "process", "loraflow-docker": "docker", "loraflow-k8s": "kubernetes"}
+POOLS = ("process", "docker", "kubernetes")
 _STACK: dict | None = None
 
 
@@ -85,8 +85,11 @@ def _start_stack(folder: Path) -> dict:
     procs.append(server)
     try:
         wait_http(f"{url}/health", 120, server)
-        create_pools(url)
-        deployed = cli(["--no-prompt", "deploy", "--all", "--prefect-file", PREFECT_FILE], env, timeout=600)
+        # The documented command, for every pool kind: creates the pools, registers each pool's deployments.
+        deployed = subprocess.run([sys.executable, "-m", "loraflow.cli", "deploy", *(a for kind in POOLS for a in ("--pool", kind))],
+                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        if deployed.returncode != 0:
+            raise AssertionError(f"loraflow deploy failed ({deployed.returncode}):\n{deployed.stdout[-3000:]}\n{deployed.stderr[-3000:]}")
         worker = start([str(BIN / "prefect"), "worker", "start", "--pool", "loraflow-process", "--type", "process"], env,
                        folder / "worker.log")
         procs.append(worker)
@@ -96,25 +99,6 @@ def _start_stack(folder: Path) -> dict:
         raise
     return {"url": url, "env": env, "folder": folder, "procs": procs, "deploy_output": deployed.stdout,
             "feedback_db": env["LORAFLOW_FEEDBACK_DATABASE_URL"]}
-
-
-def create_pools(url: str) -> None:
-    """Create the process, docker and kubernetes pools with their default job templates (in-process: faster than the CLI)."""
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
-
-    async def create() -> None:
-        async with get_client() as client:
-            for name, kind in POOLS.items():
-                template = await get_default_base_job_template_for_infrastructure_type(kind)
-                await client.create_work_pool(WorkPoolCreate(name=name, type=kind, base_job_template=template or {}))
-
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        asyncio.run(create())
 
 
 def prefect_stack(pytest_config) -> dict:

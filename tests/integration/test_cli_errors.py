@@ -54,6 +54,11 @@ def test_missing_input_file():
     assert_one_line_error(loraflow("run", TINY, "--input", "missing.jsonl"), "missing.jsonl", "does not exist")
 
 
+def test_a_directory_as_input_is_named_as_a_directory(tmp_path):
+    assert_one_line_error(loraflow("data", TINY, "--input", str(tmp_path), "--out", str(tmp_path / "out")),
+                          str(tmp_path), "is a directory")
+
+
 def test_missing_model_path():
     result = loraflow("run", TINY, "--set", "model.name_or_path=./no/such/model")
     assert_one_line_error(result, "model.name_or_path ./no/such/model does not exist")
@@ -81,3 +86,25 @@ def test_empty_input_and_too_many_invalid_rows_fail_inside_the_flow(tmp_path):
     assert_one_line_error(result, code=2)
     quarantined = [json.loads(line) for line in (out / "data" / "quarantine.jsonl").read_text().splitlines()]
     assert len(quarantined) == 5 and all(q["reasons"] and q["line"] for q in quarantined)
+
+
+def serve(*args: str) -> subprocess.CompletedProcess:
+    from tests.integration.prefect_stack_support import free_port
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    # Before the fix the server stayed up answering 503 forever: the timeout turns that into a failure.
+    return subprocess.run([sys.executable, "-m", "loraflow.cli", "serve", "--backend", "builtin", "--port", str(free_port()),
+                           *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+def test_serving_a_missing_model_exits_with_one_line():
+    assert_one_line_error(serve("--model", "/nope"), "/nope", "does not exist")
+
+
+def test_serving_a_model_whose_weights_do_not_load_exits_with_one_line(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama"}')
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    (broken / "tokenizer.json").write_text("{}")
+    assert_one_line_error(serve("--model", str(broken)), "could not load the model", str(broken))

@@ -1,4 +1,6 @@
-"""deployments/prefect.yaml against a real `prefect server start`: deploy everything, then run the data deployment on a worker."""
+"""deployments/prefect.yaml against a real `prefect server start`: `loraflow deploy` every pool, then run the data deployment on a worker."""
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import REPO
@@ -40,13 +42,18 @@ def test_every_deployment_lands_in_its_work_pool_with_pull_steps(deployments):
     assert deployments["flows"][by_name["retrain-from-feedback"].flow_id] == "retrain-from-feedback"
 
 
-def test_parameters_are_typed_from_the_pipeline_config_with_help_text(deployments):
+def test_the_finetune_run_form_puts_common_settings_first_and_runs_the_example_with_no_edits(deployments):
+    from tasks.configuration import load_config
+
     schema = deployments["by_name"]["finetune"].parameter_openapi_schema
-    assert schema["properties"]["config"]["$ref"] == "#/definitions/PipelineConfig"
-    assert "config" in schema["required"]
-    epochs = schema["definitions"]["TrainConfig"]["properties"]["epochs"]
-    assert epochs["default"] == 3 and "early stopping" in epochs["description"]
-    assert schema["definitions"]["TaskCard"]["properties"]["success_criteria"]["description"]
+    fields = sorted(schema["properties"].items(), key=lambda kv: kv[1]["position"])
+    assert [name for name, _ in fields] == ["config_path", "input_path", "out_dir", "base_model", "max_steps", "overrides"]
+    assert not schema.get("required")  # every field has a default: Run with no edits is valid
+    assert all(field["description"] and "anyOf" not in field for _, field in fields)  # help text, no "type None" variants
+    assert "dotted.key=value" in schema["properties"]["overrides"]["description"]
+    example = load_config(REPO / schema["properties"]["config_path"]["default"])  # what a run with no edits trains on
+    assert example.task_card.name != "my-task" and Path(example.data.path).is_file()
+    assert example.task_card.success_criteria[0].metric == "json_field_score" and example.task_card.fields
     retrain = deployments["by_name"]["retrain-from-feedback"]
     assert retrain.parameters == {"config_path": "examples/quickstart/pipeline.yaml"}
     assert "held out" in retrain.parameter_openapi_schema["properties"]["feedback_eval_share"]["description"]

@@ -280,3 +280,41 @@ def test_serve_from_the_cli_stores_posts_in_the_given_database(tmp_path):
     store = FeedbackStore(f"sqlite:///{db}")
     assert store.count() == 1
     store.dispose()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_and_the_prefect_server_it_started(tmp_path):
+    import signal
+
+    from tests.integration.prefect_stack_support import wait_http
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")} | {
+        "LORAFLOW_FEEDBACK_TOKEN": TOKEN, "LORAFLOW_HOME": str(tmp_path)}
+    args = ["feedback", "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'fb.db'}",
+            "--set", "feedback.trigger_threshold=0"]
+    # Its own session: afterwards nothing may be left in its process group (the temporary Prefect server was).
+    server = subprocess.Popen(_cli(args), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", 120, server, interval=0.2)
+        httpx.post(f"http://127.0.0.1:{port}/v1/feedback", json=body(), headers=AUTH)
+        # No Prefect API is configured: the trigger starts a temporary Prefect server as a child, then fails on the deployment.
+        started = httpx.post(f"http://127.0.0.1:{port}/v1/retrain", headers=AUTH, timeout=180)
+        assert started.status_code == 502 and "does not exist" in started.json()["detail"], started.text
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0  # a graceful stop (it used to die by the signal, -15, skipping its clean-up)
+        time.sleep(3)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(server.pid, 0)
+    finally:
+        if server.poll() is None or _group_alive(server.pid):
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

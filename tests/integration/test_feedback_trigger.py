@@ -43,3 +43,16 @@ def test_default_trigger_creates_one_prefect_flow_run_per_batch(tmp_path, prefec
     assert "feedback" in run.tags and stored["id"]
     # Prefect's idempotency key: triggering the same batch again returns the same flow run.
     assert prefect_trigger(config.deployment_name)(batch_id, [stored["id"]]) == run_id
+
+
+@pytest.mark.slow
+def test_a_missing_deployment_is_named_on_the_failed_batch(tmp_path, prefect_harness):
+    config = FeedbackConfig(database_url=f"sqlite:///{tmp_path / 'feedback.db'}", trigger_threshold=0,
+                            deployment_name="retrain-from-feedback/not-deployed-here")
+    with TestClient(create_app(config, token="t0ken")) as client:
+        post = {"messages": [{"role": "user", "content": "q"}], "output": "a", "rating": "down", "model_version": "v1"}
+        client.post("/v1/feedback", json=post, headers=AUTH)
+        client.post("/v1/retrain", headers=AUTH)
+        [batch] = client.get("/v1/batches", headers=AUTH).json()
+    assert batch["status"] == "trigger_failed"
+    assert "retrain-from-feedback/not-deployed-here" in batch["error"] and "feedback.deployment_name" in batch["error"]

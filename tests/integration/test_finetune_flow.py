@@ -52,6 +52,10 @@ def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(pre
     assert (out / "model" / "adapter" / "adapter_config.json").is_file()
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert "json_field_accuracy" in metrics["labels"]["candidate"]["metrics"]
+    # Field-aware: every answer field scored, the trivial baselines beside the models, the gate's field checks recorded.
+    assert {"majority", "stratified", "base", "candidate"} <= set(metrics["labels"])
+    assert {"category", "priority", "product"} <= set(metrics["labels"]["candidate"]["fields"])
+    assert metrics["labels"]["majority"]["fields"]["category"]["kind"] == "categorical" and metrics["field_checks"]
     assert (out / "eval" / "predictions.jsonl").stat().st_size > 0
     run_json = json.loads((out / "run.json").read_text())
     assert run_json == first

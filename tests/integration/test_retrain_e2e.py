@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.integration.prefect_stack_support import (
-    BIN, client_settings, free_port, prefect_stack, start, stop, to_json, wait_flow_run, wait_http, worker_log,
+    BIN, client_settings, free_port, prefect_stack, start, stop, wait_flow_run, wait_http, worker_log,
 )
 
 pytestmark = pytest.mark.slow
@@ -82,7 +82,6 @@ def test_feedback_retrains_once_on_a_worker_and_the_champion_moves(stack, feedba
     from prefect.client.schemas.actions import DeploymentUpdate
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-    from tasks.configuration import load_config
     from tasks.feedback_trigger import prefect_trigger
     from tasks.lineage import latest_version, lineage_root
     from tasks.registry import champion_version, list_versions
@@ -92,7 +91,7 @@ def test_feedback_retrains_once_on_a_worker_and_the_champion_moves(stack, feedba
     overrides = [f"task_card.name={name}", "train.max_steps=2", "eval.compare_base=false", "eval.max_samples=4"]
 
     # 1. The first pipeline run (finetune deployment) registers the champion and seeds the dataset lineage.
-    _run_and_wait(stack, "finetune/finetune", {"config": to_json(load_config(tiny, overrides)), "out_dir": str(tmp_path / "seed")}, 420)
+    _run_and_wait(stack, "finetune/finetune", {"config_path": tiny, "overrides": overrides, "out_dir": str(tmp_path / "seed")}, 420)
     assert champion_version(name) == "1"
     assert latest_version(lineage_root(name))["version"] == 1
 

@@ -100,3 +100,48 @@ def test_all_invalid_input_stops_with_exit_code_2(tmp_path):
     assert err.value.exit_code == 2 and "100.0%" in str(err.value)
     report = json.loads(open(write_data_report(out, [ingest, err.value.result], None)["report_json"], encoding="utf-8").read())
     assert report["input"] == 2 == report["quarantined"] and report["kept"] == 0
+
+
+def test_the_report_page_has_a_header_and_the_full_text_of_every_record_taken_out(tmp_path):
+    out, results = _pipeline(tmp_path)
+    results.append({"stage": "augment", "counts": {"augmented": 0}})
+    header = {"task": "tickets", "flow run": "brave-fox (1234)", "input sha256": "ab" * 32, "config": {"clean": {"near_dedup": True}}}
+    page = open(write_data_report(out, results, None, header)["report_html"], encoding="utf-8").read()
+    assert "<th>task</th><td>tickets</td>" in page and "brave-fox (1234)" in page and "ab" * 32 in page
+    assert "<th>generated</th>" in page and "near_dedup" in page
+    assert "{broken" in page  # the unparsable line itself, not only its line number
+    assert "Duplicate clusters</b> (5)" in page and "Showing all 5 clusters." in page and "showing the 5 largest" in page
+    assert "A different answer for the same question." in page  # both answers of the conflict are shown
+    assert "Quarantined records</b> (3)" in page and "Conflicting answers held for review</b> (1)" in page
+    removed = read_jsonl(results[2]["removed"])
+    assert len(removed) == 5 and all(f"REMOVED {r['id']}" in page for r in removed)
+
+
+def test_a_long_record_section_says_how_many_records_it_leaves_out():
+    from tasks.data_report_records import SHOWN_PER_SECTION, quarantine_section
+
+    rows = [{"line": i, "stage": "validate", "raw": {"messages": [{"role": "user", "content": f"question {i}"}]},
+             "reasons": [{"check": "no_empty_content", "field": "messages"}]} for i in range(SHOWN_PER_SECTION + 7)]
+    section = quarantine_section(rows, "data/quarantine.jsonl")
+    assert f"Showing {SHOWN_PER_SECTION} of {SHOWN_PER_SECTION + 7} records; the other 7 are in <code>data/quarantine.jsonl</code>" in section
+    assert f"question {SHOWN_PER_SECTION - 1}" in section and f"question {SHOWN_PER_SECTION}<" not in section
+    assert "[user] question 0" in section and "no_empty_content (messages)" in section
+
+
+def test_removed_near_duplicate_pairs_show_both_texts(tmp_path):
+    system = {"role": "system", "content": "Extract the support ticket as JSON."}
+    question = "My CloudDrive order has not arrived yet, the tracking stopped updating three days ago. Please help."
+    rows = [{"messages": [system, {"role": "user", "content": question}, {"role": "assistant", "content": '{"category": "shipping"}'}]},
+            {"messages": [system, {"role": "user", "content": question + " Thanks"}, {"role": "assistant", "content": '{"category": "shipping"}'}]}]
+    path = write_records(tmp_path / "in.jsonl", rows)
+    out = str(tmp_path / "run")
+    ingest = ingest_records(str(path), DataConfig(), out)
+    valid = validate_records(ingest["records"], DataConfig(), ["en"], None, 4096, out)
+    clean = clean_records(valid["records"], CleanConfig(near_dup_threshold=0.7), ["en"], out)
+    split = split_records(clean["records"], SplitConfig(), out)
+    result = write_data_report(out, [ingest, valid, clean, split], None)
+    (pair,) = json.loads(open(result["report_json"], encoding="utf-8").read())["near_duplicate_pairs"]
+    assert pair["removed_text"] == f"user: {question} Thanks | assistant: {{\"category\": \"shipping\"}}"
+    assert pair["kept_text"].startswith(f"user: {question} | assistant:") and pair["similarity"] >= 0.7
+    assert "Extract the support ticket" not in pair["kept_text"]
+    assert question + " Thanks" in open(result["report_html"], encoding="utf-8").read()

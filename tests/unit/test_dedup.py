@@ -1,4 +1,5 @@
 """Vectorised MinHash LSH: estimates track true Jaccard, finds edited copies, agrees with datasketch."""
+import json
 import random
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 
 import tasks.dedup as dedup
-from tasks.dedup import char_shingles, content_key, minhash_signatures, near_duplicates, word_shingles
+from tasks.dedup import char_shingles, content_key, minhash_signatures, near_duplicates, similar_records, word_shingles
 from tests.unit.data_support import EN_EXTRA, ZH_CHARS
 
 
@@ -61,6 +62,10 @@ def test_signatures_do_not_depend_on_batching(monkeypatch):
     assert (whole == pieces).all()
 
 
+def _conversations(texts: list[str]) -> list[list[dict]]:
+    return [[{"role": "user", "content": t}] for t in texts]
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_near_duplicates_keep_the_earliest_record(lang):
     rng = random.Random(3)
@@ -70,20 +75,20 @@ def test_near_duplicates_keep_the_earliest_record(lang):
     for t in texts[:20]:
         edited.append(t + (" again" if lang == "en" else "了"))
     texts = texts + edited
-    found = near_duplicates(texts, [lang] * len(texts), 0.85)
+    found = near_duplicates(_conversations(texts), [lang] * len(texts), 0.85, "conversation")
     assert set(found) == set(range(300, 320))
     assert all(found[300 + k][0] == k and found[300 + k][1] >= 0.85 for k in range(20))
 
 
 def test_records_without_shingles_are_never_near_duplicates():
-    assert near_duplicates(["hi", "hi", "ok"], ["en"] * 3, 0.85) == {}
+    assert near_duplicates(_conversations(["hi", "hi", "ok"]), ["en"] * 3, 0.85, "conversation") == {}
 
 
 def test_agrees_with_plain_datasketch():
     rng = random.Random(4)
     base = [_en(rng, 30) for _ in range(150)]
     texts = base + [" ".join(t.split()[:-1] + ["changed"]) for t in base[:40]]
-    ours = set(near_duplicates(texts, ["en"] * len(texts), 0.8))
+    ours = set(near_duplicates(_conversations(texts), ["en"] * len(texts), 0.8, "conversation"))
     lsh, theirs = MinHashLSH(threshold=0.8, num_perm=128), set()
     for i, t in enumerate(texts):
         m = MinHash(num_perm=128)
@@ -100,3 +105,35 @@ def test_content_key_sees_roles_and_text():
     assert content_key(a) == content_key([dict(m) for m in a])
     assert content_key(a) != content_key([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y "}])
     assert content_key(a) != content_key([{"role": "system", "content": "x"}, {"role": "assistant", "content": "y"}])
+
+
+SYSTEM = "Extract the ticket as JSON."
+
+
+def ticket(user: str, intent: str, item: str, order: str, city: str) -> list[dict]:
+    answer = json.dumps({"intent": intent, "item": item, "order": order, "city": city}, ensure_ascii=False)
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+
+
+def test_a_shared_system_prompt_and_answer_template_do_not_make_different_requests_near_duplicates():
+    different = [ticket("订单200311的音箱什么时候能送到厦门?", "delivery_eta", "音箱", "200311", "厦门"),
+                 ticket("订单200588的键盘什么时候能送到厦门?", "delivery_eta", "键盘", "200588", "厦门")]
+    same = [ticket("订单200311的音箱什么时候能送到厦门?", "delivery_eta", "音箱", "200311", "厦门"),
+            ticket("订单200311的音箱什么时候能送到厦门?谢谢", "delivery_eta", "音箱", "200311", "厦门")]
+    langs = ["zh", "zh"]
+    # The whole conversations look alike (0.76 in the issue); the request turns share far less.
+    _, whole = similar_records(different, langs, 0.0, "conversation")
+    _, turns = similar_records(different, langs, 0.0, "turns")
+    assert whole[0] > 0.6 and turns[0] < 0.5
+    assert near_duplicates(different, langs, 0.6, "turns") == {}
+    assert near_duplicates(different, langs, 0.6, "conversation") == {1: (0, whole[0])}
+    assert set(near_duplicates(same, langs, 0.6, "turns")) == {1}
+
+
+def test_turns_match_short_answers_only_when_equal():
+    long_request = "please help me reset the password of my account on the website today"
+    a = [{"role": "user", "content": long_request}, {"role": "assistant", "content": "ok"}]
+    b = [{"role": "user", "content": long_request + " thanks"}, {"role": "assistant", "content": "ok"}]
+    c = [{"role": "user", "content": long_request + " thanks"}, {"role": "assistant", "content": "no"}]
+    assert set(near_duplicates([a, b], ["en"] * 2, 0.8, "turns")) == {1}
+    assert near_duplicates([a, c], ["en"] * 2, 0.8, "turns") == {}

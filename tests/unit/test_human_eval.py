@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.human_eval import RUBRIC_DIMENSIONS
+from schemas.human_eval import JSON_RUBRIC_DIMENSIONS, RUBRIC_DIMENSIONS
 from tasks.agreement import krippendorff_alpha, mean_confidence_interval
 from tasks.errors import LoraflowError
 from tasks.human_eval import export_human_eval, import_human_eval, stratified_sample
@@ -85,15 +85,22 @@ def test_export_writes_csv_jsonl_and_a_self_contained_page(run_dir: Path, tmp_pa
     assert result["n"] == 10 and result["strata"] == {"en": 8, "zh": 2}
     cases = read_jsonl(result["jsonl"])
     assert {c["id"] for c in cases} <= {r["id"] for r in read_jsonl(run_dir / "eval" / "predictions.jsonl")}
-    assert cases[0]["input"].startswith("[system] Extract the ticket.") and all(c[d] is None for c in cases for d in RUBRIC_DIMENSIONS)
+    # JSON answers get the field rubric
+    assert result["rubric"] == list(JSON_RUBRIC_DIMENSIONS)
+    assert cases[0]["input"].startswith("[system] Extract the ticket.") and all(c[d] is None for c in cases for d in JSON_RUBRIC_DIMENSIONS)
     with open(result["csv"], encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["id"] for r in rows] == [c["id"] for c in cases] and all(r["accuracy"] == "" for r in rows)
+    assert [r["id"] for r in rows] == [c["id"] for c in cases] and all(r["field_accuracy"] == "" for r in rows)
     page = Path(result["html"]).read_text(encoding="utf-8")
     assert "<script src" not in page and "http://" not in page and "https://" not in page and "<link" not in page
     embedded = page.split('<script type="application/json" id="cases">')[1].split("</script>")[0]
     assert "<" not in embedded and json.loads(embedded)[0]["id"] == cases[0]["id"]
-    assert "new Blob" in page and all(d in page for d in RUBRIC_DIMENSIONS)
+    assert "new Blob" in page and all(d in page for d in JSON_RUBRIC_DIMENSIONS) and "keydown" in page
+    shown = {c["id"]: c for c in json.loads(embedded)}
+    for case in cases:  # the field view: the reference's product beside the model's, marked as they compare
+        [field] = shown[case["id"]]["fields"]
+        ref, out = json.loads(case["reference"])["product"], json.loads(case["output"])["product"]
+        assert (field["field"], field["reference"], field["output"], field["status"]) == ("product", ref, out, "same" if ref == out else "different")
     again = export_human_eval(str(run_dir), n=10, out_dir=str(tmp_path / "he2"), seed=42)
     assert [c["id"] for c in read_jsonl(again["jsonl"])] == [c["id"] for c in cases]
 
@@ -190,3 +197,37 @@ def test_cli_exports_imports_and_reports_a_bad_file_in_one_line(run_dir: Path, t
     assert main(["human-eval", "import", str(run_dir), str(_write_csv(tmp_path / "bad.csv", rows))]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.csv line 4: field 'completeness' has 9" in err and "Traceback" not in err
+
+
+def test_a_rubric_named_on_the_command_line_is_exported_and_imported(run_dir: Path, tmp_path: Path):
+    result = export_human_eval(str(run_dir), n=4, out_dir=str(tmp_path / "he"), rubric=["accuracy", "tone=Is the tone polite?"])
+    assert result["rubric"] == ["accuracy", "tone"]
+    page = Path(result["html"]).read_text(encoding="utf-8")
+    assert "<b>tone</b>: Is the tone polite?" in page
+    cases = read_jsonl(result["jsonl"])
+    write_jsonl(tmp_path / "ann.jsonl", [{"id": c["id"], "rater": "ann", "accuracy": 4, "tone": 2, "comment": ""} for c in cases])
+    summary = import_human_eval(str(run_dir), [str(tmp_path / "ann.jsonl")])
+    assert summary["rubric"] == ["accuracy", "tone"] and summary["dimensions"]["tone"]["mean"] == 2.0
+    with pytest.raises(LoraflowError, match="'nonsense' is not a known dimension"):
+        export_human_eval(str(run_dir), n=4, out_dir=str(tmp_path / "x"), rubric=["nonsense"])
+    mixed = _write_csv(tmp_path / "bob.csv", _ratings([cases[0]["id"]], "bob", 0))
+    with pytest.raises(LoraflowError, match="one rubric"):
+        import_human_eval(str(run_dir), [str(tmp_path / "ann.jsonl"), str(mixed)])
+
+
+def test_the_task_cards_rubric_recorded_by_evaluation_is_the_default(run_dir: Path, tmp_path: Path):
+    (run_dir / "eval" / "metrics.json").write_text(json.dumps({"rubric": ["field_accuracy", "routing=Would this route the ticket right?"]}))
+    result = export_human_eval(str(run_dir), n=3, out_dir=str(tmp_path / "he"))
+    assert result["rubric"] == ["field_accuracy", "routing"]
+    assert "<b>routing</b>: Would this route the ticket right?" in Path(result["html"]).read_text(encoding="utf-8")
+    assert export_human_eval(str(run_dir), n=3, out_dir=str(tmp_path / "he2"), rubric=["accuracy"])["rubric"] == ["accuracy"]
+
+
+def test_the_field_view_marks_missing_extra_and_non_json_answers():
+    from tasks.human_eval_rubric import field_diff
+
+    rows = field_diff('{"a": 1, "b": "x"}', '```json\n{"a": 1, "c": true}\n```')
+    assert [(r["field"], r["status"]) for r in rows] == [("a", "same"), ("b", "missing"), ("c", "extra")]
+    assert rows[2]["output"] == "true"
+    assert field_diff('{"a": 1}', "sorry, no") == [{"field": "(whole answer)", "reference": '{"a": 1}', "output": "sorry, no", "status": "not JSON"}]
+    assert field_diff("plain text", '{"a": 1}') is None

@@ -26,7 +26,8 @@ def test_every_format_becomes_a_canonical_record(tmp_path):
     result = ingest_records(str(write_records(tmp_path / "in.jsonl", ROWS)), DataConfig(), str(tmp_path))
     recs = read_jsonl(result["records"])
     assert result["counts"] == {"input": 7, "kept": 7, "quarantined": 0,
-                                "formats": {"openai": 2, "alpaca": 1, "sharegpt": 1, "prompt_completion": 2, "canonical": 1}}
+                                "formats": {"openai": 2, "alpaca": 1, "sharegpt": 1, "prompt_completion": 2, "canonical": 1},
+                                "lines": 7}
     assert recs[0]["messages"][-1] == {"role": "assistant", "content": "Hello!"}
     assert recs[0]["metadata"]["topic"] == "greeting" and recs[0]["metadata"]["source_line"] == 1
     assert recs[1]["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Translate\n\ncat"},

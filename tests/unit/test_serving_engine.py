@@ -131,6 +131,15 @@ def test_prompt_longer_than_the_context_fails_with_400(engine, bundle):
         engine.complete(GenerationRequest(PROMPTS[1], max_tokens=4))
 
 
+def test_max_tokens_beyond_the_context_fails_with_400_and_the_default_is_capped(engine, bundle):
+    engine.swap(dataclasses.replace(bundle, max_context=128))
+    prompt_tokens = engine.complete(GenerationRequest(PROMPTS[1], max_tokens=1)).prompt_tokens
+    with pytest.raises(ValueError, match=f"max_tokens 1000000000 .* {128 - prompt_tokens} tokens"):
+        engine.complete(GenerationRequest(PROMPTS[1], max_tokens=10**9))
+    unasked = engine.complete(GenerationRequest(PROMPTS[1], ignore_eos=True))  # the server default (16) still fits
+    assert unasked.completion_tokens == min(16, 128 - prompt_tokens)
+
+
 def test_swap_serves_the_new_model_from_the_next_request(engine, bundle):
     engine.swap(dataclasses.replace(bundle, version="2"))
     assert engine.complete(GenerationRequest(PROMPTS[0], max_tokens=2, temperature=0)).model_version == "2"

@@ -1,0 +1,90 @@
+"""Failed, interrupted and killed pipeline runs: their MLflow runs end, reruns say what they continue and resume from."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+TINY = str(REPO / "examples" / "tiny" / "pipeline.yaml")
+LONG_TRAINING = ["--set", "train.max_steps=5000", "--set", "train.save_steps=2", "--set", "train.logging_steps=1"]
+
+
+def start_run(out: Path, *extra: str) -> subprocess.Popen:
+    log = (out.parent / f"{out.name}.log").open("ab")
+    return subprocess.Popen([sys.executable, "-m", "loraflow.cli", "run", TINY, "--out", str(out), *extra], cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 420) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the run exited with {proc.returncode} too early"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(1)
+
+
+def stop_with(proc: subprocess.Popen, signum: int) -> int:
+    """Send one signal to the CLI process only; it must exit on its own, taking its child processes with it."""
+    proc.send_signal(signum)
+    code = proc.wait(120)
+    time.sleep(3)
+    with pytest.raises(ProcessLookupError):  # nothing left in its process group: no orphaned Prefect server
+        os.killpg(proc.pid, 0)
+    return code
+
+
+def mlflow_run(run_json: dict):
+    from mlflow import MlflowClient
+
+    return MlflowClient(run_json["mlflow_tracking_uri"]).get_run(run_json["mlflow_run_id"])
+
+
+def read_run_json(out: Path) -> dict:
+    path = out / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def test_interrupted_runs_end_killed_and_the_rerun_links_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    first = start_run(out, *LONG_TRAINING)
+    checkpoint = out / "train" / "checkpoints" / "checkpoint-2" / "trainer_state.json"
+    wait_for(checkpoint.is_file, first)
+    assert stop_with(first, signal.SIGINT) == 130
+    first_info = read_run_json(out)
+    run = mlflow_run(first_info)
+    assert run.info.status == "KILLED" and run.info.end_time
+    assert "Crashed" in run.data.tags["loraflow.end_reason"]
+
+    second = start_run(out, *LONG_TRAINING)
+    wait_for(lambda: read_run_json(out).get("resumed_from_checkpoint"), second)
+    assert stop_with(second, signal.SIGTERM) == 143
+    second_info = read_run_json(out)
+    assert second_info["mlflow_run_id"] != first_info["mlflow_run_id"]
+    assert second_info["continues_mlflow_run_id"] == first_info["mlflow_run_id"]
+    resumed = Path(second_info["resumed_from_checkpoint"])
+    assert resumed.parent == out / "train" / "checkpoints" and int(resumed.name.split("-")[1]) >= 2
+    run = mlflow_run(second_info)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["loraflow.continues_run_id"] == first_info["mlflow_run_id"]
+    assert run.data.tags["train.resumed_from_checkpoint"] == str(resumed)
+    log = (tmp_path / "run.log").read_text()
+    assert f"resuming training from checkpoint {resumed}" in log
+
+
+def test_a_run_that_fails_inside_the_flow_ends_failed(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = tmp_path / "run"
+    proc = start_run(out, "--input", str(empty))
+    assert proc.wait(600) == 1
+    run = mlflow_run(read_run_json(out))
+    assert run.info.status == "FAILED" and run.info.end_time
+    assert "empty.jsonl" in run.data.tags["loraflow.end_reason"]
