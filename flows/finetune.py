@@ -4,7 +4,7 @@ from prefect import flow
 from flows import subflow_result
 from flows.data import prepare_data
 from schemas.config import PipelineConfig
-from tasks.steps import deploy, evaluation, feedback, lineage, plan, tracking, training
+from tasks.steps import deploy, evaluation, feedback, lineage, plan, preference, tracking, training
 
 DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 
@@ -31,7 +31,12 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
     champion = deploy.find_champion(config.deploy, config.task_card.name, run)
     if champion:
         results["champion"] = evaluation.evaluate("champion", champion, None, splits["test"], config.eval, config.task_card, out_dir)
-    gate = evaluation.compare_and_gate(results, splits["train"], base_model, config.task_card, config.eval, out_dir, run)
+    # Preference data: does each model score the chosen answer above the rejected one (None for supervised data).
+    preferred = preference.preference_accuracy({"candidate": (trained["model_path"], trained["adapter_path"]),
+                                                "base": (base_model, None) if config.eval.compare_base else None,
+                                                "champion": (champion, None) if champion else None}, splits["test"], out_dir)
+    gate = evaluation.compare_and_gate(results, splits["train"], base_model, config.task_card, config.eval, out_dir, run,
+                                       preferred)
     evaluation.judge(out_dir, config.judge)
     evaluation.eval_report(out_dir, run)
 

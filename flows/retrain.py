@@ -26,7 +26,9 @@ def retrain_from_feedback(batch_id: str | None = None, config_path: str = DEFAUL
     if batch is None:
         return {"batch_id": None, "trained": False, "reason": "no pending feedback"}
     exported = feedback.export_batch(config.feedback, batch, out_dir)
-    prepared = lineage.prepare(config.task_card.name, lineage_dir, exported, feedback_eval_share)
+    # A preference objective learns from the batch's pairs (correction over the model's answer, ...), else its corrections.
+    pairs = config.train.objective != "sft" or config.data.kind == "preference"
+    prepared = lineage.prepare(config.task_card.name, lineage_dir, exported, feedback_eval_share, pairs)
     run_config = lineage.config_for_version(config, prepared)
     result = subflow_result(finetune(config=run_config, out_dir=exported["run_dir"]))
     committed = lineage.commit(prepared, exported["run_dir"], result)

@@ -135,7 +135,10 @@ def _child(record: dict, turns: list[int], new_texts: list[str], method: str, k:
     for i, text in zip(turns, new_texts):
         messages[i]["content"] = text
     metadata = {**(record.get("metadata") or {}), "parent_id": record["id"], "augment_method": method}
-    return {"id": f"{record['id']}-aug-{method}-{k}", "messages": messages, "metadata": metadata}
+    child = {"id": f"{record['id']}-aug-{method}-{k}", "messages": messages, "metadata": metadata}
+    if "rejected" in record:  # a preference pair: the reworded prompt keeps both answers
+        child["rejected"] = record["rejected"]
+    return child
 
 
 class _Rewriter:

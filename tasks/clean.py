@@ -4,11 +4,13 @@ from collections import Counter
 
 from schemas.config.clean import CleanConfig
 from schemas.records import CleanRecord, row_failures
+from schemas.preferences import is_pair
 from tasks.dedup import content_key, conversation_text, near_duplicates
 from tasks.ingest import stage_dir
 from tasks.progress import progress
 from tasks.jsonl import iter_jsonl, write_jsonl
 from tasks.normalize import normalize_record
+from tasks.preference_data import comparison_messages, dedup_key, pair_reviews
 from tasks.quality import detect_language, quality_problem
 from tasks.validate import records_frame
 
@@ -27,10 +29,12 @@ def _removal(record: dict, reason: str, detail: str, duplicate_of: str | None = 
     return {**row, "stage": "clean", "record": record}
 
 
-def _empty_turn(messages: list[dict]) -> str | None:
-    for i, m in enumerate(messages):
+def _empty_turn(record: dict) -> str | None:
+    for i, m in enumerate(record["messages"]):
         if not m["content"]:
             return f"messages[{i}].content is empty after normalisation"
+    if is_pair(record) and not record["rejected"]:
+        return "rejected is empty after normalisation"
     return None
 
 
@@ -73,7 +77,7 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
         meta = record["metadata"]
         if not isinstance(meta.get("language"), str):
             meta["language"] = detect_language(conversation_text([m for m in record["messages"] if m["role"] != "system"]))
-        empty = _empty_turn(record["messages"])
+        empty = _empty_turn(record)
         problem = ("too_short", empty) if empty else quality_problem(record["messages"], meta["language"], config, languages)
         if problem:
             removed.append(_removal(record, *problem))
@@ -85,7 +89,7 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
         first: dict[str, str] = {}
         survivors = []
         for record in records:
-            key = content_key(record["messages"])
+            key = dedup_key(record)
             if key in first:
                 removed.append(_removal(record, "exact_duplicate", "same normalised conversation", first[key], 1.0))
             else:
@@ -95,7 +99,10 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
 
     # Conflicts before near-dedup: a same-prompt pair with different answers is for a human, not a near-duplicate.
     review = []
-    if config.conflicts_to_review:
+    pairs = bool(records) and is_pair(records[0])
+    if pairs:  # several pairs per prompt are normal; a pair without contrast or one contradicting another is not
+        records, review = pair_reviews(records)
+    elif config.conflicts_to_review:
         groups: dict[str, list[int]] = {}
         for j, record in enumerate(records):
             groups.setdefault(prompt_key(record["messages"]), []).append(j)
@@ -113,7 +120,7 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
 
     if config.near_dedup and len(records) > 1:
         langs = [r["metadata"]["language"] for r in records]
-        dups = near_duplicates([r["messages"] for r in records], langs, config.near_dup_threshold, config.near_dup_compare,
+        dups = near_duplicates([comparison_messages(r) for r in records], langs, config.near_dup_threshold, config.near_dup_compare,
                                config.minhash_perm, config.ngram_zh, config.ngram_en)
         del langs
         for j, (i, sim) in sorted(dups.items()):

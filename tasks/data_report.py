@@ -129,7 +129,7 @@ def conservation(stages: dict[str, dict]) -> dict:
 
 
 def _markdown(report: dict) -> str:
-    lines = ["| count | records |", "|---|---:|"]
+    lines = ["| count | records |", "|---|---:|", f"| kind | {report.get('kind', 'sft')} |"]
     for key in ("input", "kept", "quarantined", "review", "pilot_skipped", "augmented"):
         lines.append(f"| {key} | {report[key]} |")
     for reason, n in sorted(report["removed"].items()):
@@ -179,6 +179,7 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
     splits = {name: split_stats(split[name], tokenizer) for name in ("train", "val", "test") if split.get(name)}
     augment = stages.get("augment", {}).get("counts", {})
     report = {
+        "kind": stages.get("ingest", {}).get("kind", "sft"),  # supervised records or preference pairs
         **{k: parts[k] for k in ("input", "kept", "quarantined", "review", "pilot_skipped")},
         "removed": dict(Counter(r["reason"] for r in removed)),
         "removed_total": len(removed),

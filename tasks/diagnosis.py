@@ -45,6 +45,9 @@ class Thresholds:
     explode_ratio: float = 10.0  # grad norm this many times its running median
     vanish_norm: float = 1e-6
     vanish_ratio: float = 1e-3
+    # DPO/ORPO reward margins (beta x log-ratio difference): past this the policy has run far from its reference
+    margin_explode: float = 20.0
+    margin_collapse_ratio: float = 0.25  # the last margins all under this share of their peak: the preference fades
 
 
 def _finite(value) -> bool:
@@ -77,6 +80,7 @@ def diagnose(history: list[dict], thresholds: Thresholds | None = None,
     findings += _oscillation(finite_train, t)
     findings += _overfitting(evals, finite_train, t)
     findings += _grad_norm(grads, t)
+    findings += _reward_margins([(s, v) for s, v in _series(history, "rewards/margins") if _finite(v)], t)
     return sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.step if f.step is not None else -1))
 
 
@@ -196,6 +200,28 @@ def _grad_norm(grads, t: Thresholds) -> list[Finding]:
                 recent[-1][0], {"recent": [v for _, v in recent], "early_median": early},
             ))
     return found
+
+
+def _reward_margins(margins: list[tuple[int, float]], t: Thresholds) -> list[Finding]:
+    """Preference objectives: margins that explode (over-optimisation) or collapse (the preference is not learned)."""
+    if not margins:
+        return []
+    step, last = margins[-1]
+    if last > t.margin_explode:
+        return [Finding("exploding_reward_margin", "warning",
+                        f"reward margin reached {last:.3g} at step {step} (over {t.margin_explode:g}): the policy runs far "
+                        "from its reference and may forget the task; raise train.preference_beta, lower the learning "
+                        "rate or train fewer epochs", step, {"margin": last})]
+    if len(margins) < t.min_points // 2:
+        return []
+    peak = max(v for _, v in margins)
+    recent = [v for _, v in margins[-3:]]
+    if all(v <= 0 for v in recent) or (peak > 0 and all(v < peak * t.margin_collapse_ratio for v in recent)):
+        return [Finding("collapsing_reward_margin", "warning",
+                        f"reward margin collapsed to {last:.3g} at step {step} (peak {peak:.3g}): the model is not learning "
+                        "to prefer the chosen answers; check that chosen and rejected are not swapped or contradicting "
+                        "(data/review.jsonl), and lower the learning rate", step, {"recent": recent, "peak": peak})]
+    return []
 
 
 def render_diagnosis_markdown(findings: list[Finding]) -> str:

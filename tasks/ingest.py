@@ -9,11 +9,13 @@ from typing import Any
 import pandas as pd
 
 from schemas.config.data import DataConfig
+from schemas.preferences import OpenAIPreferenceRaw, PreferenceRaw
 from schemas.records import SHAREGPT_ROLES, AlpacaRaw, OpenAIRaw, PromptCompletionRaw, ShareGPTRaw, row_failures
 from tasks.dedup import content_key
 from tasks.errors import LoraflowError
 from tasks.progress import progress
 from tasks.jsonl import write_jsonl
+from tasks.preference_data import apply_kind
 from tasks.text_files import read_lines, read_text
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
@@ -24,12 +26,19 @@ FORMAT_FIELDS = {
     "alpaca": ("id", "instruction", "input", "output", "system", "metadata"),
     "sharegpt": ("id", "conversations", "system", "metadata"),
     "prompt_completion": ("id", "prompt", "completion", "system", "metadata"),
+    "preference": ("id", "prompt", "chosen", "rejected", "system", "metadata"),
+    "openai_preference": ("id", "input", "preferred_output", "non_preferred_output", "metadata"),
+    "canonical_preference": ("id", "messages", "rejected", "metadata"),
 }
 RAW_MODELS = {"openai": OpenAIRaw, "canonical": OpenAIRaw, "alpaca": AlpacaRaw, "sharegpt": ShareGPTRaw,
-              "prompt_completion": PromptCompletionRaw}
+              "prompt_completion": PromptCompletionRaw, "preference": PreferenceRaw,
+              "openai_preference": OpenAIPreferenceRaw, "canonical_preference": OpenAIRaw}
 REQUIRED = {"openai": ("messages",), "canonical": ("messages",), "alpaca": ("instruction", "output"),
-            "sharegpt": ("conversations",), "prompt_completion": ("prompt", "completion")}
-_JSON_CELLS = ("messages", "conversations", "prompt", "completion", "metadata")
+            "sharegpt": ("conversations",), "prompt_completion": ("prompt", "completion"),
+            "preference": ("chosen", "rejected"), "openai_preference": ("input", "preferred_output", "non_preferred_output"),
+            "canonical_preference": ("messages", "rejected")}
+_JSON_CELLS = ("messages", "conversations", "prompt", "completion", "metadata", "chosen", "rejected", "input",
+               "preferred_output", "non_preferred_output")
 
 
 def stage_dir(out_dir: str) -> Path:
@@ -120,6 +129,12 @@ def _csv_row(row: dict) -> dict:
 
 def detect_format(row: dict) -> str | None:
     """The format a raw record is in, judged by its fields; None when no format fits."""
+    if "preferred_output" in row or "non_preferred_output" in row:
+        return "openai_preference"
+    if "messages" in row and "rejected" in row:
+        return "canonical_preference"
+    if "chosen" in row and "rejected" in row:
+        return "preference"
     if "messages" in row:
         return "canonical" if "id" in row and "metadata" in row else "openai"
     if "conversations" in row:
@@ -154,6 +169,30 @@ def to_messages(row: dict, fmt: str) -> list[dict]:
     if fmt == "sharegpt":
         return system + [{"role": SHAREGPT_ROLES[m["from"]], "content": m["value"]} for m in row["conversations"]]
     return system + _turns(row["prompt"], "user") + _turns(row["completion"], "assistant")
+
+
+PAIR_FORMATS = ("preference", "openai_preference", "canonical_preference")
+
+
+def to_pair(row: dict, fmt: str) -> tuple[list[dict], str] | dict:
+    """(conversation ending with the chosen answer, rejected answer) of a type-checked pair, or a quarantine reason."""
+    if fmt == "canonical_preference":
+        return to_messages(row, "openai"), row["rejected"]
+    if fmt == "openai_preference":
+        prompt = to_messages(row["input"], "openai")
+        return [*prompt, *_turns(row["preferred_output"], "assistant")], _turns(row["non_preferred_output"], "assistant")[0]["content"]
+    system = [{"role": "system", "content": row["system"]}] if row.get("system") else []
+    chosen, rejected = _turns(row["chosen"], "assistant"), _turns(row["rejected"], "assistant")
+    if row.get("prompt") is not None:
+        prompt = _turns(row["prompt"], "user")
+    else:  # implicit prompt: both conversations repeat it and differ in the last answer only
+        prompt, chosen, rejected = chosen[:-1], chosen[-1:], rejected
+        if rejected[:-1] != prompt:
+            return _reason("prompt_mismatch", "rejected", "chosen and rejected conversations differ before the last answer")
+        rejected = rejected[-1:]
+    if len(chosen) != 1 or len(rejected) != 1:
+        return _reason("one_answer", "chosen" if len(chosen) != 1 else "rejected", "a pair needs one answer on each side")
+    return [*system, *prompt, *chosen], rejected[0]["content"]
 
 
 def record_id(row: dict, messages: list[dict], line: int) -> str:
@@ -210,12 +249,21 @@ def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
             if i in failures:
                 quarantine.append({"line": line, "raw": row, "reasons": failures[i]})
                 continue
-            messages = to_messages(row, fmt)
+            pair = to_pair(row, fmt) if fmt in PAIR_FORMATS else None
+            if isinstance(pair, dict):  # a pair whose two conversations do not share the prompt
+                quarantine.append({"line": line, "raw": row, "reasons": [pair]})
+                continue
+            messages = pair[0] if pair else to_messages(row, fmt)
             metadata = dict(row.get("metadata") or {})
             metadata.update({k: v for k, v in row.items() if k not in FORMAT_FIELDS[fmt]})
             metadata.update({"source_line": line, "source_format": fmt})
-            records.append((line, {"id": record_id(row, messages, line), "messages": messages, "metadata": metadata}))
+            record = {"id": record_id(row, messages, line), "messages": messages, "metadata": metadata}
+            if pair:
+                record["rejected"] = pair[1]
+            records.append((line, record))
     records.sort(key=lambda item: item[0])
+    kind, records, not_pairs = apply_kind(records, config.kind)
+    quarantine += not_pairs
     quarantine.sort(key=lambda q: q["line"])
     for q in quarantine:
         q["stage"] = "ingest"
@@ -228,6 +276,7 @@ def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
         "stage": "ingest",
         "records": str(records_path),
         "quarantine": str(quarantine_path),
+        "kind": kind,
         "counts": {"input": n_input, "kept": len(records), "quarantined": len(quarantine),
                    "formats": dict(Counter(r["metadata"]["source_format"] for _, r in records)),
                    **({"lines": n_lines} if n_lines is not None else {})},

@@ -179,6 +179,9 @@ def prepare_version(root: str | Path, feedback_path: str, batch_id: str, eval_sh
         "feedback_batches": [*parent.get("feedback_batches", []), batch_id],
         "feedback_ids": {"train": [_feedback_id(r) for r in train_share], "eval": [_feedback_id(r) for r in held]},
         "superseded": superseded, "source": {"kind": "feedback"},
+        # preference pairs made from feedback: which feedback ids became which pair (chosen and rejected side)
+        "feedback_pairs": {r["id"]: r["metadata"]["pair_feedback_ids"] for r in train_share
+                           if "pair_feedback_ids" in r.get("metadata", {})},
     }
     _write_manifest(folder, manifest)
     return {"version": number, "dir": str(folder), "input_path": str(folder / "input.jsonl"),
@@ -196,8 +199,11 @@ def commit_version(prepared: dict, data_dir: str | Path, source: dict | None = N
     manifest = _manifest(folder)
     if manifest is None:
         raise LoraflowError(f"{folder} holds no lineage manifest; prepare the version first (prepare_version).")
-    kept = {_feedback_id(r) for name in ("train", "val") for r in iter_jsonl(data_dir / f"{name}.jsonl")
-            if r.get("metadata", {}).get("source") == "feedback"}
+    from_feedback = [r for name in ("train", "val") for r in iter_jsonl(data_dir / f"{name}.jsonl")
+                     if r.get("metadata", {}).get("source") == "feedback"]
+    kept = {_feedback_id(r) for r in from_feedback}
+    trained_pairs = {r["id"] for r in from_feedback}
+    manifest["feedback_pairs_trained"] = [p for p in manifest.get("feedback_pairs", {}) if p in trained_pairs]
     offered = manifest["feedback_ids"]["train"]
     manifest["feedback_ids"] = {**manifest["feedback_ids"], "trained": [i for i in offered if i in kept],
                                 "dropped": [i for i in offered if i not in kept]}
@@ -232,7 +238,8 @@ def record_feedback_lineage(tracking_uri: str, run_id: str, registered: dict | N
     document = {"batch_id": committed["batch_id"], "feedback_batches": committed["feedback_batches"],
                 "lineage_version": committed["version"], "lineage_dir": committed["dir"], "parent": committed["parent"],
                 "content_hash": committed["content_hash"], "feedback_ids": ids, "superseded": committed.get("superseded", []),
-                "registered_model": registered}
+                "feedback_pairs": committed.get("feedback_pairs", {}),
+                "feedback_pairs_trained": committed.get("feedback_pairs_trained", []), "registered_model": registered}
     client.log_dict(run_id, document, "feedback/feedback_lineage.json")
     artifact_uri = f"runs:/{run_id}/feedback/feedback_lineage.json"
     trained = ids.get("trained", [])

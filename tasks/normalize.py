@@ -61,4 +61,6 @@ def normalize_text(text: str) -> str:
 def normalize_record(record: dict) -> dict:
     """A copy of the record with every turn's content normalised."""
     messages = [{**m, "content": normalize_text(m["content"])} for m in record["messages"]]
+    if "rejected" in record:  # a preference pair: its losing answer is cleaned the same way
+        return {**record, "messages": messages, "rejected": normalize_text(record["rejected"])}
     return {**record, "messages": messages}

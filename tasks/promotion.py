@@ -107,6 +107,23 @@ def _safety_check(summary: dict, reference: str | None) -> tuple[bool, str]:
     return _check(candidate >= other - _EPS, f"safety does not fall: candidate {candidate:.4f} vs {reference} {other:.4f}")
 
 
+def _preference_checks(summary: dict, reference: str | None, metric: str, higher_is_better: bool) -> list[tuple[bool, str]]:
+    """Preference data: held-out preference accuracy must not fall below the reference's, nor the task metric regress."""
+    accuracy = (summary.get("preference") or {}).get("accuracy") or {}
+    if "candidate" not in accuracy:
+        return []
+    others = ", ".join(f"{label} {accuracy[label]:.3f}" for label in ("base", "champion") if label in accuracy)
+    text = f"held-out preference accuracy: candidate {accuracy['candidate']:.3f}" + (f" vs {others}" if others else "")
+    if reference not in accuracy:
+        return [(True, f"skip: {text}; no reference model scored on the pairs")]
+    checks = [_check(accuracy["candidate"] >= accuracy[reference] - _EPS, f"{text}; must not fall below {reference}")]
+    task = _comparison_check(summary, reference, metric, higher_is_better) if reference else None
+    if task is not None:  # the same comparison as above, restated as the preference rule it enforces
+        checks.append((task[0], f"{'pass' if task[0] else 'fail'}: preference tuning does not regress {metric} on the "
+                                f"frozen test set: {task[1].split(': ', 1)[1]}"))
+    return checks
+
+
 def should_promote(summary: dict, task_card: TaskCard, config: EvalConfig) -> PromotionDecision:
     """Promote only if the candidate meets the task card, beats the majority class on every categorical field without
     collapsing, beats the base model (first champion) or is not worse than base and champion, keeps every slice and safety."""
@@ -135,4 +152,5 @@ def should_promote(summary: dict, task_card: TaskCard, config: EvalConfig) -> Pr
     else:
         checks.extend(_slice_checks(summary, reference, metric, higher, config))
     checks.append(_safety_check(summary, reference))
+    checks.extend(_preference_checks(summary, reference, metric, higher))
     return PromotionDecision(all(ok for ok, _ in checks), [text for _, text in checks])

@@ -11,6 +11,10 @@ from transformers import TrainerCallback
 TRAIN_METRIC_NAMES = {
     "loss": "train_loss", "eval_loss": "val_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm",
     "mean_token_accuracy": "train_token_accuracy", "eval_mean_token_accuracy": "val_token_accuracy",
+    # preference objectives (trl's DPO and ORPO trainers log these names)
+    **{f"{prefix}rewards/{key}": f"{stage}_{name}" for prefix, stage in (("", "train"), ("eval_", "val"))
+       for key, name in (("chosen", "reward_chosen"), ("rejected", "reward_rejected"), ("margins", "reward_margin"),
+                         ("accuracies", "preference_accuracy"))},
 }
 
 # End-of-training numbers -> names that say they are totals or averages over the run, not per-step values.

@@ -33,6 +33,15 @@ def to_prompt_completion(records: list[dict]) -> list[dict]:
     return examples
 
 
+def training_examples(records: list[dict], objective: str, path: str) -> list[dict]:
+    """The trainer's examples for the objective: prompt/completion turns for sft, prompt/chosen/rejected for dpo and orpo."""
+    if objective == "sft":
+        return to_prompt_completion(records)
+    from tasks.preference_train import to_preference_examples
+
+    return to_preference_examples(records, objective, path)
+
+
 def select_device() -> tuple[str, bool]:
     """('cuda', bf16 supported) on a GPU, else ('cpu', the CPU has native bf16 instructions: AVX512-BF16 or AMX)."""
     import torch
@@ -103,12 +112,9 @@ def load_model(model_path: str | None, method: str, device: str, bf16: bool, gra
     return model
 
 
-def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16: bool, n_train: int, has_val: bool,
-                     speed: SpeedPlan | None = None, world_size: int = 1):
-    """Map our TrainConfig (and the resolved speed options) onto trl's SFTConfig."""
-    from trl import SFTConfig
-
-    speed = speed or resolve_speed(train, "cuda" if _cuda() else "cpu")
+def trainer_arguments(train: TrainConfig, output_dir: Path, bf16: bool, n_train: int, has_val: bool, speed: SpeedPlan,
+                      world_size: int = 1) -> dict:
+    """The TrainingArguments every objective shares (SFT, DPO, ORPO), from our TrainConfig and the speed plan."""
     steps_per_epoch = max(1, -(-n_train // train.effective_batch_size))
     # Under DDP every GPU runs its own micro-batches: divide accumulation so the effective batch stays the same.
     accumulation = max(1, train.gradient_accumulation_steps // world_size)
@@ -117,7 +123,7 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
     # Otherwise validation loss at about VAL_POINTS points of the run (not once per epoch): a curve, for diagnosis.
     eval_steps = train.eval_steps or train.save_steps or max(1, math.ceil(total_steps / VAL_POINTS))
     strategy = "steps" if has_val else "no"
-    return SFTConfig(
+    return dict(
         output_dir=str(output_dir),
         per_device_train_batch_size=train.micro_batch_size,
         per_device_eval_batch_size=train.micro_batch_size,
@@ -144,16 +150,27 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
         gradient_checkpointing=train.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         bf16=bf16,
-        max_length=max_length,
-        packing=speed.packing,  # bfd packing: padding-free rows with position_ids
-        pad_to_multiple_of=speed.pad_to_multiple_of,
-        use_liger_kernel=speed.liger,
         ddp_find_unused_parameters=False if world_size > 1 else None,
         ddp_broadcast_buffers=False if world_size > 1 else None,  # rotary tables are constants: no per-forward broadcast
         seed=train.seed,
         report_to=["tensorboard"],
         dataloader_num_workers=0,
         use_cpu=not _cuda(),
+    )
+
+
+def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16: bool, n_train: int, has_val: bool,
+                     speed: SpeedPlan | None = None, world_size: int = 1):
+    """Map our TrainConfig (and the resolved speed options) onto trl's SFTConfig."""
+    from trl import SFTConfig
+
+    speed = speed or resolve_speed(train, "cuda" if _cuda() else "cpu")
+    return SFTConfig(
+        **trainer_arguments(train, output_dir, bf16, n_train, has_val, speed, world_size),
+        max_length=max_length,
+        packing=speed.packing,  # bfd packing: padding-free rows with position_ids
+        pad_to_multiple_of=speed.pad_to_multiple_of,
+        use_liger_kernel=speed.liger,
     )
 
 
@@ -166,7 +183,7 @@ def _cuda() -> bool:
 def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None, max_length: int, output_dir: Path,
                   bf16: bool, train_dataset, eval_dataset=None, callbacks: list | None = None,
                   speed: SpeedPlan | None = None, world_size: int = 1):
-    """trl's SFTTrainer with loraflow's settings: LoRA from `lora` (unless the model already is a peft model), speed options.
+    """trl's SFTTrainer (or DPO/ORPO for train.objective) with loraflow's settings: LoRA from `lora` (unless the model already is a peft model), speed options.
 
     The GPU benchmark calls this too, so what it measures is the path train_model runs.
     """
@@ -175,8 +192,6 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     from trl import SFTTrainer
 
     speed = speed or resolve_speed(train, str(model.device), model.config.to_dict(), max_length, lora)
-    args = build_sft_config(train, max_length, output_dir, bf16, len(train_dataset), eval_dataset is not None, speed,
-                            world_size)
     peft_config = None
     if lora is not None and not isinstance(model, PeftModel):
         peft_config = PeftLoraConfig(
@@ -189,8 +204,16 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
         all_callbacks.append(_unchecked_layers_callback(speed.unchecked_layers))
     if eval_dataset is not None and train.early_stopping_patience > 0:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=all_callbacks)
+    if train.objective in ("dpo", "orpo"):
+        from tasks.preference_train import build_preference_trainer
+
+        trainer = build_preference_trainer(model, tokenizer, train, max_length, output_dir, bf16, train_dataset,
+                                           eval_dataset, peft_config, all_callbacks, speed, world_size)
+    else:
+        args = build_sft_config(train, max_length, output_dir, bf16, len(train_dataset), eval_dataset is not None, speed,
+                                world_size)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                             processing_class=tokenizer, peft_config=peft_config, callbacks=all_callbacks)
     if speed.compile_layers:
         compile_decoder_layers(trainer.model)  # after peft wrapping, so the LoRA layers are inside the compiled graphs
     return trainer
@@ -210,8 +233,11 @@ def _unchecked_layers_callback(count: int):
 
 
 def train_model(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
-                max_length: int, out_dir: str, callbacks: list | None = None, on_finding=None) -> dict:
+                max_length: int, out_dir: str, callbacks: list | None = None, on_finding=None,
+                init_adapter: str | None = None) -> dict:
     """Fine-tune the base model on train.jsonl, early-stopping on val loss; save the best adapter (or full model).
+
+    train.objective picks what is learned (sft, dpo, orpo, sft_then_dpo); init_adapter continues from a saved adapter.
 
     With several GPUs (train.num_gpus, default all) it re-runs itself under torchrun, one DDP process per GPU.
     Returns paths (adapter or full model, log history, TensorBoard dir) and final metrics.
@@ -224,12 +250,16 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
 
     if world_size() == 1 and gpus_for(train) > 1:
         return launch_training(model_path, train_path, val_path, lora, train, max_length, out_dir, callbacks, gpus_for(train))
+    if train.objective == "sft_then_dpo":
+        from tasks.preference_train import train_sft_then_dpo
+
+        return train_sft_then_dpo(model_path, train_path, val_path, lora, train, max_length, out_dir, callbacks, on_finding)
     out = Path(out_dir)
     train_dir = out / "train"
     train_dir.mkdir(parents=True, exist_ok=True)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(train_dir / "tensorboard")
-    train_examples = to_prompt_completion(read_jsonl(train_path))
-    val_examples = to_prompt_completion(read_jsonl(val_path)) if val_path and Path(val_path).is_file() else []
+    train_examples = training_examples(read_jsonl(train_path), train.objective, train_path)
+    val_examples = training_examples(read_jsonl(val_path), train.objective, val_path) if val_path and Path(val_path).is_file() else []
     if not train_examples:
         raise LoraflowError(f"no training examples in {train_path}: every record was quarantined or removed; see data/report.json")
     method = train.method if train.method != "auto" else "lora"
@@ -254,6 +284,10 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         # On the CPU bf16 means autocast over fp32 weights (the Trainer's bf16 flag); on a GPU the weights are bf16 too.
         model = load_model(model_path, method, device, bf16 and device.startswith("cuda"), current.gradient_checkpointing,
                            attn_implementation=speed.attn_implementation, qlora_fp32=train.qlora_fp32)
+        if init_adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
         trainer = build_trainer(
             model, tokenizer, current, adapter, max_length, checkpoints_dir(out), bf16,
             datasets.Dataset.from_list(train_examples),
@@ -285,6 +319,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         "adapter_path": str(saved_dir) if adapter else None,
         "model_path": str(saved_dir) if not adapter else model_path,
         "method": method,
+        "objective": train.objective,
         "log_history": str(history_path),
         "tensorboard_dir": str(train_dir / "tensorboard"),
         "best_checkpoint": trainer.state.best_model_checkpoint,

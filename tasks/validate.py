@@ -7,20 +7,19 @@ import pandas as pd
 import pandera.pandas as pa
 
 from schemas.config.data import DataConfig
+from schemas.preferences import PreferenceRecord
 from schemas.records import CanonicalRecord, row_failures
 from tasks.errors import LoraflowError
 from tasks.ingest import stage_dir
+from tasks.preference_data import pair_token_texts
 from tasks.progress import progress
 from tasks.jsonl import read_jsonl, write_jsonl
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
-    """Records as an object-typed frame (pandas 3 would otherwise turn ids into a string dtype)."""
-    return pd.DataFrame({
-        "id": pd.Series([r.get("id") for r in records], dtype=object),
-        "messages": pd.Series([r.get("messages") for r in records], dtype=object),
-        "metadata": pd.Series([r.get("metadata") for r in records], dtype=object),
-    })
+    """Records as an object-typed frame (pandas 3 would otherwise turn ids into a string dtype); pairs add `rejected`."""
+    columns = ["id", "messages", "metadata"] + (["rejected"] if any("rejected" in r for r in records) else [])
+    return pd.DataFrame({c: pd.Series([r.get(c) for r in records], dtype=object) for c in columns})
 
 
 def load_tokenizer(tokenizer_path: str | None):
@@ -58,9 +57,9 @@ def count_tokens(tokenizer, conversations: list, batch_size: int = 512) -> list[
     return counts
 
 
-def canonical_schema(max_tokens: int | None) -> pa.DataFrameSchema:
-    """The CanonicalRecord schema with this run's token limit; later duplicates of an id fail, the first passes."""
-    schema = CanonicalRecord.to_schema().update_column("id", report_duplicates="exclude_first")
+def canonical_schema(max_tokens: int | None, pairs: bool = False) -> pa.DataFrameSchema:
+    """The CanonicalRecord (or PreferenceRecord) schema with this run's token limit; later duplicates of an id fail."""
+    schema = (PreferenceRecord if pairs else CanonicalRecord).to_schema().update_column("id", report_duplicates="exclude_first")
     if max_tokens:
         schema = schema.update_column("n_tokens", checks=[pa.Check.le(max_tokens)])
     return schema
@@ -85,9 +84,13 @@ def validate_records(records_path: str, config: DataConfig, languages: list[str]
         records = [records[i] for i in keep]
     frame = records_frame(records)
     tokenizer = load_tokenizer(tokenizer_path)
+    pairs = "rejected" in frame.columns
     if tokenizer is not None:
-        frame["n_tokens"] = pd.array(count_tokens(tokenizer, list(frame["messages"])), dtype="Int64")
-    failures = row_failures(canonical_schema(max_tokens if tokenizer is not None else None), frame)
+        counts = count_tokens(tokenizer, list(frame["messages"]))
+        if pairs:  # a pair is as long as its longer side
+            counts = [max(filter(None, (a, b)), default=None) for a, b in zip(counts, count_tokens(tokenizer, pair_token_texts(records)))]
+        frame["n_tokens"] = pd.array(counts, dtype="Int64")
+    failures = row_failures(canonical_schema(max_tokens if tokenizer is not None else None, pairs), frame)
     kept, quarantine = [], []
     for i, record in enumerate(records):
         if i in failures:

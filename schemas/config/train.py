@@ -9,6 +9,14 @@ Method = Literal["lora", "qlora", "full", "auto"]
 
 
 class TrainConfig(Section):
+    objective: Literal["sft", "dpo", "orpo", "sft_then_dpo"] = Field(
+        "sft", description="What is learned: sft (the reference answers), dpo or orpo (preference pairs: chosen over "
+        "rejected), or sft_then_dpo (supervised on the chosen answers, then DPO from that adapter). DPO's reference "
+        "is the frozen base with the adapter switched off (after sft_then_dpo's first phase: a frozen copy of that "
+        "adapter), never a second copy of the model's weights when training LoRA or QLoRA.")
+    preference_beta: float = Field(
+        0.1, gt=0.0, description="DPO's beta (how far the policy may move from the reference; trl's default 0.1) or "
+        "ORPO's lambda (weight of the odds-ratio term beside the supervised loss; 0.1 in the ORPO paper).")
     method: Method = Field("lora", description="lora (16/32-bit base), qlora (4-bit NF4 base), full fine-tuning, or auto (by the resource estimate).")
     learning_rate: float | None = Field(None, gt=0.0, lt=1.0, description="Peak learning rate; default 2e-4 for LoRA/QLoRA and 2e-5 for full fine-tuning (guide).")
     effective_batch_size: int = Field(16, ge=1, description="Examples per optimizer step = micro_batch_size x gradient accumulation (guide: 16-32).")

@@ -34,13 +34,16 @@ def baselines(train_path: str, test_path: str, config: EvalConfig, task_card: Ta
 
 @task(name="compare-and-gate", cache_policy=NO_CACHE)
 def compare_and_gate(results: dict[str, dict], train_path: str, tokenizer_path: str, task_card: TaskCard,
-                     config: EvalConfig, out_dir: str, run: dict) -> dict:
+                     config: EvalConfig, out_dir: str, run: dict, preference: dict | None = None) -> dict:
     """Compare candidate with base and champion, analyse badcases, apply the promotion gate; log it all."""
     from tasks.badcases import analyse_badcases
     from tasks.evaluate import summarize_evaluation
     from tasks.promotion import should_promote
 
     summary = summarize_evaluation(results, task_card, config, out_dir)
+    if preference:  # held-out preference accuracy per model: the gate checks it beside the task metric
+        summary["preference"] = preference
+        summary["mlflow_metrics"].update(preference["mlflow_metrics"])
     badcases = analyse_badcases(summary["paths"]["predictions"], train_path, task_card, config.badcases, out_dir, tokenizer_path)
     decision = should_promote(summary, task_card, config)
     decision_dict = {"promote": decision.promote, "reasons": decision.reasons}

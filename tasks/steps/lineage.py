@@ -21,15 +21,20 @@ def seed(task_name: str, out_dir: str, run: dict, lineage_dir: str | None = None
 
 
 @task(name="prepare-lineage-version", cache_policy=NO_CACHE)
-def prepare(task_name: str, lineage_dir: str | None, exported: dict, eval_share: float) -> dict:
-    """Start the next dataset version: the parent's train/val plus the batch's corrections (an eval share held out)."""
+def prepare(task_name: str, lineage_dir: str | None, exported: dict, eval_share: float, pairs: bool = False) -> dict:
+    """Start the next dataset version: the parent's train/val plus the batch's corrections (an eval share held out).
+
+    pairs: a preference objective trains on the batch's preference pairs instead of its supervised records.
+    """
     from tasks.lineage import lineage_root, prepare_version
 
-    prepared = prepare_version(lineage_root(task_name, lineage_dir), exported["records_path"], exported["batch_id"], eval_share,
+    feedback_path = exported["pairs_path"] if pairs else exported["records_path"]
+    prepared = prepare_version(lineage_root(task_name, lineage_dir), feedback_path, exported["batch_id"], eval_share,
                                exported.get("relabel_path"))
     ids = prepared["feedback_ids"]
-    get_run_logger().info("lineage v%s from v%s: %d feedback records offered for training, %d held out for feedback eval",
-                          prepared["version"], prepared["parent"], len(ids["train"]), len(ids["eval"]))
+    get_run_logger().info("lineage v%s from v%s: %d feedback %s offered for training, %d held out for feedback eval",
+                          prepared["version"], prepared["parent"], len(ids["train"]), "pairs" if pairs else "records",
+                          len(ids["eval"]))
     return prepared
 
 

@@ -1,0 +1,115 @@
+"""Preference objectives on a tiny model: DPO, ORPO and SFT-then-DPO lower their loss and save an adapter."""
+import json
+
+import pytest
+
+from schemas.config import LoraConfig, TrainConfig
+from tasks.errors import LoraflowError
+from tasks.jsonl import write_jsonl
+from tasks.train import train_model
+
+
+def _pairs(n: int) -> list[dict]:
+    return [{"id": f"p{i}", "metadata": {}, "rejected": json.dumps({"category": "billing", "priority": "low"}),
+             "messages": [{"role": "system", "content": "Answer in JSON."},
+                          {"role": "user", "content": f"ticket {i}: my CloudDrive invoice is wrong, urgent"},
+                          {"role": "assistant", "content": json.dumps({"category": "billing", "priority": "high"})}]}
+            for i in range(n)]
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    """16 training and 8 validation pairs in tmp_path."""
+    for name, part in (("train", slice(0, 16)), ("val", slice(16, None))):
+        write_jsonl(tmp_path / f"{name}.jsonl", _pairs(24)[part])
+    return tmp_path
+
+
+def _history(path) -> list[dict]:
+    return json.loads(open(path).read())
+
+
+@pytest.mark.parametrize("objective, method", [("dpo", "lora"), ("dpo", "qlora"), ("orpo", "lora")])
+def test_preference_training_lowers_the_loss_and_logs_rewards(tiny_model_path, pairs, objective, method):
+    config = TrainConfig(objective=objective, method=method, learning_rate=5e-3, epochs=4, effective_batch_size=4,
+                         micro_batch_size=4, logging_steps=1, early_stopping_patience=0)
+    out = pairs / f"{objective}-{method}"
+    result = train_model(str(tiny_model_path), str(pairs / "train.jsonl"), str(pairs / "val.jsonl"), LoraConfig(r=8),
+                         config, 96, str(out))
+    assert result["objective"] == objective and (out / "model" / "adapter" / "adapter_config.json").is_file()
+    history = _history(result["log_history"])
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert len(losses) >= 8 and losses[-1] < losses[0]
+    margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
+    assert margins[-1] > margins[0]
+    assert any("eval_rewards/accuracies" in h for h in history)
+    assert list((out / "train" / "tensorboard").rglob("events.out.tfevents*"))
+
+
+def test_dpo_reference_is_the_base_with_the_adapter_disabled(tiny_model_path, pairs):
+    from peft import LoraConfig as PeftLoraConfig
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tasks.preference_train import build_preference_trainer, to_preference_examples
+    from tasks.speed import resolve_speed
+    from tasks.jsonl import read_jsonl
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    config = TrainConfig(objective="dpo", micro_batch_size=4, effective_batch_size=4)
+    examples = to_preference_examples(read_jsonl(pairs / "train.jsonl"), "dpo", "train.jsonl")
+    trainer = build_preference_trainer(model, tokenizer, config, 96, pairs / "ref", False, datasets.Dataset.from_list(examples),
+                                       None, PeftLoraConfig(r=4, task_type="CAUSAL_LM"), [],
+                                       resolve_speed(config, "cpu"))
+    assert trainer.ref_model is None and list(trainer.model.peft_config) == ["default"]
+
+
+def test_sft_then_dpo_continues_from_the_supervised_adapter(tiny_model_path, pairs):
+    config = TrainConfig(objective="sft_then_dpo", learning_rate=5e-3, epochs=3, effective_batch_size=4,
+                         micro_batch_size=4, logging_steps=1, early_stopping_patience=0)
+    result = train_model(str(tiny_model_path), str(pairs / "train.jsonl"), str(pairs / "val.jsonl"), LoraConfig(r=8),
+                         config, 96, str(pairs / "both"))
+    assert result["objective"] == "sft_then_dpo"
+    assert (pairs / "both" / "sft_phase" / "model" / "adapter" / "adapter_config.json").is_file()
+    assert (pairs / "both" / "model" / "adapter" / "adapter_config.json").is_file()
+    sft_losses = [h["loss"] for h in _history(result["sft_phase"]["log_history"]) if "loss" in h]
+    dpo_history = _history(result["log_history"])
+    assert sft_losses[-1] < sft_losses[0] and any("rewards/margins" in h for h in dpo_history)
+    assert "sft_train_loss" in result["metrics"]
+
+
+def test_preference_objective_on_supervised_records_is_a_clear_error(tiny_model_path, tmp_path):
+    records = [{k: v for k, v in r.items() if k != "rejected"} for r in _pairs(4)]
+    write_jsonl(tmp_path / "train.jsonl", records)
+    with pytest.raises(LoraflowError, match="train.objective=dpo"):
+        train_model(str(tiny_model_path), str(tmp_path / "train.jsonl"), None, LoraConfig(), TrainConfig(objective="dpo"),
+                    64, str(tmp_path))
+
+
+def _margin_history(margins: list[float]) -> list[dict]:
+    from tests.unit.test_diagnosis import healthy, history
+
+    rows = history(healthy(len(margins)))
+    for row, margin in zip((r for r in rows if "loss" in r), margins):
+        row["rewards/margins"] = margin
+    return rows
+
+
+def test_diagnosis_flags_exploding_and_collapsing_reward_margins():
+    from tasks.diagnosis import diagnose
+
+    rising = [0.05 * i for i in range(12)]
+    assert diagnose(_margin_history(rising)) == []
+    exploded = diagnose(_margin_history(rising + [35.0]))
+    assert [f.code for f in exploded] == ["exploding_reward_margin"] and "preference_beta" in exploded[0].message
+    faded = diagnose(_margin_history(rising + [0.05, 0.02, -0.01]))
+    assert [f.code for f in faded] == ["collapsing_reward_margin"] and faded[0].data["peak"] == pytest.approx(0.55)
+    never = diagnose(_margin_history([-0.01 * i for i in range(12)]))
+    assert [f.code for f in never] == ["collapsing_reward_margin"]
+
+
+def test_pairs_longer_than_max_length_are_a_clear_error(tiny_model_path, pairs):
+    config = TrainConfig(objective="dpo", micro_batch_size=4, effective_batch_size=4)
+    with pytest.raises(LoraflowError, match="model.max_length=4"):
+        train_model(str(tiny_model_path), str(pairs / "train.jsonl"), None, LoraConfig(), config, 4, str(pairs / "short"))
