@@ -41,7 +41,7 @@ def main() -> None:
     from datetime import datetime, timezone
 
     from bench_common import machine, print_report  # benchmarks/ is on sys.path when run as a script
-    from tasks.train import _last_layer_indices
+    from tasks.lora_setup import last_layer_indices
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="runs/quickstart/data/train.jsonl")
@@ -57,7 +57,7 @@ def main() -> None:
     models = {}
     for scope in ("all", "last"):
         base = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
-        layers = _last_layer_indices(base, args.last_layers) if scope == "last" else None
+        layers = last_layer_indices(base, args.last_layers) if scope == "last" else None
         models[scope] = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=modules,
                                                          layers_to_transform=layers, task_type="CAUSAL_LM"))
     header = machine()

@@ -11,6 +11,7 @@ from schemas.config.train import TrainConfig
 from tasks.errors import LoraflowError
 from tasks.jsonl import read_jsonl
 from tasks.oom import run_with_oom_fallback
+from tasks.lora_setup import peft_lora_config, select_device
 from tasks.resume import checkpoints_dir, last_good_checkpoint
 from tasks.speed import SpeedPlan, compile_decoder_layers, keep_activations_of_last_layers, resolve_speed
 
@@ -40,34 +41,6 @@ def training_examples(records: list[dict], objective: str, path: str) -> list[di
     from tasks.preference_train import to_preference_examples
 
     return to_preference_examples(records, objective, path)
-
-
-def select_device() -> tuple[str, bool]:
-    """('cuda', bf16 supported) on a GPU, else ('cpu', the CPU has native bf16 instructions: AVX512-BF16 or AMX)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda", torch.cuda.is_bf16_supported()
-    return "cpu", bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def lora_target_modules(model, lora: LoraConfig) -> list[str] | str:
-    """peft's target_modules: as configured, or the decoder layers' linear module names when only the last layers are adapted."""
-    if not lora.last_layers or not isinstance(lora.target_modules, str):
-        return lora.target_modules
-    import torch
-
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-             if isinstance(module, torch.nn.Linear) and ".layers." in name}
-    if not names:
-        raise LoraflowError("lora.last_layers needs a model whose decoder layers are named `layers.<i>` (Llama, Qwen, Mistral, ...); "
-                            "unset lora.last_layers for this model.")
-    return sorted(names)
-
-
-def _last_layer_indices(model, count: int) -> list[int]:
-    total = model.config.num_hidden_layers
-    return list(range(max(0, total - count), total))
 
 
 def load_model(model_path: str | None, method: str, device: str, bf16: bool, gradient_checkpointing: bool, *,
@@ -187,18 +160,14 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
 
     The GPU benchmark calls this too, so what it measures is the path train_model runs.
     """
-    from peft import LoraConfig as PeftLoraConfig, PeftModel
+    from peft import PeftModel
     from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
     speed = speed or resolve_speed(train, str(model.device), model.config.to_dict(), max_length, lora)
     peft_config = None
     if lora is not None and not isinstance(model, PeftModel):
-        peft_config = PeftLoraConfig(
-            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora_target_modules(model, lora),
-            layers_to_transform=_last_layer_indices(model, lora.last_layers) if lora.last_layers else None,
-            task_type="CAUSAL_LM",
-        )
+        peft_config = peft_lora_config(model, lora)
     all_callbacks = list(callbacks or [])
     if speed.unchecked_layers:
         all_callbacks.append(_unchecked_layers_callback(speed.unchecked_layers))
