@@ -8,14 +8,13 @@ from schemas.config.task_card import TaskCard
 from tasks.baselines import baseline_rows
 from tasks.compare import compare_predictions, field_checks, slice_deltas
 from tasks.errors import LoraflowError
-from tasks.field_metrics import FieldSpec, example_field_scores, resolve_fields
+from tasks.field_metrics import FIELD_STATS, SHOWN_STATS, FieldSpec, example_field_scores, resolve_fields
 from tasks.generate import generate_predictions, load_test_records, split_record
 from tasks.jsonl import write_jsonl
 from tasks.metrics import METRIC_NAMES, aggregate, parse_json_object, row_language, score_pair
 
 MODELS = ("candidate", "base", "champion")
 LABELS = (*MODELS, "majority", "stratified")  # the models, then the trivial predictors (tasks.baselines)
-FIELD_STATS = {"categorical": ("accuracy", "macro_f1", "top_predicted_share"), "text": ("exact_match", "normalized_match")}
 
 
 def _known_field_metric(metric: str, declared: dict) -> bool:
@@ -171,25 +170,17 @@ def summarize_evaluation(results: dict[str, dict], task_card: TaskCard, config: 
     return summary
 
 
-def evaluation_table(summary: dict, metric: str) -> list[dict]:
-    """One row per model and baseline: the success metric, then each field's headline numbers (for the Prefect table)."""
-    rows = []
-    for label, result in summary["labels"].items():
-        row = {"model": label, metric: round(result["metrics"].get(metric, float("nan")), 4)}
-        for name, report in (result.get("fields") or {}).items():
-            keys = ("accuracy", "macro_f1") if report["kind"] == "categorical" else ("exact_match",)
-            row.update({f"{name} {key}": round(report[key], 4) for key in keys})
-        rows.append(row)
-    return rows
-
-
 def field_outcome(summary: dict) -> list[dict]:
-    """Per answer field and statistic, the value of each model and baseline: what the run prints at the end."""
+    """Per answer field and shown statistic, the value of each model and baseline: what the run prints at the end."""
     labels = summary["labels"]
-    rows = []
-    for name, report in (labels["candidate"].get("fields") or {}).items():
-        keys = ("accuracy", "macro_f1") if report["kind"] == "categorical" else ("exact_match",)
-        for key in keys:
-            rows.append({"field": name, "stat": key, **{label: result["fields"][name][key] for label, result in labels.items()
-                                                          if name in (result.get("fields") or {})}})
-    return rows
+    return [{"field": name, "stat": key, **{label: result["fields"][name][key] for label, result in labels.items()
+                                            if name in (result.get("fields") or {})}}
+            for name, report in (labels["candidate"].get("fields") or {}).items() for key in SHOWN_STATS[report["kind"]]]
+
+
+def evaluation_table(summary: dict, metric: str) -> list[dict]:
+    """One row per model and baseline: the success metric, then each field's shown numbers (for the Prefect table)."""
+    fields = field_outcome(summary)
+    return [{"model": label, metric: round(result["metrics"].get(metric, float("nan")), 4),
+             **{f"{row['field']} {row['stat']}": round(row[label], 4) for row in fields if label in row}}
+            for label, result in summary["labels"].items()]

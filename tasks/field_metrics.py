@@ -20,13 +20,17 @@ MIN_CASES_PER_CLASS = 3
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
 
+# The numbers each kind of field reports as field.<name>.<stat>, and the ones shown in tables and the closing lines.
+FIELD_STATS = {"categorical": ("accuracy", "macro_f1", "top_predicted_share"), "text": ("exact_match", "normalized_match")}
+SHOWN_STATS = {"categorical": ("accuracy", "macro_f1"), "text": ("exact_match",)}
+
+
 @dataclass(frozen=True)
 class FieldSpec:
-    """One answer field: `categorical` (with its allowed values, empty when inferred) or free `text`."""
+    """One answer field: `categorical` (a closed set of values, scored per class) or free `text`."""
 
     name: str
     kind: str
-    values: tuple[str, ...] = ()
 
 
 def field_value(obj: dict | None, name: str) -> str:
@@ -50,12 +54,8 @@ def resolve_fields(declared: Mapping[str, Sequence[str] | str] | None, reference
         declared: task_card.fields (name -> allowed values, or "text" for a free field); empty or None to infer.
         references: the parsed reference objects of the test set (None where a reference is not JSON).
     """
-    from tasks.metrics import normalize_text
-
     if declared:
-        return [FieldSpec(name, "text") if isinstance(values, str) else
-                FieldSpec(name, "categorical", tuple(normalize_text(str(v)) for v in values))
-                for name, values in declared.items()]
+        return [FieldSpec(name, "text" if isinstance(values, str) else "categorical") for name, values in declared.items()]
     objects = [r for r in references if r is not None]
     names = list(dict.fromkeys(k for obj in objects for k, v in obj.items() if not isinstance(v, dict | list)))
     specs = []
@@ -156,8 +156,7 @@ def summary_numbers(reports: Mapping[str, dict]) -> dict[str, float]:
         return {}
     flat = {"json_field_score": float(np.mean([headline(r) for r in reports.values()]))}
     for name, report in reports.items():
-        keys = ("accuracy", "macro_f1", "top_predicted_share") if report["kind"] == "categorical" else ("exact_match", "normalized_match")
-        flat.update({f"field.{name}.{key}": float(report[key]) for key in keys})
+        flat.update({f"field.{name}.{key}": float(report[key]) for key in FIELD_STATS[report["kind"]]})
     return flat
 
 

@@ -32,8 +32,6 @@ def last_layer_indices(model, count: int) -> list[int]:
     return list(range(max(0, total - count), total))
 
 
-
-
 def peft_lora_config(model, lora: LoraConfig):
     """peft's LoraConfig for causal-LM training from ours, on every layer or only the last lora.last_layers."""
     from peft import LoraConfig as PeftLoraConfig
