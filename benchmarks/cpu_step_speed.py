@@ -41,7 +41,7 @@ def main() -> None:
     from datetime import datetime, timezone
 
     from bench_common import machine, print_report  # benchmarks/ is on sys.path when run as a script
-    from tasks.lora_setup import last_layer_indices
+    from loraflow.tasks.training.lora_setup import last_layer_indices
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="runs/quickstart/data/train.jsonl")

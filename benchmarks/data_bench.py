@@ -19,15 +19,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import cpu_name  # noqa: E402
-from schemas.config.clean import CleanConfig  # noqa: E402
-from schemas.config.data import DataConfig  # noqa: E402
-from schemas.config.split import SplitConfig  # noqa: E402
-from tasks.clean import clean_records  # noqa: E402
-from tasks.dedup import conversation_text, near_duplicates  # noqa: E402
-from tasks.ingest import ingest_records  # noqa: E402
-from tasks.jsonl import iter_jsonl  # noqa: E402
-from tasks.split import split_records  # noqa: E402
-from tasks.validate import validate_records  # noqa: E402
+from loraflow.schemas.config.clean import CleanConfig  # noqa: E402
+from loraflow.schemas.config.data import DataConfig  # noqa: E402
+from loraflow.schemas.config.split import SplitConfig  # noqa: E402
+from loraflow.tasks.data.clean import clean_records  # noqa: E402
+from loraflow.tasks.data.dedup import conversation_text, near_duplicates  # noqa: E402
+from loraflow.tasks.data.ingest import ingest_records  # noqa: E402
+from loraflow.tasks.common.jsonl import iter_jsonl  # noqa: E402
+from loraflow.tasks.data.split import split_records  # noqa: E402
+from loraflow.tasks.data.validate import validate_records  # noqa: E402
 
 EN_WORDS = ("the a of to and in is it you that for on with as be at this from your my order account invoice password "
             "printer laptop router package refund subscription screen battery keyboard delivery warranty license "

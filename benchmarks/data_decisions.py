@@ -18,14 +18,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from schemas.config.clean import CleanConfig  # noqa: E402
-from schemas.config.data import DataConfig  # noqa: E402
-from schemas.config.split import SplitConfig  # noqa: E402
-from tasks.clean import clean_records  # noqa: E402
-from tasks.ingest import ingest_records  # noqa: E402
-from tasks.jsonl import read_jsonl  # noqa: E402
-from tasks.split import split_records  # noqa: E402
-from tasks.validate import validate_records  # noqa: E402
+from loraflow.schemas.config.clean import CleanConfig  # noqa: E402
+from loraflow.schemas.config.data import DataConfig  # noqa: E402
+from loraflow.schemas.config.split import SplitConfig  # noqa: E402
+from loraflow.tasks.data.clean import clean_records  # noqa: E402
+from loraflow.tasks.data.ingest import ingest_records  # noqa: E402
+from loraflow.tasks.common.jsonl import read_jsonl  # noqa: E402
+from loraflow.tasks.data.split import split_records  # noqa: E402
+from loraflow.tasks.data.validate import validate_records  # noqa: E402
 
 SUFFIXES = ("-near", "-dup", "-conflict", "-empty")
 ITEMS = {"zh": ["音箱", "键盘", "耳机", "手环", "台灯", "鼠标", "水壶", "背包"],

@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench_common import add_model_options, apply_threads, emit_json, print_report, run_models, save_random_model  # noqa: E402
-from tasks.generate import generate_for_records, load_model, split_record  # noqa: E402
-from tasks.errors import LoraflowError  # noqa: E402
+from loraflow.tasks.evaluation.generate import generate_for_records, load_model, split_record  # noqa: E402
+from loraflow.tasks.common.errors import LoraflowError  # noqa: E402
 
 DATA = ROOT / "examples" / "quickstart" / "tickets.jsonl"
 
@@ -39,7 +39,7 @@ def load_records(samples: int) -> list[dict]:
 
 def resolve(name: str, cache_dir: str, texts: list[str]) -> str:
     """A local model folder for tiny / smollm2 / random:SHAPE / a path."""
-    from tasks.models import SMOLLM2, TINY, resolve_base_model
+    from loraflow.tasks.common.base_model import SMOLLM2, TINY, resolve_base_model
 
     if name.startswith("random:"):
         import shutil
@@ -74,7 +74,7 @@ def bench_model(name: str, args) -> dict:
     n = len(records)
     scoring = "n/a"
     try:  # the GPU machine lacks the metric packages: time the scoring only where they are installed
-        from tasks.evaluate import score_rows
+        from loraflow.tasks.evaluation.evaluate import score_rows
     except ImportError:
         pass
     else:

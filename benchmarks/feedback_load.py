@@ -29,8 +29,8 @@ TOKEN = "benchmark-token"
 # and the automatic trigger off (no Prefect in this measurement).
 SERVER = """
 import sys, uvicorn
-from schemas.config.feedback import FeedbackConfig
-from tasks.feedback_api import create_app
+from loraflow.schemas.config.feedback import FeedbackConfig
+from loraflow.services.feedback_api import create_app
 config = FeedbackConfig(database_url=sys.argv[1], trigger_threshold=0, rate_limit_per_second=1e9, rate_limit_burst=10**9)
 uvicorn.run(create_app(config, token=sys.argv[3]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
 """

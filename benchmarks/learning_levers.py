@@ -1,8 +1,8 @@
 """What makes the main job learn its task: training variants on a run folder's splits, scored field by field.
 
-Each variant trains through the real path (`tasks.train.train_model`, the quickstart's config plus `--set`-style
+Each variant trains through the real path (`loraflow.tasks.training.train.train_model`, the quickstart's config plus `--set`-style
 overrides) on DATA/train.jsonl with DATA/val.jsonl for early stopping, then answers DATA/test.jsonl greedily
-(`tasks.evaluate.evaluate_model`) and reports per-field accuracy, json_field_score, the most frequent answer per
+(`loraflow.tasks.evaluation.evaluate.evaluate_model`) and reports per-field accuracy, json_field_score, the most frequent answer per
 categorical field, optimizer steps, and train and evaluation seconds. One JSON line per variant is appended to --out.
 
     .venv/bin/python benchmarks/learning_levers.py --data runs/quickstart/data \\
@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.configuration import load_config  # noqa: E402
-from tasks.evaluate import evaluate_model  # noqa: E402
-from tasks.train import train_model  # noqa: E402
+from loraflow.tasks.common.config_files import load_config  # noqa: E402
+from loraflow.tasks.evaluation.evaluate import evaluate_model  # noqa: E402
+from loraflow.tasks.training.train import train_model  # noqa: E402
 
 
 def run_variant(name: str, overrides: dict, config_path: str, data: Path, model: str, out_root: Path) -> dict:

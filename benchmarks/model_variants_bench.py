@@ -25,7 +25,7 @@ def base_model(name: str, cache_dir: str, work: Path) -> str:
     """A local base-model folder for tiny / smollm2 / random:SHAPE / a path."""
     if name.startswith("random:"):
         return str(save_random_model(name, work / name.replace(":", "-")))
-    from tasks.models import SMOLLM2, TINY, resolve_base_model
+    from loraflow.tasks.common.base_model import SMOLLM2, TINY, resolve_base_model
 
     return resolve_base_model({"tiny": TINY, "smollm2": SMOLLM2}.get(name, name), None, None, cache_dir, [])
 
@@ -36,8 +36,8 @@ def build_variants(base: str, work: Path, dtype, device: str, with_gguf: bool) -
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from tasks.merge import dir_size
-    from tasks.quantize import _copy_tokenizer, load_variant, quantize_model
+    from loraflow.tasks.deploy.merge import dir_size
+    from loraflow.tasks.deploy.quantize import _copy_tokenizer, load_variant, quantize_model
 
     torch.manual_seed(1)
     # the pipeline's default adapter shape: rank 8 on every linear layer (weights random: speed only)

@@ -21,18 +21,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from bench_common import add_model_options, apply_threads, emit_json, print_report, run_models  # noqa: E402
-from tasks.configuration import load_config  # noqa: E402
-from tasks.jsonl import read_jsonl, write_jsonl  # noqa: E402
+from loraflow.tasks.common.config_files import load_config  # noqa: E402
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "preferences" / "pipeline.yaml"
 
 
 def prepare_splits(config, out: Path) -> dict:
     """The example's pairs through the data stages (no tokenizer: lengths are checked in training)."""
-    from tasks.clean import clean_records
-    from tasks.ingest import ingest_records
-    from tasks.split import split_records
-    from tasks.validate import validate_records
+    from loraflow.tasks.data.clean import clean_records
+    from loraflow.tasks.data.ingest import ingest_records
+    from loraflow.tasks.data.split import split_records
+    from loraflow.tasks.data.validate import validate_records
 
     ingested = ingest_records(config.data.path, config.data, str(out))
     validated = validate_records(ingested["records"], config.data, list(config.task_card.languages), None, 4096, str(out))
@@ -42,8 +42,8 @@ def prepare_splits(config, out: Path) -> dict:
 
 def score(label: str, model: str, adapter: str | None, test: str, config, out: Path, task_metric: bool) -> dict:
     """Preference accuracy on the test pairs, and the task metric from greedy answers when asked."""
-    from tasks.evaluate import evaluate_model
-    from tasks.preference_eval import score_pairs
+    from loraflow.tasks.evaluation.evaluate import evaluate_model
+    from loraflow.tasks.evaluation.preference import score_pairs
 
     started = time.perf_counter()
     pairs = score_pairs(model, adapter, test)
@@ -59,7 +59,7 @@ def score(label: str, model: str, adapter: str | None, test: str, config, out: P
 
 
 def bench(args) -> list[dict]:
-    from tasks.train import train_model
+    from loraflow.tasks.training.train import train_model
 
     overrides = [f"train.objective={args.objective}", f"train.learning_rate={args.lr}", f"train.epochs={args.epochs}",
                  f"train.effective_batch_size={args.batch}", f"train.micro_batch_size={args.batch}"]

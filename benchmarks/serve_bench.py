@@ -22,9 +22,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench_common import add_model_options, apply_threads, emit_json, print_report, run_models  # noqa: E402
-from tasks.serving.app import ServerState, create_app  # noqa: E402
-from tasks.serving.engine import BatchingEngine  # noqa: E402
-from tasks.serving.loading import load_bundle  # noqa: E402
+from loraflow.services.serving.app import ServerState, create_app  # noqa: E402
+from loraflow.services.serving.engine import BatchingEngine  # noqa: E402
+from loraflow.services.serving.loading import load_bundle  # noqa: E402
 
 TICKETS = [
     "My order 4411 for a blue kettle arrived broken, please help.",
@@ -46,7 +46,7 @@ def prompts(n: int) -> list[list[dict]]:
 
 def resolve(name: str, cache_dir: str) -> str:
     """A local model folder for tiny / smollm2 / random-1b / a path."""
-    from tasks.models import SMOLLM2, TINY, resolve_base_model
+    from loraflow.tasks.common.base_model import SMOLLM2, TINY, resolve_base_model
 
     if name == "random-1b":
         return build_random_1b(Path(cache_dir), resolve_base_model(TINY, None, None, cache_dir, TICKETS))

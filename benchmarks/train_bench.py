@@ -2,7 +2,7 @@
 """GPU training benchmark: loraflow's training path against the plain QLoRA stack, same card, same process.
 
 Both train a Llama-2-7B-shaped model with random weights on random tokens. loraflow's side goes through
-tasks.train.load_model + build_trainer (trl SFTTrainer, fused LM head, compiled decoder layers, packing), the functions
+loraflow.tasks.training.train.load_model + build_trainer (trl SFTTrainer, fused LM head, compiled decoder layers, packing), the functions
 train_model uses; the baseline is benchmarks/baseline_stack.py (a copy of ../shared/bench/qlora_baseline.py's stack).
 
 GPU:  python3 benchmarks/train_bench.py            (writes $OUT/train_bench.json, prints a table last)
@@ -49,10 +49,10 @@ import peft  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 import baseline_stack as base  # noqa: E402
-from schemas.config.lora import LoraConfig  # noqa: E402
-from schemas.config.train import TrainConfig  # noqa: E402
-from tasks.speed import resolve_speed  # noqa: E402
-from tasks.train import build_trainer, load_model  # noqa: E402
+from loraflow.schemas.config.lora import LoraConfig  # noqa: E402
+from loraflow.schemas.config.train import TrainConfig  # noqa: E402
+from loraflow.tasks.training.speed import resolve_speed  # noqa: E402
+from loraflow.tasks.training.train import build_trainer, load_model  # noqa: E402
 
 DEV = "cpu" if args.cpu else "cuda"
 if DEV == "cuda" and "LOCAL_RANK" in os.environ:

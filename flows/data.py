@@ -1,8 +1,8 @@
 """The data flow: ingest -> validate -> clean -> split -> augment (train only) -> report."""
 from prefect import flow
 
-from schemas.config import PipelineConfig
-from tasks.steps import data
+from loraflow.schemas.config import PipelineConfig
+from loraflow.tasks.steps import data
 
 
 @flow(name="data")

@@ -1,8 +1,8 @@
 """Evaluate one model (run folder, model folder or registry URI) on a test file, against the task card."""
 from prefect import flow
 
-from schemas.config import PipelineConfig
-from tasks.steps import evaluation, monitor
+from loraflow.schemas.config import PipelineConfig
+from loraflow.tasks.steps import evaluation, monitor
 
 
 @flow(name="evaluate")

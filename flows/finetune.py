@@ -1,10 +1,10 @@
 """The main pipeline: data -> train -> evaluate (base, candidate, champion) -> gate -> register/promote."""
 from prefect import flow
 
-from flows import subflow_result
-from flows.data import prepare_data
-from schemas.config import PipelineConfig
-from tasks.steps import deploy, evaluation, feedback, lineage, plan, preference, tracking, training
+from loraflow.flows import subflow_result
+from loraflow.flows.data import prepare_data
+from loraflow.schemas.config import PipelineConfig
+from loraflow.tasks.steps import deploy, evaluation, feedback, lineage, plan, preference, tracking, training
 
 DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 

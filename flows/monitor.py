@@ -1,7 +1,7 @@
 """Monitoring: re-evaluate the champion on the frozen test set and on feedback, log the trend, alert below the task card."""
 from prefect import flow
 
-from tasks.steps import evaluation, feedback, lineage, monitor as steps
+from loraflow.tasks.steps import evaluation, feedback, lineage, monitor as steps
 
 DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 

@@ -1,7 +1,7 @@
 """Move the champion alias by hand from the Prefect UI: promote a registered version, or roll back."""
 from prefect import flow
 
-from tasks.steps import registry
+from loraflow.tasks.steps import registry
 
 
 @flow(name="promote")

@@ -1,9 +1,9 @@
 """Retrain from feedback: export a batch -> grow the dataset lineage -> the finetune pipeline -> record the lineage in MLflow."""
 from prefect import flow
 
-from flows import subflow_result
-from flows.finetune import finetune
-from tasks.steps import feedback, lineage
+from loraflow.flows import subflow_result
+from loraflow.flows.finetune import finetune
+from loraflow.tasks.steps import feedback, lineage
 
 DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 

@@ -1,9 +1,9 @@
 """A hyper-parameter sweep: every combination of a grid of overrides as its own finetune run, the best by val loss."""
 from prefect import flow
 
-from schemas.config import PipelineConfig
-from tasks.steps import sweep as steps
-from tasks.steps.tracking import end_mlflow_run
+from loraflow.schemas.config import PipelineConfig
+from loraflow.tasks.steps import sweep as steps
+from loraflow.tasks.steps.tracking import end_mlflow_run
 
 
 @flow(name="sweep", on_failure=[end_mlflow_run], on_crashed=[end_mlflow_run], on_cancellation=[end_mlflow_run])

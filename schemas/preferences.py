@@ -9,7 +9,7 @@ from typing import Any
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from schemas.records import CanonicalRecord, _is_text, _is_turn_list
+from loraflow.schemas.records import CanonicalRecord, _is_text, _is_turn_list
 
 
 def _answer(value: Any) -> bool:

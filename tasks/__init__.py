@@ -1,1 +1,2 @@
-"""Plain typed functions that do the pipeline's work (no prefect here; wrappers live in tasks/steps.py)."""
+"""The pipeline's work, one package per DAG stage (plain typed functions, no prefect); `steps/` holds the thin
+Prefect `@task` wrappers, one module per stage."""

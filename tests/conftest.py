@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_HOME / 'mlflow.db'}"
 
-from loraflow.env import configure_environment  # noqa: E402
+from loraflow.tasks.common.settings import configure_environment  # noqa: E402
 
 configure_environment()
 
@@ -44,7 +44,7 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def tiny_model_path() -> Path:
     """A tiny random Llama with a ChatML byte-level BPE tokenizer, built once per session."""
-    from tasks.models import build_tiny_model
+    from loraflow.tasks.common.base_model import build_tiny_model
 
     texts = ["Extract the support ticket as JSON.", '{"category": "billing", "priority": "high", "product": "CloudDrive"}',
              "我的云盘订单还没到。", "Hello, please help me with my account."]

@@ -5,7 +5,7 @@ import pkgutil
 import signal
 import sys
 
-from loraflow.env import configure_environment
+from loraflow.tasks.common.settings import configure_environment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the chosen subcommand, and turn user errors into one line and an exit code."""
     configure_environment()
     args = build_parser().parse_args(argv)
-    from tasks.errors import LoraflowError
+    from loraflow.tasks.common.errors import LoraflowError
 
     signal.signal(signal.SIGTERM, _terminated)  # a flow swaps in Prefect's own SIGTERM handler while it runs
     try:

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
 
 def handle_schema(args) -> int:
     """Print the JSON schema of PipelineConfig."""
-    from schemas.config import PipelineConfig
+    from loraflow.schemas.config import PipelineConfig
 
     print(json.dumps(PipelineConfig.model_json_schema(), indent=2))
     return 0
@@ -25,8 +25,8 @@ def handle_schema(args) -> int:
 
 def handle_check(args) -> int:
     """Validate a config: exit 1 with every problem, else print warnings and 'ok'."""
-    from schemas.config import recommendation_warnings
-    from tasks.configuration import load_config
+    from loraflow.schemas.config import recommendation_warnings
+    from loraflow.tasks.common.config_files import load_config
 
     config = load_config(args.file, args.set)
     for warning in recommendation_warnings(config):

@@ -18,8 +18,8 @@ def register(subparsers) -> None:
 
 def handle_deploy(args) -> int:
     """Create each missing pool, then one `prefect deploy` of the deployments of those pools."""
-    from tasks.deployments import POOL_TYPES, pool_deployments
-    from tasks.errors import LoraflowError
+    from loraflow.tasks.common.work_pools import POOL_TYPES, pool_deployments
+    from loraflow.tasks.common.errors import LoraflowError
 
     api = os.environ.get("PREFECT_API_URL")
     if not api:

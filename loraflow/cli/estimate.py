@@ -18,14 +18,14 @@ def register(subparsers) -> None:
 
 def run_estimate(args) -> int:
     """Print the estimate; exit 0 whether or not it fits (the flow is what stops)."""
-    from tasks.configuration import load_config
-    from tasks.estimate_config import estimate_for_config
+    from loraflow.tasks.common.config_files import load_config
+    from loraflow.tasks.planning.estimate_config import estimate_for_config
 
     config = load_config(args.config, args.overrides)
     device = args.device
     gpu = args.gpu_memory
     if device is None and gpu is not None:
-        from tasks.estimate_config import detect_device
+        from loraflow.tasks.planning.estimate_config import detect_device
 
         device = detect_device()[0]
     estimate = estimate_for_config(config, n_train_tokens=args.tokens, train_jsonl=args.train_jsonl,

@@ -36,11 +36,11 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _feedback_config(args):
-    from schemas.config.feedback import FeedbackConfig
+    from loraflow.schemas.config.feedback import FeedbackConfig
 
     config = FeedbackConfig()
     if args.config or args.overrides:
-        from tasks.configuration import load_config
+        from loraflow.tasks.common.config_files import load_config
 
         config = load_config(args.config, args.overrides).feedback
     if args.database_url:
@@ -52,7 +52,7 @@ def serve_feedback(args) -> int:
     """Run the API with uvicorn until interrupted."""
     import uvicorn
 
-    from tasks.feedback_api import create_app
+    from loraflow.services.feedback_api import create_app
 
     config = _feedback_config(args)
     app = create_app(config, insecure_no_auth=args.insecure_no_auth)
@@ -65,7 +65,7 @@ def serve_feedback(args) -> int:
 
 def export_feedback_command(args) -> int:
     """Export and print the summary as JSON."""
-    from tasks.feedback_export import export_feedback
+    from loraflow.tasks.feedback.export import export_feedback
 
     config = _feedback_config(args)
     summary = export_feedback(config.database_url, args.out, batch_id=args.batch_id)
@@ -75,7 +75,7 @@ def export_feedback_command(args) -> int:
 
 def import_badcases_command(args) -> int:
     """Store the run's badcases as `down`-rated feedback and print the counts."""
-    from tasks.badcase_import import import_badcases
+    from loraflow.tasks.feedback.badcase_import import import_badcases
 
     print(json.dumps(import_badcases(args.run_dir, _feedback_config(args).database_url), indent=2))
     return 0

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export the sample and say where the files are."""
-    from tasks.human_eval import export_human_eval
+    from loraflow.tasks.evaluation.human_eval import export_human_eval
 
     result = export_human_eval(args.run_dir, n=args.n, out_dir=args.out, seed=args.seed, rubric=args.rubric)
     strata = ", ".join(f"{name} {count}" for name, count in result["strata"].items())
@@ -38,7 +38,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     """Import the ratings and print the per-dimension summary."""
-    from tasks.human_eval import import_human_eval
+    from loraflow.tasks.evaluation.human_eval import import_human_eval
 
     summary = import_human_eval(args.run_dir, args.files)
     print(f"{summary['n_ratings']} ratings of {summary['n_cases']} cases by {len(summary['raters'])} rater(s): {', '.join(summary['raters'])}")

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_judge(args: argparse.Namespace) -> int:
     """Run the judge and print mean scores and agreement with human raters."""
-    from tasks.llm_judge import run_llm_judge
+    from loraflow.tasks.evaluation.llm_judge import run_llm_judge
 
     summary = run_llm_judge(
         args.run_dir, args.base_url, args.model, api_key=os.environ.get(args.api_key_env) or None,

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
 
 def list_models(args) -> int:
     """Print the catalogue (or one model's licence check); exit 0."""
-    from tasks.model_advice import licence_conflicts, read_licence, recommend_models
+    from loraflow.tasks.planning.model_advice import licence_conflicts, read_licence, recommend_models
 
     if args.check:
         licence, name, source = read_licence(args.check)

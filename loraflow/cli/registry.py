@@ -25,14 +25,14 @@ def register(subparsers) -> None:
 
 def _name(args) -> str:
     """The --model value, else the registry's only model."""
-    from tasks.registry import only_model_name
+    from loraflow.tasks.deploy.registry import only_model_name
 
     return args.model or only_model_name(tracking_uri=args.tracking_uri)
 
 
 def handle_promote(args) -> int:
     """Promote a version to champion and print the event."""
-    from tasks.registry import promote
+    from loraflow.tasks.deploy.registry import promote
 
     name = _name(args)
     event = promote(name, args.version, args.reason, tracking_uri=args.tracking_uri)
@@ -43,7 +43,7 @@ def handle_promote(args) -> int:
 
 def handle_rollback(args) -> int:
     """Roll the champion back and print the event."""
-    from tasks.registry import rollback
+    from loraflow.tasks.deploy.registry import rollback
 
     name = _name(args)
     event = rollback(name, args.to_version, args.reason, tracking_uri=args.tracking_uri)
@@ -53,7 +53,7 @@ def handle_rollback(args) -> int:
 
 def handle_versions(args) -> int:
     """Print every version of the model, newest first."""
-    from tasks.registry import champion_history, list_versions
+    from loraflow.tasks.deploy.registry import champion_history, list_versions
 
     name = _name(args)
     rows = list_versions(name, tracking_uri=args.tracking_uri)

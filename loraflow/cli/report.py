@@ -14,7 +14,7 @@ def run_report(args: argparse.Namespace) -> int:
     """Write the report, attach it to MLflow unless told not to, and print where it is."""
     from pathlib import Path
 
-    from tasks.eval_report import log_eval_report, write_eval_report
+    from loraflow.tasks.evaluation.report import log_eval_report, write_eval_report
 
     path = write_eval_report(args.run_dir)
     print(f"report: {Path(path).resolve().as_uri()}")

@@ -26,10 +26,10 @@ def _common(parser) -> None:
 
 def load(args, extra_overrides: list[str] | None = None):
     """Load and check the config, printing guide-range warnings; fail before anything runs."""
-    from schemas.config import recommendation_warnings
-    from tasks.configuration import load_config
-    from tasks.errors import LoraflowError
-    from tasks.models import check_model_reference
+    from loraflow.schemas.config import recommendation_warnings
+    from loraflow.tasks.common.config_files import load_config
+    from loraflow.tasks.common.errors import LoraflowError
+    from loraflow.tasks.common.base_model import check_model_reference
 
     config = load_config(args.config, list(args.set) + (extra_overrides or []))
     check_model_reference(config.model.name_or_path, config.model.gguf_file)
@@ -49,7 +49,7 @@ class _UserErrorWithoutTraceback(logging.Filter):
     """Prefect logs a failed run with its traceback; for a user error the one-line message is the whole story."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from tasks.errors import LoraflowError
+        from loraflow.tasks.common.errors import LoraflowError
 
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, LoraflowError):
@@ -60,7 +60,7 @@ class _UserErrorWithoutTraceback(logging.Filter):
 
 def _run_flow(flow_fn, **kwargs):
     """Run a flow and unwrap a LoraflowError raised inside it into the CLI's one-line message."""
-    from tasks.errors import LoraflowError
+    from loraflow.tasks.common.errors import LoraflowError
 
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_UserErrorWithoutTraceback())
@@ -85,7 +85,7 @@ def _run_flow(flow_fn, **kwargs):
 def handle_run(args) -> int:
     """Run the finetune flow and print the outcome."""
     config, input_path, out_dir = load(args)
-    from flows.finetune import finetune
+    from loraflow.flows.finetune import finetune
 
     result = _run_flow(finetune, config=config, input_path=input_path, out_dir=out_dir)
     outcome = result.get("outcome", {})
@@ -108,7 +108,7 @@ def handle_run(args) -> int:
         print(f"registered:     {registered.get('name')} version {registered.get('version')} ({', '.join(registered.get('aliases') or ['no alias'])})")
     print(f"MLflow run id:  {result.get('mlflow_run_id')}  ({result.get('mlflow_tracking_uri')})")
     print(f"Prefect run id: {result.get('prefect_flow_run_id')}")
-    from tasks.links import mlflow_ui_lines, prefect_ui_lines
+    from loraflow.tasks.tracking.links import mlflow_ui_lines, prefect_ui_lines
 
     for label, lines in (("MLflow UI:", mlflow_ui_lines(str(result.get("mlflow_tracking_uri")), result.get("mlflow_experiment_id"),
                                                         result.get("mlflow_run_id"))),
@@ -122,7 +122,7 @@ def handle_run(args) -> int:
 def handle_data(args) -> int:
     """Run only the data flow and print the counts."""
     config, input_path, out_dir = load(args, [f"data.pilot={args.pilot}"] if args.pilot else None)
-    from flows.data import prepare_data
+    from loraflow.flows.data import prepare_data
 
     result = _run_flow(prepare_data, config=config, input_path=input_path, out_dir=out_dir)
     report = json.loads(Path(result["report"]["report_json"]).read_text())

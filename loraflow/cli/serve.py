@@ -27,13 +27,13 @@ def serve_config_from_args(args):
     """The ServeConfig in force: config file section, then --set, then the explicit flags; plus the model URI."""
     from pydantic import ValidationError
 
-    from schemas.config.serve import ServeConfig
-    from tasks.errors import LoraflowError
+    from loraflow.schemas.config.serve import ServeConfig
+    from loraflow.tasks.common.errors import LoraflowError
 
     serve_data: dict = {}
     registered_name = None
     if args.config or args.overrides:
-        from tasks.configuration import load_config
+        from loraflow.tasks.common.config_files import load_config
 
         pipeline = load_config(args.config, args.overrides)
         if hasattr(pipeline, "serve"):
@@ -51,7 +51,7 @@ def serve_config_from_args(args):
     model = config.model or (f"models:/{registered_name}@champion" if registered_name else None)
     if model is None:
         raise LoraflowError("no model to serve: pass --model models:/NAME@champion or a model folder (or set serve.model)")
-    from tasks.serving.source import parse_model_uri
+    from loraflow.services.serving.source import parse_model_uri
 
     parse_model_uri(model)  # a malformed URI fails here, before anything loads
     return config, model
@@ -61,16 +61,16 @@ def run_serve(args) -> int:
     """Run the server in the foreground until interrupted."""
     config, model = serve_config_from_args(args)
     if args.download_to:
-        from tasks.serving.source import materialize_model
+        from loraflow.services.serving.source import materialize_model
 
         print(materialize_model(model, args.download_to))
         return 0
     if args.print_vllm_command:
-        from tasks.serving.source import served_model_name
-        from tasks.serving.vllm_backend import build_vllm_command
+        from loraflow.services.serving.source import served_model_name
+        from loraflow.services.serving.vllm_backend import build_vllm_command
 
         print(shlex.join(build_vllm_command(model, config, config.served_model_name or served_model_name(model))))
         return 0
-    from tasks.serving.server import run_server
+    from loraflow.services.serving.server import run_server
 
     return run_server(config, model)

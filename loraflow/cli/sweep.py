@@ -18,14 +18,14 @@ def register(subparsers) -> None:
 def handle_sweep(args) -> int:
     """Run the sweep flow and print the trials, best first."""
     from loraflow.cli.run import _run_flow, load
-    from tasks.errors import LoraflowError
-    from tasks.sweep import parse_grid, render_summary
+    from loraflow.tasks.common.errors import LoraflowError
+    from loraflow.tasks.training.sweep import parse_grid, render_summary
 
     grid = parse_grid(args.grid)
     if args.concurrency < 1:
         raise LoraflowError(f"--concurrency {args.concurrency} must be 1 or more")
     config, input_path, out_dir = load(args)
-    from flows.sweep import sweep
+    from loraflow.flows.sweep import sweep
 
     result = _run_flow(sweep, config=config, grid=grid, input_path=input_path, out_dir=out_dir,
                        concurrency=args.concurrency)

@@ -1,21 +1,21 @@
 """The one frozen pipeline config, nested by stage; each task gets only its own part."""
 from pydantic import Field
 
-from schemas.config._base import Section
-from schemas.config.augment import AugmentConfig
-from schemas.config.clean import CleanConfig
-from schemas.config.data import DataConfig
-from schemas.config.deploy import DeployConfig
-from schemas.config.evaluate import EvalConfig
-from schemas.config.feedback import FeedbackConfig
-from schemas.config.judge import JudgeConfig
-from schemas.config.lora import LoraConfig
-from schemas.config.model import ModelConfig
-from schemas.config.serve import ServeConfig
-from schemas.config.split import SplitConfig
-from schemas.config.task_card import SuccessCriterion, TaskCard, TaskExample
-from schemas.config.tracking import TrackingConfig
-from schemas.config.train import TrainConfig
+from loraflow.schemas.config._base import Section
+from loraflow.schemas.config.augment import AugmentConfig
+from loraflow.schemas.config.clean import CleanConfig
+from loraflow.schemas.config.data import DataConfig
+from loraflow.schemas.config.deploy import DeployConfig
+from loraflow.schemas.config.evaluate import EvalConfig
+from loraflow.schemas.config.feedback import FeedbackConfig
+from loraflow.schemas.config.judge import JudgeConfig
+from loraflow.schemas.config.lora import LoraConfig
+from loraflow.schemas.config.model import ModelConfig
+from loraflow.schemas.config.serve import ServeConfig
+from loraflow.schemas.config.split import SplitConfig
+from loraflow.schemas.config.task_card import SuccessCriterion, TaskCard, TaskExample
+from loraflow.schemas.config.tracking import TrackingConfig
+from loraflow.schemas.config.train import TrainConfig
 
 
 class PipelineConfig(Section):

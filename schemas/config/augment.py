@@ -1,7 +1,7 @@
 """Augmentation: off by default, per method; augmented records only go to train."""
 from pydantic import Field
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 
 class AugmentConfig(Section):

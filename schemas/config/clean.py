@@ -3,10 +3,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 
-# What near-duplicate detection compares (tasks.dedup.compared_texts): the request turns and the answers each on their
+# What near-duplicate detection compares (loraflow.tasks.data.dedup.compared_texts): the request turns and the answers each on their
 # own, system turns left out (`turns`), or the whole conversation as one text (`conversation`).
 NearDupCompare = Literal["turns", "conversation"]
 

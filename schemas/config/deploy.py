@@ -3,7 +3,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 
 class DeployConfig(Section):

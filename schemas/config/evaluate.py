@@ -1,7 +1,7 @@
 """Evaluation: generation settings, comparison and the promotion gate's tolerances."""
 from pydantic import Field
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 
 class EvalConfig(Section):

@@ -1,7 +1,7 @@
 """The feedback service: where feedback is stored, how it is guarded, and when it starts a retrain."""
 from pydantic import Field
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 
 class FeedbackConfig(Section):

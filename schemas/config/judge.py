@@ -1,7 +1,7 @@
 """LLM-as-judge: scoring the rubric through an OpenAI-compatible endpoint (off by default)."""
 from pydantic import Field
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 
 class JudgeConfig(Section):

@@ -1,7 +1,7 @@
 """LoRA adapter shape (also used by QLoRA)."""
 from pydantic import Field
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 
 class LoraConfig(Section):

@@ -1,7 +1,7 @@
 """The base model: a hub id, a local folder, a GGUF file, or a tiny random model for tests."""
 from pydantic import Field
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 
 class ModelConfig(Section):

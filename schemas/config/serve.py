@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 # vLLM accepts only these LoRA ranks (its --max-lora-rank choices).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)

@@ -1,8 +1,8 @@
 """Splitting into train/val/test without leakage."""
 from pydantic import Field, model_validator
 
-from schemas.config._base import Section
-from schemas.config.clean import NearDupCompare
+from loraflow.schemas.config._base import Section
+from loraflow.schemas.config.clean import NearDupCompare
 
 
 class SplitConfig(Section):

@@ -1,7 +1,7 @@
 """Where runs are tracked: MLflow and Prefect, embedded by default."""
 from pydantic import Field
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 
 class TrackingConfig(Section):

@@ -3,7 +3,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from schemas.config._base import Section
+from loraflow.schemas.config._base import Section
 
 Method = Literal["lora", "qlora", "full", "auto"]
 

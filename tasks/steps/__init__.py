@@ -1,5 +1,5 @@
 """The thin Prefect `@task` wrappers, one module per stage group; the only place in tasks/ that imports prefect."""
-from tasks.errors import LoraflowError
+from loraflow.tasks.common.errors import LoraflowError
 
 
 def not_user_error(task, task_run, state) -> bool:

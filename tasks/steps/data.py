@@ -13,9 +13,9 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 
-from schemas.config import AugmentConfig, CleanConfig, DataConfig, ModelConfig, SplitConfig
-from tasks.errors import LoraflowError
-from tasks.steps import not_user_error
+from loraflow.schemas.config import AugmentConfig, CleanConfig, DataConfig, ModelConfig, SplitConfig
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.steps import not_user_error
 
 
 @dataclass
@@ -44,7 +44,7 @@ DATA_TASK = dict(cache_policy=INPUTS + TASK_SOURCE + RunFolderToken(), persist_r
 @task(name="resolve-inputs", cache_policy=NO_CACHE)
 def resolve_inputs(config: DataConfig, input_path: str | None, model_cache_dir: str | None) -> tuple[str, str]:
     """The input file (argument, else data.path) and the model cache folder (else LORAFLOW_HOME/models)."""
-    from loraflow.env import loraflow_home
+    from loraflow.tasks.common.settings import loraflow_home
 
     path = input_path or config.path
     if not path:
@@ -57,7 +57,7 @@ def fingerprint_input(input_path: str) -> str:
     """Content hash of the input file, so the data cache follows the data, not just its path."""
     from pathlib import Path
 
-    from tasks.tracking import file_digest
+    from loraflow.tasks.tracking.runs import file_digest
 
     if not Path(input_path).is_file():
         raise LoraflowError(f"input file {input_path} does not exist; pass --input PATH or set data.path in the config")
@@ -67,7 +67,7 @@ def fingerprint_input(input_path: str) -> str:
 @task(name="ingest", **DATA_TASK)
 def ingest(input_path: str, input_digest: str, config: DataConfig, out_dir: str) -> dict:
     """Read and normalise the input file to canonical records; unparseable rows are quarantined."""
-    from tasks.ingest import ingest_records
+    from loraflow.tasks.data.ingest import ingest_records
 
     get_run_logger().info("stage: ingest %s", input_path)
     return ingest_records(input_path, config, out_dir)
@@ -77,9 +77,9 @@ def ingest(input_path: str, input_digest: str, config: DataConfig, out_dir: str)
       cache_policy=NO_CACHE)
 def prepare_base_model(config: ModelConfig, records_path: str, cache_dir: str, intended_use: str) -> str:
     """Resolve the base model to a local folder (downloads or converts once; cached on disk); warn on licence conflicts."""
-    from tasks.jsonl import iter_jsonl
-    from tasks.model_advice import licence_conflicts
-    from tasks.models import TINY, resolve_base_model
+    from loraflow.tasks.common.jsonl import iter_jsonl
+    from loraflow.tasks.planning.model_advice import licence_conflicts
+    from loraflow.tasks.common.base_model import TINY, resolve_base_model
 
     get_run_logger().info("stage: base model %s", config.name_or_path)
     texts = None
@@ -95,10 +95,10 @@ def prepare_base_model(config: ModelConfig, records_path: str, cache_dir: str, i
 def validate(ingested: dict, config: DataConfig, languages: list[str], tokenizer_path: str, max_tokens: int,
              out_dir: str) -> dict:
     """Validate canonical records against the pandera contract; invalid rows go to quarantine with reasons."""
-    from tasks.validate import validate_records
+    from loraflow.tasks.data.validate import validate_records
 
     get_run_logger().info("stage: validate")
-    from tasks.data_report import write_data_report
+    from loraflow.tasks.data.report import write_data_report
 
     counts = ingested["counts"]
     try:
@@ -113,7 +113,7 @@ def validate(ingested: dict, config: DataConfig, languages: list[str], tokenizer
 @task(name="clean", **DATA_TASK)
 def clean(validated: dict, config: CleanConfig, languages: list[str], out_dir: str) -> dict:
     """Normalise, deduplicate (exact + near) and filter low-quality records, each removal with a reason."""
-    from tasks.clean import clean_records
+    from loraflow.tasks.data.clean import clean_records
 
     get_run_logger().info("stage: clean")
     return clean_records(validated["records"], config, languages, out_dir)
@@ -122,7 +122,7 @@ def clean(validated: dict, config: CleanConfig, languages: list[str], out_dir: s
 @task(name="split", **DATA_TASK)
 def split(cleaned: dict, config: SplitConfig, out_dir: str) -> dict:
     """Split into train/val/test without leakage (and keep a frozen test set)."""
-    from tasks.split import split_records
+    from loraflow.tasks.data.split import split_records
 
     get_run_logger().info("stage: split")
     result = split_records(cleaned["records"], config, out_dir)
@@ -134,7 +134,7 @@ def split(cleaned: dict, config: SplitConfig, out_dir: str) -> dict:
 @task(name="augment", retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error, **DATA_TASK)
 def augment(splits: dict, config: AugmentConfig, languages: list[str], out_dir: str) -> dict:
     """Augment the train split only (the endpoint may be remote, hence retries)."""
-    from tasks.augment import augment_records
+    from loraflow.tasks.data.augment import augment_records
 
     get_run_logger().info("stage: augment")
     return augment_records(splits["train"], config, languages, out_dir)
@@ -149,7 +149,7 @@ def data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str, ta
     """
     from prefect import runtime
 
-    from tasks.data_report import write_data_report
+    from loraflow.tasks.data.report import write_data_report
 
     get_run_logger().info("stage: data report")
     header = {"task": task_name, "run folder": out_dir, "flow run": f"{runtime.flow_run.name} ({runtime.flow_run.id})",

@@ -4,10 +4,10 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import DeployConfig, EvalConfig, TaskCard
-from tasks import tracking
-from tasks.jsonl import iter_jsonl
-from tasks.steps import not_user_error
+from loraflow.schemas.config import DeployConfig, EvalConfig, TaskCard
+from loraflow.tasks.tracking import runs as tracking
+from loraflow.tasks.common.jsonl import iter_jsonl
+from loraflow.tasks.steps import not_user_error
 
 
 def _registry_name(config: DeployConfig, task_name: str) -> str:
@@ -17,7 +17,7 @@ def _registry_name(config: DeployConfig, task_name: str) -> str:
 @task(name="find-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def find_champion(config: DeployConfig, task_name: str, run: dict) -> str | None:
     """Local folder of the current champion model, or None when there is none yet."""
-    from tasks.registry import champion_version, resolve_model
+    from loraflow.tasks.deploy.registry import champion_version, resolve_model
 
     name = _registry_name(config, task_name)
     version = champion_version(name, tracking_uri=run["tracking_uri"])
@@ -32,9 +32,9 @@ def find_champion(config: DeployConfig, task_name: str, run: dict) -> str | None
 def merge_and_register(base_model_path: str, trained: dict, test_path: str, config: DeployConfig, task_card: TaskCard,
                        decision: dict, data_hash: str, metrics: dict, out_dir: str, run: dict) -> dict | None:
     """Merge the adapter (parity-checked), register the candidate as challenger, promote it when the gate says so."""
-    from tasks.merge import PARITY_REPORT, merge_adapter
-    from tasks.model_card import model_card_markdown, version_description
-    from tasks.registry import promote, register_model, version_aliases
+    from loraflow.tasks.deploy.merge import PARITY_REPORT, merge_adapter
+    from loraflow.tasks.deploy.model_card import model_card_markdown, version_description
+    from loraflow.tasks.deploy.registry import promote, register_model, version_aliases
 
     if not config.register_model:
         return None
@@ -78,8 +78,8 @@ def quantize_variants(registered: dict | None, trained: dict, test_path: str, co
         get_run_logger().warning("deploy.quantize needs a merged model: set deploy.merge and deploy.register_model")
         return []
 
-    from tasks.evaluate import evaluate_model
-    from tasks.quantize import quantize_model, variant_size_gate
+    from loraflow.tasks.evaluation.evaluate import evaluate_model
+    from loraflow.tasks.deploy.quantize import quantize_model, variant_size_gate
 
     metric = task_card.success_metric
     variants = []

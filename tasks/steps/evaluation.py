@@ -6,17 +6,17 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import EvalConfig, JudgeConfig, TaskCard
-from tasks import tracking
-from tasks.evaluate import evaluation_table
-from tasks.steps import not_user_error
+from loraflow.schemas.config import EvalConfig, JudgeConfig, TaskCard
+from loraflow.tasks.tracking import runs as tracking
+from loraflow.tasks.evaluation.evaluate import evaluation_table
+from loraflow.tasks.steps import not_user_error
 
 
 @task(name="evaluate-model", task_run_name="evaluate-{label}", cache_policy=NO_CACHE)
 def evaluate(label: str, model_path: str, adapter_path: str | None, test_path: str, config: EvalConfig,
              task_card: TaskCard, out_dir: str) -> dict:
     """Batched greedy generation on the test split and per-example scores for one model."""
-    from tasks.evaluate import evaluate_model
+    from loraflow.tasks.evaluation.evaluate import evaluate_model
 
     get_run_logger().info("stage: evaluate %s", label)
     return evaluate_model(model_path, adapter_path, test_path, config, task_card, out_dir, label)
@@ -25,7 +25,7 @@ def evaluate(label: str, model_path: str, adapter_path: str | None, test_path: s
 @task(name="score-baselines", cache_policy=NO_CACHE)
 def baselines(train_path: str, test_path: str, config: EvalConfig, task_card: TaskCard, out_dir: str) -> dict[str, dict]:
     """Score the trivial predictors (majority class, stratified random per answer field) on the test set."""
-    from tasks.evaluate import evaluate_baselines
+    from loraflow.tasks.evaluation.evaluate import evaluate_baselines
 
     results = evaluate_baselines(train_path, test_path, config, task_card, out_dir)
     get_run_logger().info("stage: baselines %s", ", ".join(results) or "none (answers are not JSON objects)")
@@ -36,9 +36,9 @@ def baselines(train_path: str, test_path: str, config: EvalConfig, task_card: Ta
 def compare_and_gate(results: dict[str, dict], train_path: str, tokenizer_path: str, task_card: TaskCard,
                      config: EvalConfig, out_dir: str, run: dict, preference: dict | None = None) -> dict:
     """Compare candidate with base and champion, analyse badcases, apply the promotion gate; log it all."""
-    from tasks.badcases import analyse_badcases
-    from tasks.evaluate import summarize_evaluation
-    from tasks.promotion import should_promote
+    from loraflow.tasks.evaluation.badcases import analyse_badcases
+    from loraflow.tasks.evaluation.evaluate import summarize_evaluation
+    from loraflow.tasks.evaluation.promotion import should_promote
 
     summary = summarize_evaluation(results, task_card, config, out_dir)
     if preference:  # held-out preference accuracy per model: the gate checks it beside the task metric
@@ -67,11 +67,11 @@ def compare_and_gate(results: dict[str, dict], train_path: str, tokenizer_path: 
 @task(name="eval-report", cache_policy=NO_CACHE)
 def eval_report(out_dir: str, run: dict) -> str:
     """The self-contained HTML evaluation report, logged to MLflow and linked from Prefect."""
-    from tasks.eval_report import write_eval_report
+    from loraflow.tasks.evaluation.report import write_eval_report
 
     path = write_eval_report(out_dir)
     tracking.log_artifacts(run["tracking_uri"], run["run_id"], path, "eval")
-    from tasks.links import markdown_link, mlflow_run_url
+    from loraflow.tasks.tracking.links import markdown_link, mlflow_run_url
 
     url = mlflow_run_url(run["tracking_uri"], run.get("experiment_id", ""), run["run_id"], "artifacts/eval/report.html")
     create_markdown_artifact(key="evaluation-report", markdown="Evaluation report: " + markdown_link("report.html", url, path),
@@ -82,7 +82,7 @@ def eval_report(out_dir: str, run: dict) -> str:
 @task(name="llm-judge", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10, retry_condition_fn=not_user_error)
 def judge(out_dir: str, config: JudgeConfig) -> dict | None:
     """Score the candidate's answers on the five rubric dimensions through an OpenAI-compatible judge (off by default)."""
-    from tasks.llm_judge import judge_from_config
+    from loraflow.tasks.evaluation.llm_judge import judge_from_config
 
     if config.enabled:
         get_run_logger().info("stage: LLM-as-judge (%s)", config.model)

@@ -5,15 +5,15 @@ from prefect import get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import FeedbackConfig, PipelineConfig
-from tasks.steps import not_user_error
+from loraflow.schemas.config import FeedbackConfig, PipelineConfig
+from loraflow.tasks.steps import not_user_error
 
 
 @task(name="load-config", cache_policy=NO_CACHE)
 def load_pipeline_config(config_path: str, overrides: list[str]) -> PipelineConfig:
     """Read the pipeline YAML with `key=value` overrides (paths in it resolve against the file); log guide warnings."""
-    from schemas.config import recommendation_warnings
-    from tasks.configuration import load_config
+    from loraflow.schemas.config import recommendation_warnings
+    from loraflow.tasks.common.config_files import load_config
 
     config = load_config(config_path, overrides)
     for warning in recommendation_warnings(config):
@@ -24,7 +24,7 @@ def load_pipeline_config(config_path: str, overrides: list[str]) -> PipelineConf
 @task(name="claim-feedback-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def claim_batch(config: FeedbackConfig, batch_id: str | None) -> str | None:
     """The batch to retrain on: the given one, else all pending feedback claimed now (a scheduled run); None if nothing is pending."""
-    from tasks.feedback_store import FeedbackStore
+    from loraflow.tasks.feedback.store import FeedbackStore
 
     if batch_id:
         return batch_id
@@ -49,8 +49,8 @@ def export_batch(config: FeedbackConfig, batch_id: str, out_dir: str | None) -> 
     Returns export_feedback's summary plus `run_dir`, the folder the retrain writes into
     (out_dir, else $LORAFLOW_HOME/runs/retrain-<batch id>).
     """
-    from loraflow.env import loraflow_home
-    from tasks.feedback_export import export_feedback
+    from loraflow.tasks.common.settings import loraflow_home
+    from loraflow.tasks.feedback.export import export_feedback
 
     run_dir = Path(out_dir) if out_dir else loraflow_home() / "runs" / f"retrain-{batch_id}"
     exported = export_feedback(config.database_url, str(run_dir / "feedback"), batch_id)
@@ -65,7 +65,7 @@ def export_batch(config: FeedbackConfig, batch_id: str, out_dir: str | None) -> 
 @task(name="record-feedback-lineage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def record_in_mlflow(result: dict, committed: dict) -> dict:
     """Tag the finetune's MLflow run and its registered version with the feedback ids it trained on; note the model in the lineage."""
-    from tasks.lineage import record_feedback_lineage
+    from loraflow.tasks.data.lineage import record_feedback_lineage
 
     outcome = result.get("outcome") or {}
     recorded = record_feedback_lineage(result["mlflow_tracking_uri"], result["mlflow_run_id"], outcome.get("registered_model"),

@@ -5,13 +5,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import PipelineConfig
+from loraflow.schemas.config import PipelineConfig
 
 
 @task(name="seed-lineage", cache_policy=NO_CACHE)
 def seed(task_name: str, out_dir: str, run: dict, lineage_dir: str | None = None) -> dict | None:
     """Make this run's data version v1 of the task's lineage when the lineage is still empty (later runs leave it)."""
-    from tasks.lineage import lineage_root, seed_lineage
+    from loraflow.tasks.data.lineage import lineage_root, seed_lineage
 
     root = lineage_root(task_name, lineage_dir)
     seeded = seed_lineage(root, Path(out_dir) / "data", {"run_dir": str(Path(out_dir).resolve()), "mlflow_run_id": run["run_id"]})
@@ -26,7 +26,7 @@ def prepare(task_name: str, lineage_dir: str | None, exported: dict, eval_share:
 
     pairs: a preference objective trains on the batch's preference pairs instead of its supervised records.
     """
-    from tasks.lineage import lineage_root, prepare_version
+    from loraflow.tasks.data.lineage import lineage_root, prepare_version
 
     feedback_path = exported["pairs_path"] if pairs else exported["records_path"]
     prepared = prepare_version(lineage_root(task_name, lineage_dir), feedback_path, exported["batch_id"], eval_share,
@@ -49,7 +49,7 @@ def config_for_version(config: PipelineConfig, prepared: dict) -> PipelineConfig
 @task(name="commit-lineage-version", cache_policy=NO_CACHE)
 def commit(prepared: dict, run_dir: str, result: dict) -> dict:
     """Copy the data stages' output (run_dir/data) into the prepared version; record which feedback ids reached training."""
-    from tasks.lineage import commit_version
+    from loraflow.tasks.data.lineage import commit_version
 
     committed = commit_version(prepared, Path(run_dir) / "data", {"run_dir": str(run_dir), "mlflow_run_id": result["mlflow_run_id"]})
     ids = committed["feedback_ids"]
@@ -65,8 +65,8 @@ def commit(prepared: dict, run_dir: str, result: dict) -> dict:
 @task(name="lineage-sets", cache_policy=NO_CACHE)
 def evaluation_sets(task_name: str, lineage_dir: str | None, test_path: str | None) -> dict:
     """The frozen test set (test_path, else the lineage's) and the lineage's held-out feedback-eval set (None if empty)."""
-    from tasks.errors import LoraflowError
-    from tasks.lineage import EVAL_FILE, latest_version, lineage_root
+    from loraflow.tasks.common.errors import LoraflowError
+    from loraflow.tasks.data.lineage import EVAL_FILE, latest_version, lineage_root
 
     root = lineage_root(task_name, lineage_dir)
     latest = latest_version(root)

@@ -5,12 +5,12 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import FeedbackConfig, PipelineConfig
-from tasks.steps import not_user_error
+from loraflow.schemas.config import FeedbackConfig, PipelineConfig
+from loraflow.tasks.steps import not_user_error
 
 
 def _tracking_uri(config: PipelineConfig) -> str:
-    from loraflow.env import default_mlflow_uri
+    from loraflow.tasks.common.settings import default_mlflow_uri
 
     return config.tracking.mlflow_tracking_uri or default_mlflow_uri()
 
@@ -20,7 +20,7 @@ def monitor_folder(out_dir: str | None, task_name: str) -> str:
     """Where this pass writes predictions and its report: out_dir, else $LORAFLOW_HOME/monitor/<task>/<UTC time>."""
     from datetime import UTC, datetime
 
-    from loraflow.env import loraflow_home
+    from loraflow.tasks.common.settings import loraflow_home
 
     folder = Path(out_dir) if out_dir else loraflow_home() / "monitor" / task_name / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder.mkdir(parents=True, exist_ok=True)
@@ -30,7 +30,7 @@ def monitor_folder(out_dir: str | None, task_name: str) -> str:
 @task(name="find-champion-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def find_champion(config: PipelineConfig) -> dict | None:
     """The champion's name, version and local folder (downloaded once), or None when nothing is promoted yet."""
-    from tasks.registry import champion_version, resolve_model
+    from loraflow.tasks.deploy.registry import champion_version, resolve_model
 
     uri = _tracking_uri(config)
     name = config.deploy.registered_model_name or config.task_card.name
@@ -46,7 +46,7 @@ def find_champion(config: PipelineConfig) -> dict | None:
 @task(name="recent-feedback", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def recent_feedback(config: FeedbackConfig, days: float, out_dir: str) -> dict:
     """The corrections of the last `days` as an evaluation set, and the share of badcases among recent feedback."""
-    from tasks.monitor import recent_feedback as gather
+    from loraflow.tasks.feedback.monitor import recent_feedback as gather
 
     found = gather(config.database_url, days, str(Path(out_dir) / "recent_feedback.jsonl"))
     share = found["badcase_share"]
@@ -58,7 +58,7 @@ def recent_feedback(config: FeedbackConfig, days: float, out_dir: str) -> dict:
 @task(name="record-monitoring", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def record(config: PipelineConfig, champion: dict, results: dict[str, dict], feedback: dict | None, out_dir: str) -> dict:
     """Check the task card's threshold on every set, log the pass and its trend to MLflow, alert as artifact and log."""
-    from tasks.monitor import log_monitoring, quality_alerts, render_alert
+    from loraflow.tasks.feedback.monitor import log_monitoring, quality_alerts, render_alert
 
     metrics = {name: result["metrics"] for name, result in results.items()}
     alerts = quality_alerts(metrics, config.task_card)
@@ -83,7 +83,7 @@ def record(config: PipelineConfig, champion: dict, results: dict[str, dict], fee
 @task(name="send-alert-webhook", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=10, retry_condition_fn=not_user_error)
 def send_webhook(url: str | None, summary: dict) -> int | None:
     """POST the alerts to the webhook (url, else $LORAFLOW_ALERT_WEBHOOK); nothing when all is well or no webhook is set."""
-    from tasks.monitor import post_webhook, webhook_url
+    from loraflow.tasks.feedback.monitor import post_webhook, webhook_url
 
     target = webhook_url(url)
     if not summary["alerts"] or target is None:
@@ -96,9 +96,9 @@ def send_webhook(url: str | None, summary: dict) -> int | None:
 @task(name="resolve-eval-target", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def resolve_target(model: str, test_path: str | None, config: PipelineConfig) -> dict:
     """The model (and adapter) to evaluate and its test set: test_path, else the run folder's test split, else the lineage's."""
-    from tasks.errors import LoraflowError
-    from tasks.lineage import latest_version, lineage_root
-    from tasks.monitor import resolve_eval_target
+    from loraflow.tasks.common.errors import LoraflowError
+    from loraflow.tasks.data.lineage import latest_version, lineage_root
+    from loraflow.tasks.feedback.monitor import resolve_eval_target
 
     target = resolve_eval_target(model, _tracking_uri(config))
     if test_path is None and target["run_dir"] and (Path(target["run_dir"]) / "data" / "test.jsonl").is_file():
@@ -117,7 +117,7 @@ def evaluation_summary(result: dict, config: PipelineConfig, out_dir: str) -> di
     """Write eval/metrics_<label>.json with the task card's verdict and show the metrics as a Prefect table."""
     import json
 
-    from tasks.monitor import quality_alerts
+    from loraflow.tasks.feedback.monitor import quality_alerts
 
     alerts = quality_alerts({"test": result["metrics"]}, config.task_card)
     summary = {**result, "criteria_met": not alerts, "alerts": alerts}

@@ -6,8 +6,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import PipelineConfig, TrainConfig
-from tasks import tracking
+from loraflow.schemas.config import PipelineConfig, TrainConfig
+from loraflow.tasks.tracking import runs as tracking
 
 
 @task(name="estimate-resources", cache_policy=NO_CACHE)
@@ -16,8 +16,8 @@ def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: 
 
     With `train.method: auto` the returned config names the method the estimate chose.
     """
-    from tasks.estimate import require_fit
-    from tasks.estimate_config import estimate_for_config
+    from loraflow.tasks.planning.estimate import require_fit
+    from loraflow.tasks.planning.estimate_config import estimate_for_config
 
     if input_path:  # --input overrides data.path
         config = config.model_copy(update={"data": config.data.model_copy(update={"path": input_path})})

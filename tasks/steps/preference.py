@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 @task(name="preference-accuracy", cache_policy=NO_CACHE)
 def preference_accuracy(models: dict[str, tuple[str, str | None] | None], test_path: str, out_dir: str) -> dict | None:
     """Score each (model path, adapter path) on the test pairs; None when the test split holds no pairs."""
-    from tasks.preference_eval import preference_summary, score_pairs
+    from loraflow.tasks.evaluation.preference import preference_summary, score_pairs
 
     scores = {label: score_pairs(*model, test_path) for label, model in models.items() if model}
     if not any(scores.values()):

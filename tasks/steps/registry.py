@@ -3,7 +3,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.steps import not_user_error
+from loraflow.tasks.steps import not_user_error
 
 REGISTRY_TASK = dict(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 
@@ -20,7 +20,7 @@ def _record(event: dict, name: str) -> dict:
 @task(name="promote-version", **REGISTRY_TASK)
 def promote_version(model_name: str | None, version: str, reason: str, tracking_uri: str | None) -> dict:
     """Point the champion alias at a registered version (model_name None: the only registered model)."""
-    from tasks.registry import only_model_name, promote
+    from loraflow.tasks.deploy.registry import only_model_name, promote
 
     name = model_name or only_model_name(tracking_uri=tracking_uri)
     return _record(promote(name, version, reason, tracking_uri=tracking_uri), name)
@@ -29,7 +29,7 @@ def promote_version(model_name: str | None, version: str, reason: str, tracking_
 @task(name="rollback-champion", **REGISTRY_TASK)
 def rollback_champion(model_name: str | None, to_version: str | None, reason: str, tracking_uri: str | None) -> dict:
     """Move the champion alias back to to_version, or to the champion before the current one."""
-    from tasks.registry import only_model_name, rollback
+    from loraflow.tasks.deploy.registry import only_model_name, rollback
 
     name = model_name or only_model_name(tracking_uri=tracking_uri)
     return _record(rollback(name, to_version, reason, tracking_uri=tracking_uri), name)

@@ -5,23 +5,24 @@ from prefect import get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import PipelineConfig
-from tasks import sweep as sweeps
-from tasks import tracking
-from tasks.steps.tracking import write_run_json
+from loraflow.schemas.config import PipelineConfig
+from loraflow.tasks.common.settings import import_root
+from loraflow.tasks.training import sweep as sweeps
+from loraflow.tasks.tracking import runs as tracking
+from loraflow.tasks.steps.tracking import write_run_json
 
 
 @task(name="start-sweep", cache_policy=NO_CACHE)
 def start_sweep(config: PipelineConfig, grid: dict[str, list[str]], out_dir: str) -> dict:
     """Open the parent MLflow run (the grid as params) and plan the trials: name, overrides, run folder."""
-    from loraflow.env import default_mlflow_uri
-    from tasks.configuration import dump_config
+    from loraflow.tasks.common.settings import default_mlflow_uri
+    from loraflow.tasks.common.config_files import dump_config
 
     uri = config.tracking.mlflow_tracking_uri or default_mlflow_uri()
     experiment = config.tracking.experiment or config.task_card.name
     params = {f"grid.{key}": ",".join(values) for key, values in grid.items()}
     tags = {"loraflow.sweep": "parent", "loraflow.out_dir": str(Path(out_dir).resolve()),
-            "git.commit": tracking.git_commit(Path(__file__).resolve().parents[2])}
+            "git.commit": tracking.git_commit(import_root())}
     run_id = tracking.start_run(uri, experiment, f"{config.task_card.name}-sweep-{Path(out_dir).name}", params, tags,
                                 config.task_card.model_dump(mode="json"), dump_config(config))
     trials = [{"name": sweeps.trial_name(i + 1, overrides), "overrides": overrides}
@@ -41,7 +42,7 @@ def run_trial(config: PipelineConfig, trial: dict, input_path: str | None, paren
 
     A failed trial is recorded with its error and the sweep goes on with the others.
     """
-    from flows.finetune import finetune
+    from loraflow.flows.finetune import finetune
 
     logger = get_run_logger()
     record = {**trial, "mlflow_run_id": None, "val_loss": None}

@@ -7,24 +7,25 @@ from prefect import get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.config import PipelineConfig, TaskCard
-from tasks import tracking
-from tasks.links import markdown_link, mlflow_run_url, run_links_markdown
-from tasks.run_mlflow import read_run_info
+from loraflow.schemas.config import PipelineConfig, TaskCard
+from loraflow.tasks.common.settings import import_root
+from loraflow.tasks.tracking import runs as tracking
+from loraflow.tasks.tracking.links import markdown_link, mlflow_run_url, run_links_markdown
+from loraflow.tasks.tracking.run_extras import read_run_info
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE)
 def start_tracking(config: PipelineConfig, out_dir: str) -> dict:
     """Open the pipeline's MLflow run (whole config as params: the one task that sees all of it)."""
-    from loraflow.env import default_mlflow_uri
-    from tasks.configuration import dump_config, flatten_config
+    from loraflow.tasks.common.settings import default_mlflow_uri
+    from loraflow.tasks.common.config_files import dump_config, flatten_config
 
     uri = config.tracking.mlflow_tracking_uri or default_mlflow_uri()
     experiment = config.tracking.experiment or config.task_card.name
     flow_run_id = str(runtime.flow_run.id or "")
     continues = tracking.close_previous_run(read_run_info(out_dir))
     tags = {"prefect.flow_run_id": flow_run_id, "prefect.flow_name": str(runtime.flow_run.flow_name or ""),
-            "git.commit": tracking.git_commit(Path(__file__).resolve().parents[2]), "loraflow.out_dir": str(Path(out_dir).resolve()),
+            "git.commit": tracking.git_commit(import_root()), "loraflow.out_dir": str(Path(out_dir).resolve()),
             "model.base": config.model.name_or_path, "train.method": config.train.method}
     if continues:  # a rerun after a failure or a kill: the link MLflow otherwise lacks
         tags["loraflow.continues_run_id"] = continues
@@ -85,7 +86,7 @@ def log_data(run: dict, splits: dict, report: dict, dataset_name: str) -> str:
 def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict, decision: dict, registered: dict | None,
                     trained: dict) -> dict:
     """Write run.json, tag the run with the outcome, mark it finished, and return what the CLI prints."""
-    from tasks.evaluate import field_outcome
+    from loraflow.tasks.evaluation.evaluate import field_outcome
 
     metric = task_card.success_metric.metric
     outcome = {

@@ -6,12 +6,12 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from transformers import TrainerCallback
 
-from schemas.config import LoraConfig, TrainConfig
-from tasks.steps import not_user_error
-from tasks import tracking
-from tasks.diagnosis import Finding
-from tasks.resume import checkpoints_dir, last_good_checkpoint
-from tasks.steps.tracking import write_run_json
+from loraflow.schemas.config import LoraConfig, TrainConfig
+from loraflow.tasks.steps import not_user_error
+from loraflow.tasks.tracking import runs as tracking
+from loraflow.tasks.training.diagnosis import Finding
+from loraflow.tasks.training.resume import checkpoints_dir, last_good_checkpoint
+from loraflow.tasks.steps.tracking import write_run_json
 
 
 class PrefectProgressCallback(TrainerCallback):
@@ -46,12 +46,12 @@ class PrefectProgressCallback(TrainerCallback):
 def train(model_path: str, splits: dict, lora: LoraConfig, config: TrainConfig, max_length: int, out_dir: str,
           run: dict) -> dict:
     """Fine-tune; a retry resumes from the last checkpoint. Metrics stream live to MLflow and TensorBoard."""
-    from tasks.train import train_model
+    from loraflow.tasks.training.train import train_model
 
     get_run_logger().info("stage: train (%s, lr %g, effective batch %d)", config.method, config.resolved_learning_rate,
                           config.effective_batch_size)
-    from tasks.diagnosis import diagnosis_tags, render_diagnosis_markdown
-    from tasks.errors import LoraflowError
+    from loraflow.tasks.training.diagnosis import diagnosis_tags, render_diagnosis_markdown
+    from loraflow.tasks.common.errors import LoraflowError
 
     logger = get_run_logger()
 

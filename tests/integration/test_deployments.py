@@ -43,7 +43,7 @@ def test_every_deployment_lands_in_its_work_pool_with_pull_steps(deployments):
 
 
 def test_the_finetune_run_form_puts_common_settings_first_and_runs_the_example_with_no_edits(deployments):
-    from tasks.configuration import load_config
+    from loraflow.tasks.common.config_files import load_config
 
     schema = deployments["by_name"]["finetune"].parameter_openapi_schema
     fields = sorted(schema["properties"].items(), key=lambda kv: kv[1]["position"])
@@ -72,7 +72,7 @@ def test_retraining_is_scheduled_but_inactive_and_monitoring_active(deployments)
 def test_the_data_deployment_runs_to_completion_on_a_process_worker(stack, tmp_path):
     from prefect.deployments import run_deployment
 
-    from tasks.configuration import load_config
+    from loraflow.tasks.common.config_files import load_config
 
     config = load_config(REPO / "examples" / "tiny" / "pipeline.yaml")
     out = tmp_path / "data-run"

@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from schemas.config.feedback import FeedbackConfig
-from tasks.feedback_api import create_app
-from tasks.feedback_store import FeedbackStore
+from loraflow.schemas.config.feedback import FeedbackConfig
+from loraflow.services.feedback_api import create_app
+from loraflow.tasks.feedback.store import FeedbackStore
 from tests.integration.prefect_stack_support import free_port
 
 TOKEN = "test-token-123"

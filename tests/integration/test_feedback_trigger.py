@@ -6,9 +6,9 @@ from fastapi.testclient import TestClient
 from prefect import flow
 from prefect.client.orchestration import get_client
 
-from schemas.config.feedback import FeedbackConfig
-from tasks.feedback_api import create_app
-from tasks.feedback_trigger import prefect_trigger
+from loraflow.schemas.config.feedback import FeedbackConfig
+from loraflow.services.feedback_api import create_app
+from loraflow.tasks.feedback.trigger import prefect_trigger
 
 AUTH = {"Authorization": "Bearer t0ken"}
 

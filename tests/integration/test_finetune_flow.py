@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny_config():
-    from tasks.configuration import load_config
+    from loraflow.tasks.common.config_files import load_config
 
     return load_config(REPO / "examples" / "tiny" / "pipeline.yaml")
 
@@ -38,7 +38,7 @@ def _subflow_ids(parent_id: str) -> set[str]:
 def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(prefect_harness, tiny_config, tmp_path):
     from mlflow import MlflowClient
 
-    from flows.finetune import finetune
+    from loraflow.flows.finetune import finetune
 
     out = tmp_path / "run"
     first = finetune(config=tiny_config, out_dir=str(out))
@@ -89,7 +89,7 @@ def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(pre
     assert second["mlflow_run_id"] != first["mlflow_run_id"]
 
     # A deleted run folder must not be "restored" from the cache as paths to files that are gone.
-    from flows.data import prepare_data
+    from loraflow.flows.data import prepare_data
 
     shutil.rmtree(out)
     again = prepare_data(config=tiny_config, out_dir=str(out))

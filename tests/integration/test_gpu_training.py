@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from schemas.config.lora import LoraConfig
-from schemas.config.train import TrainConfig
-from tasks.jsonl import write_jsonl
+from loraflow.schemas.config.lora import LoraConfig
+from loraflow.schemas.config.train import TrainConfig
+from loraflow.tasks.common.jsonl import write_jsonl
 
 pytestmark = pytest.mark.gpu
 
@@ -25,7 +25,7 @@ def data(tmp_path):
 
 
 def _train(tiny_model_path, data, tmp_path, **overrides) -> dict:
-    from tasks.train import train_model
+    from loraflow.tasks.training.train import train_model
 
     settings = {"epochs": 50, "max_steps": 25, "micro_batch_size": 8, "effective_batch_size": 8, "learning_rate": 2e-3,
                 "logging_steps": 1, "warmup_ratio": 0.0, "save_steps": 1000, "num_gpus": 1, **overrides}
@@ -47,7 +47,7 @@ def test_qlora_loads_nf4_with_fp32_norms_on_cuda(tiny_model_path):
     import torch
     from bitsandbytes.nn import Linear4bit
 
-    from tasks.train import load_model
+    from loraflow.tasks.training.train import load_model
 
     model = load_model(str(tiny_model_path), "qlora", "cuda", True, True, qlora_fp32="norms")
     layer = model.model.layers[0]
@@ -91,7 +91,7 @@ def test_varlen_attention_matches_sdpa_with_a_packed_mask(tiny_model_path):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from tasks.speed import VARLEN_ATTENTION, register_varlen_attention
+    from loraflow.tasks.training.speed import VARLEN_ATTENTION, register_varlen_attention
 
     assert register_varlen_attention()
     lengths = [5, 11, 16]
@@ -113,7 +113,7 @@ def test_varlen_attention_matches_sdpa_with_a_packed_mask(tiny_model_path):
 def test_cuda_oom_halves_the_micro_batch_and_keeps_the_effective_batch():
     import torch
 
-    from tasks.oom import run_with_oom_fallback
+    from loraflow.tasks.training.oom import run_with_oom_fallback
 
     calls, events = [], []
 
@@ -149,8 +149,8 @@ def _llama_config(hidden: int, intermediate: int, layers: int, heads: int, kv_he
 
 def test_method_auto_picks_by_the_detected_card():
     """On the detected GPU: a 7B model fits as bf16 LoRA (picked), a 70B one does not (QLoRA picked)."""
-    from tasks.estimate import estimate_resources
-    from tasks.estimate_config import detect_device
+    from loraflow.tasks.planning.estimate import estimate_resources
+    from loraflow.tasks.planning.estimate_config import detect_device
 
     device, memory = detect_device()
     assert device != "cpu" and memory > 40
@@ -169,7 +169,7 @@ def test_qlora_defaults_train_all_bf16_with_auto_unchecked_layers_and_loss_falls
     import torch
     from transformers import AutoConfig
 
-    from tasks.speed import auto_unchecked_layers
+    from loraflow.tasks.training.speed import auto_unchecked_layers
 
     train = TrainConfig(method="qlora", micro_batch_size=8, effective_batch_size=8, gradient_checkpointing=True)
     card_gib = torch.cuda.get_device_properties(0).total_memory / 1024**3

@@ -31,8 +31,8 @@ def database():
 def test_mlflow_registry_on_postgres_promotes_and_rolls_back(database, tiny_model_path, tmp_path):
     from mlflow import MlflowClient
 
-    from tasks import tracking
-    from tasks.registry import champion_version, promote, register_model, rollback
+    from loraflow.tasks.tracking import runs as tracking
+    from loraflow.tasks.deploy.registry import champion_version, promote, register_model, rollback
 
     url, name = database
     uri = url.set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)

@@ -13,12 +13,12 @@ EXAMPLE = REPO / "examples" / "preferences" / "pipeline.yaml"
 
 
 def test_finetune_then_retrain_from_feedback_learn_from_pairs(prefect_harness, tmp_path):
-    from flows.finetune import finetune
-    from flows.retrain import retrain_from_feedback
-    from schemas.feedback import FeedbackIn
-    from tasks.configuration import load_config
-    from tasks.feedback_store import FeedbackStore
-    from tasks.lineage import latest_version, lineage_root
+    from loraflow.flows.finetune import finetune
+    from loraflow.flows.retrain import retrain_from_feedback
+    from loraflow.schemas.feedback import FeedbackIn
+    from loraflow.tasks.common.config_files import load_config
+    from loraflow.tasks.feedback.store import FeedbackStore
+    from loraflow.tasks.data.lineage import latest_version, lineage_root
 
     database = f"sqlite:///{tmp_path / 'feedback.db'}"
     name = f"prefs-{tmp_path.name[-8:]}"

@@ -82,9 +82,9 @@ def test_feedback_retrains_once_on_a_worker_and_the_champion_moves(stack, feedba
     from prefect.client.schemas.actions import DeploymentUpdate
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-    from tasks.feedback_trigger import prefect_trigger
-    from tasks.lineage import latest_version, lineage_root
-    from tasks.registry import champion_version, list_versions
+    from loraflow.tasks.feedback.trigger import prefect_trigger
+    from loraflow.tasks.data.lineage import latest_version, lineage_root
+    from loraflow.tasks.deploy.registry import champion_version, list_versions
 
     name = f"e2e-retrain-{uuid.uuid4().hex[:8]}"  # its own registered model and lineage in the session's stores
     tiny = str(REPO / "examples" / "tiny" / "pipeline.yaml")

@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from schemas.config.serve import ServeConfig
-from tasks.serving.server import build_app
+from loraflow.schemas.config.serve import ServeConfig
+from loraflow.services.serving.server import build_app
 from tests.integration.prefect_stack_support import free_port, wait_http
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ class RunningServer:
 
 
 def tiny_model(out_dir, texts):
-    from tasks.models import build_tiny_model
+    from loraflow.tasks.common.base_model import build_tiny_model
 
     return str(build_tiny_model(out_dir, texts))
 
@@ -113,8 +113,8 @@ def test_concurrent_requests_are_generated_in_one_batch(server):
 
 
 def register_folder(client, experiment_id: str, name: str, folder: str) -> str:
-    """Register a model folder as a new version of `name` the way the pipeline does (tasks.registry)."""
-    from tasks.registry import register_model
+    """Register a model folder as a new version of `name` the way the pipeline does (loraflow.tasks.deploy.registry)."""
+    from loraflow.tasks.deploy.registry import register_model
 
     run = client.create_run(experiment_id)
     client.set_terminated(run.info.run_id)

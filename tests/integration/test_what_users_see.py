@@ -40,8 +40,8 @@ def mlflow_server(tmp_path_factory):
 def finished(prefect_harness, mlflow_server, tmp_path_factory) -> dict:
     from prefect.settings import PREFECT_API_URL
 
-    from flows.finetune import finetune
-    from tasks.configuration import load_config
+    from loraflow.flows.finetune import finetune
+    from loraflow.tasks.common.config_files import load_config
 
     config = load_config(REPO / "examples" / "tiny" / "pipeline.yaml",
                          [f"tracking.mlflow_tracking_uri={mlflow_server}", "task_card.name=what-users-see"])

@@ -16,7 +16,7 @@ PROMPTS = [
 
 def build_tiny_base(out_dir: Path) -> Path:
     """The project's tiny random Llama (ChatML byte-level BPE tokenizer) trained on this module's texts."""
-    from tasks.models import build_tiny_model
+    from loraflow.tasks.common.base_model import build_tiny_model
 
     return build_tiny_model(out_dir, TEXTS)
 

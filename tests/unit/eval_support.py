@@ -1,8 +1,8 @@
 """Test support for the evaluation tests: a tiny model, a LoRA adapter on it, and a small test set."""
 from pathlib import Path
 
-from tasks.jsonl import write_jsonl
-from tasks.models import build_tiny_model
+from loraflow.tasks.common.jsonl import write_jsonl
+from loraflow.tasks.common.base_model import build_tiny_model
 
 RECORDS = [
     {"id": "t1", "messages": [{"role": "system", "content": "Answer in JSON."},

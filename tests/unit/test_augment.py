@@ -5,11 +5,11 @@ import httpx
 import pytest
 from tests.unit.chat_server_support import ChatServer, running
 
-from schemas.config.augment import AugmentConfig
-from tasks.augment import augment_records
-from tasks.augment_gate import answer_values
-from tasks.errors import LoraflowError
-from tasks.jsonl import read_jsonl, write_jsonl
+from loraflow.schemas.config.augment import AugmentConfig
+from loraflow.tasks.data.augment import augment_records
+from loraflow.tasks.data.augment_gate import answer_values
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
 
 PROMPTS = [
     ("en0", "en", "Could you help me cancel my order? The package arrived broken and I need a refund quickly.",

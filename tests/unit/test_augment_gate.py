@@ -1,8 +1,8 @@
 """The augmentation quality gate: copies, drifts, language changes, length and lost answer values are rejected."""
 import pytest
 
-from schemas.config.augment import AugmentConfig
-from tasks.augment_gate import answer_values, gate_failures, similarity
+from loraflow.schemas.config.augment import AugmentConfig
+from loraflow.tasks.data.augment_gate import answer_values, gate_failures, similarity
 
 CONFIG = AugmentConfig()
 EN = "Could you help me cancel my order? The package arrived broken and I need a refund quickly."

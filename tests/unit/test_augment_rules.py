@@ -1,7 +1,7 @@
 """Offline rewrite rules: request-template swaps and clause reordering in English and Chinese."""
 import random
 
-from tasks.augment_rules import back_translation_by_rules, paraphrase_by_rules, reorder_clauses, swap_request_template
+from loraflow.tasks.data.augment_rules import back_translation_by_rules, paraphrase_by_rules, reorder_clauses, swap_request_template
 
 
 def test_english_request_forms_swap_and_keep_the_request():

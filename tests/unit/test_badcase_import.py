@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from tasks.badcase_import import import_badcases
-from tasks.errors import LoraflowError
-from tasks.feedback_export import export_feedback
-from tasks.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.feedback.badcase_import import import_badcases
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.feedback.export import export_feedback
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
 
 
 def _run_dir(tmp_path):

@@ -2,10 +2,10 @@
 import pytest
 from tests.unit.eval_support import build_model
 
-from schemas.config import TaskCard
-from tasks.badcases import CAUSES, analyse_badcases
-from tasks.evaluate import score_rows
-from tasks.jsonl import read_jsonl, write_jsonl
+from loraflow.schemas.config import TaskCard
+from loraflow.tasks.evaluation.badcases import CAUSES, analyse_badcases
+from loraflow.tasks.evaluation.evaluate import score_rows
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
 
 CARD = TaskCard(success_criteria=[{"metric": "chrf", "threshold": 0.5}])
 

@@ -4,8 +4,8 @@ import socket
 import httpx
 import pytest
 
-from tasks.chat_endpoint import chat_complete, completions_url
-from tasks.errors import LoraflowError
+from loraflow.tasks.common.chat_client import chat_complete, completions_url
+from loraflow.tasks.common.errors import LoraflowError
 from tests.unit.chat_server_support import ChatServer, running
 
 MESSAGES = [{"role": "system", "content": "Paraphrase it."}, {"role": "user", "content": "Hello there"}]

@@ -3,16 +3,16 @@ import random
 
 import pytest
 
-from schemas.config.clean import CleanConfig
-from schemas.config.data import DataConfig
-from schemas.config.split import SplitConfig
-from tasks.clean import clean_records
-from tasks.ingest import ingest_records
-from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.normalize import normalize_text
-from tasks.quality import detect_language
-from tasks.split import split_records
-from tasks.validate import validate_records
+from loraflow.schemas.config.clean import CleanConfig
+from loraflow.schemas.config.data import DataConfig
+from loraflow.schemas.config.split import SplitConfig
+from loraflow.tasks.data.clean import clean_records
+from loraflow.tasks.data.ingest import ingest_records
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.data.normalize import normalize_text
+from loraflow.tasks.data.quality import detect_language
+from loraflow.tasks.data.split import split_records
+from loraflow.tasks.data.validate import validate_records
 from tests.unit.data_support import chinese_record, english_record, write_records
 
 

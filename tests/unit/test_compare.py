@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from tasks.compare import compare_predictions, paired_bootstrap, paired_scores
-from tasks.errors import LoraflowError
-from tasks.jsonl import write_jsonl
+from loraflow.tasks.evaluation.compare import compare_predictions, paired_bootstrap, paired_scores
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.jsonl import write_jsonl
 
 
 def _simulate(rng, n, p_candidate, p_other):

@@ -1,8 +1,8 @@
 """Hostile configs: duplicate keys, empty files, non-finite and negative numbers, step settings trl would reject."""
 import pytest
 
-from tasks.configuration import load_config
-from tasks.errors import LoraflowError
+from loraflow.tasks.common.config_files import load_config
+from loraflow.tasks.common.errors import LoraflowError
 
 
 def write(tmp_path, text: str):
@@ -64,8 +64,8 @@ def test_save_steps_that_are_not_a_multiple_of_eval_steps_are_refused():
 @pytest.mark.parametrize("settings", [{"max_steps": 400, "save_steps": 20}, {"save_steps": 7}, {"eval_steps": 5},
                                       {"save_steps": 30, "eval_steps": 10}])
 def test_every_accepted_step_setting_builds_training_arguments_trl_accepts(tmp_path, settings):
-    from schemas.config import TrainConfig
-    from tasks.train import build_sft_config
+    from loraflow.schemas.config import TrainConfig
+    from loraflow.tasks.training.train import build_sft_config
 
     train = TrainConfig(**settings)
     args = build_sft_config(train, 128, tmp_path, False, n_train=100, has_val=True)  # trl validates in __post_init__

@@ -2,9 +2,9 @@
 import pydantic
 import pytest
 
-from schemas.config import PipelineConfig, recommendation_warnings
-from tasks.configuration import flatten_config, load_config, parse_override
-from tasks.errors import LoraflowError
+from loraflow.schemas.config import PipelineConfig, recommendation_warnings
+from loraflow.tasks.common.config_files import flatten_config, load_config, parse_override
+from loraflow.tasks.common.errors import LoraflowError
 
 
 def test_defaults_follow_the_fine_tuning_guide():
@@ -89,7 +89,7 @@ def test_every_example_config_loads_with_its_data_file(name):
 
 
 def test_the_gpu_example_fits_an_80_gib_card_as_estimated():
-    from tasks.estimate import estimate_resources
+    from loraflow.tasks.planning.estimate import estimate_resources
 
     config = load_config("examples/gpu/pipeline.yaml")
     train = config.train

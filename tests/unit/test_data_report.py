@@ -4,16 +4,16 @@ import random
 
 import pytest
 
-from schemas.config.clean import CleanConfig
-from schemas.config.data import DataConfig
-from schemas.config.split import SplitConfig
-from tasks.clean import clean_records
-from tasks.data_report import conservation, write_data_report
-from tasks.errors import LoraflowError
-from tasks.ingest import ingest_records
-from tasks.jsonl import read_jsonl
-from tasks.split import split_records
-from tasks.validate import validate_records
+from loraflow.schemas.config.clean import CleanConfig
+from loraflow.schemas.config.data import DataConfig
+from loraflow.schemas.config.split import SplitConfig
+from loraflow.tasks.data.clean import clean_records
+from loraflow.tasks.data.report import conservation, write_data_report
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.data.ingest import ingest_records
+from loraflow.tasks.common.jsonl import read_jsonl
+from loraflow.tasks.data.split import split_records
+from loraflow.tasks.data.validate import validate_records
 from tests.unit.data_support import chat, chinese_record, english_record, write_records
 
 
@@ -118,7 +118,7 @@ def test_the_report_page_has_a_header_and_the_full_text_of_every_record_taken_ou
 
 
 def test_a_long_record_section_says_how_many_records_it_leaves_out():
-    from tasks.data_report_records import SHOWN_PER_SECTION, quarantine_section
+    from loraflow.tasks.data.report_records import SHOWN_PER_SECTION, quarantine_section
 
     rows = [{"line": i, "stage": "validate", "raw": {"messages": [{"role": "user", "content": f"question {i}"}]},
              "reasons": [{"check": "no_empty_content", "field": "messages"}]} for i in range(SHOWN_PER_SECTION + 7)]

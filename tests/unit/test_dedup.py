@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
 
-import tasks.dedup as dedup
-from tasks.dedup import char_shingles, content_key, minhash_signatures, near_duplicates, similar_records, word_shingles
+import loraflow.tasks.data.dedup as dedup
+from loraflow.tasks.data.dedup import char_shingles, content_key, minhash_signatures, near_duplicates, similar_records, word_shingles
 from tests.unit.data_support import EN_EXTRA, ZH_CHARS
 
 

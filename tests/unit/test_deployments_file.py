@@ -1,8 +1,8 @@
 """deployments/prefect.yaml read by `loraflow deploy`: which deployments each work pool runs."""
 import pytest
 
-from tasks.deployments import PREFECT_FILE, pool_deployments
-from tasks.errors import LoraflowError
+from loraflow.tasks.common.work_pools import PREFECT_FILE, pool_deployments
+from loraflow.tasks.common.errors import LoraflowError
 from tests.conftest import REPO
 
 

@@ -2,7 +2,7 @@
 import math
 import random
 
-from tasks.diagnosis import Finding, Thresholds, diagnose, diagnosis_tags, render_diagnosis_markdown
+from loraflow.tasks.training.diagnosis import Finding, Thresholds, diagnose, diagnosis_tags, render_diagnosis_markdown
 
 
 def history(losses, evals=None, grads=None, every=10, lr=2e-4):

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from tasks.errors import LoraflowError
-from tasks.estimate import estimate_resources, require_fit, tokens_per_second
-from tasks.estimate_shapes import load_model_config, lora_params, shape_from_config
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.planning.estimate import estimate_resources, require_fit, tokens_per_second
+from loraflow.tasks.planning.estimate_shapes import load_model_config, lora_params, shape_from_config
 
 LLAMA2_7B = {
     "model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
@@ -78,9 +78,9 @@ def test_peak_memory_within_10_percent_of_loraflows_own_path(qlora_fp32, uncheck
 
 @pytest.mark.parametrize(("seq", "batch"), list(PLAIN_STACK_PEAK))
 def test_auto_unchecked_layers_spend_the_saving_and_stay_under_the_plain_stack(seq, batch):
-    from schemas.config.lora import LoraConfig
-    from schemas.config.train import TrainConfig
-    from tasks.speed import PLAIN_RECIPE_SHARE, auto_unchecked_layers
+    from loraflow.schemas.config.lora import LoraConfig
+    from loraflow.schemas.config.train import TrainConfig
+    from loraflow.tasks.training.speed import PLAIN_RECIPE_SHARE, auto_unchecked_layers
 
     train = TrainConfig(method="qlora", micro_batch_size=batch, effective_batch_size=batch, gradient_checkpointing=True)
     lora = LoraConfig(r=16, alpha=32, target_modules=BENCH_TARGETS)
@@ -243,9 +243,9 @@ def test_other_layouts_fused_qkv_and_mixture_of_experts():
 
 
 def test_estimate_for_config_counts_tokens_of_the_split_and_raw_data(tmp_path):
-    from tasks.configuration import load_config
-    from tasks.estimate_config import approx_tokens, count_record_tokens, estimate_for_config
-    from tasks.jsonl import write_jsonl
+    from loraflow.tasks.common.config_files import load_config
+    from loraflow.tasks.planning.estimate_config import approx_tokens, count_record_tokens, estimate_for_config
+    from loraflow.tasks.common.jsonl import write_jsonl
 
     record = {"id": "a", "messages": [{"role": "user", "content": "word " * 100}, {"role": "assistant", "content": "你好" * 50}], "metadata": {}}
     write_jsonl(tmp_path / "train.jsonl", [record] * 10)
@@ -268,9 +268,9 @@ def test_estimate_for_config_counts_tokens_of_the_split_and_raw_data(tmp_path):
 
 
 def test_estimate_for_config_resolves_auto_unchecked_layers_for_the_card(tmp_path):
-    from tasks.configuration import load_config
-    from tasks.estimate_config import estimate_for_config
-    from tasks.speed import auto_unchecked_layers
+    from loraflow.tasks.common.config_files import load_config
+    from loraflow.tasks.planning.estimate_config import estimate_for_config
+    from loraflow.tasks.training.speed import auto_unchecked_layers
 
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text(json.dumps(LLAMA2_7B))
@@ -308,7 +308,7 @@ def test_cli_estimate_json_prints_the_summary_keys(tmp_path, capsys):
 
 
 def test_raw_token_count_reads_record_text_only_and_survives_broken_lines(tmp_path):
-    from tasks.estimate_config import approx_tokens, count_raw_tokens
+    from loraflow.tasks.planning.estimate_config import approx_tokens, count_raw_tokens
 
     row = {"id": "x" * 400, "messages": [{"role": "user", "content": "abcd" * 10}, {"role": "assistant", "content": "efgh" * 5}],
            "metadata": {"note": "ignored " * 100}}

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from schemas.config.evaluate import EvalConfig
-from schemas.config.task_card import SuccessCriterion, TaskCard
-from tasks.badcases import analyse_badcases
-from tasks.errors import LoraflowError
-from tasks.eval_report import log_eval_report, write_eval_report
-from tasks.evaluate import evaluate_baselines, score_rows, summarize_evaluation
-from tasks.field_metrics import resolve_fields
-from tasks.jsonl import write_jsonl
-from tasks.metrics import aggregate
-from tasks.promotion import should_promote
+from loraflow.schemas.config.evaluate import EvalConfig
+from loraflow.schemas.config.task_card import SuccessCriterion, TaskCard
+from loraflow.tasks.evaluation.badcases import analyse_badcases
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.evaluation.report import log_eval_report, write_eval_report
+from loraflow.tasks.evaluation.evaluate import evaluate_baselines, score_rows, summarize_evaluation
+from loraflow.tasks.evaluation.field_metrics import resolve_fields
+from loraflow.tasks.common.jsonl import write_jsonl
+from loraflow.tasks.evaluation.metrics import aggregate
+from loraflow.tasks.evaluation.promotion import should_promote
 
 TASK_CARD = TaskCard(name="tickets", success_criteria=[SuccessCriterion(metric="json_field_accuracy", threshold=0.5)])
 PRODUCTS = ["kettle", "printer", "耳机", "键盘", "router", "lamp"]

@@ -4,11 +4,11 @@ import json
 import pytest
 from tests.unit.eval_support import build_adapter, build_model, write_records
 
-from schemas.config import EvalConfig, TaskCard
-from tasks.errors import LoraflowError
-from tasks.evaluate import evaluate_model, score_rows, summarize_evaluation
-from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.metrics import aggregate
+from loraflow.schemas.config import EvalConfig, TaskCard
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.evaluation.evaluate import evaluate_model, score_rows, summarize_evaluation
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.evaluation.metrics import aggregate
 
 CARD = TaskCard(success_criteria=[{"metric": "json_field_accuracy", "threshold": 0.5}, {"metric": "chrf", "threshold": 0.1}])
 

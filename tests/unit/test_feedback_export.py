@@ -1,11 +1,11 @@
 """Exporting feedback: corrections become canonical training records, uncorrected badcases a relabel queue."""
 import pytest
 
-from schemas.feedback import FeedbackIn
-from tasks.errors import LoraflowError
-from tasks.feedback_export import export_feedback
-from tasks.feedback_store import FeedbackStore
-from tasks.jsonl import read_jsonl
+from loraflow.schemas.feedback import FeedbackIn
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.feedback.export import export_feedback
+from loraflow.tasks.feedback.store import FeedbackStore
+from loraflow.tasks.common.jsonl import read_jsonl
 
 
 def item(n: int, rating="down", correction: str | None = None, **extra) -> FeedbackIn:

@@ -1,11 +1,11 @@
 """Preference pairs from feedback: corrections over the model's answer, thumbs-down under an accepted answer, lineage."""
 import pytest
 
-from schemas.feedback import FeedbackIn
-from tasks.feedback_export import export_feedback
-from tasks.feedback_store import FeedbackStore
-from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.lineage import commit_version, prepare_version, seed_lineage
+from loraflow.schemas.feedback import FeedbackIn
+from loraflow.tasks.feedback.export import export_feedback
+from loraflow.tasks.feedback.store import FeedbackStore
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.data.lineage import commit_version, prepare_version, seed_lineage
 
 
 def item(question: str, output: str, rating="down", correction: str | None = None) -> FeedbackIn:

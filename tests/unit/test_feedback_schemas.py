@@ -2,8 +2,8 @@
 import pytest
 from pydantic import ValidationError
 
-from schemas.config.feedback import FeedbackConfig
-from schemas.feedback import FeedbackIn
+from loraflow.schemas.config.feedback import FeedbackConfig
+from loraflow.schemas.feedback import FeedbackIn
 
 BASE = {"messages": [{"role": "user", "content": "hi"}], "output": "hello", "rating": "up", "model_version": "v1"}
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from schemas.feedback import FeedbackIn
-from tasks.feedback_store import FeedbackStore, IdempotencyConflict, batch_key
+from loraflow.schemas.feedback import FeedbackIn
+from loraflow.tasks.feedback.store import FeedbackStore, IdempotencyConflict, batch_key
 
 
 def item(n: int = 0, rating="down", correction: str | None = None, **extra) -> FeedbackIn:

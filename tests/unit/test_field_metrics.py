@@ -5,15 +5,15 @@ import random
 import numpy as np
 import pytest
 
-from schemas.config import EvalConfig, TaskCard
-from tasks.baselines import baseline_rows
-from tasks.compare import compare_predictions
-from tasks.evaluate import check_task_card_metrics, evaluate_baselines, score_rows, summarize_evaluation, answer_fields
-from tasks.errors import LoraflowError
-from tasks.field_metrics import categorical_report, resampled_headline, resolve_fields
-from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.metrics import aggregate
-from tasks.promotion import should_promote
+from loraflow.schemas.config import EvalConfig, TaskCard
+from loraflow.tasks.evaluation.baselines import baseline_rows
+from loraflow.tasks.evaluation.compare import compare_predictions
+from loraflow.tasks.evaluation.evaluate import check_task_card_metrics, evaluate_baselines, score_rows, summarize_evaluation, answer_fields
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.evaluation.field_metrics import categorical_report, resampled_headline, resolve_fields
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.evaluation.metrics import aggregate
+from loraflow.tasks.evaluation.promotion import should_promote
 
 CATEGORIES = ["billing", "technical", "account", "shipping", "refund"]
 PRIORITIES = ["low", "medium", "medium", "high"]

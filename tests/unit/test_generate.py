@@ -2,8 +2,8 @@
 import pytest
 from tests.unit.eval_support import RECORDS, build_adapter, build_model, write_records
 
-from tasks.errors import LoraflowError
-from tasks.generate import generate_for_records, generate_predictions, load_model, split_record
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.evaluation.generate import generate_for_records, generate_predictions, load_model, split_record
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from schemas.human_eval import JSON_RUBRIC_DIMENSIONS, RUBRIC_DIMENSIONS
-from tasks.agreement import krippendorff_alpha, mean_confidence_interval
-from tasks.errors import LoraflowError
-from tasks.human_eval import export_human_eval, import_human_eval, stratified_sample
-from tasks.jsonl import read_jsonl, write_jsonl
+from loraflow.schemas.human_eval import JSON_RUBRIC_DIMENSIONS, RUBRIC_DIMENSIONS
+from loraflow.tasks.evaluation.agreement import krippendorff_alpha, mean_confidence_interval
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.evaluation.human_eval import export_human_eval, import_human_eval, stratified_sample
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
 
 
 def _prediction(i: int, language: str) -> dict:
@@ -224,7 +224,7 @@ def test_the_task_cards_rubric_recorded_by_evaluation_is_the_default(run_dir: Pa
 
 
 def test_the_field_view_marks_missing_extra_and_non_json_answers():
-    from tasks.human_eval_rubric import field_diff
+    from loraflow.tasks.evaluation.human_eval_rubric import field_diff
 
     rows = field_diff('{"a": 1, "b": "x"}', '```json\n{"a": 1, "c": true}\n```')
     assert [(r["field"], r["status"]) for r in rows] == [("a", "same"), ("b", "missing"), ("c", "extra")]

@@ -4,10 +4,10 @@ import json
 import pandas as pd
 import pytest
 
-from schemas.config.data import DataConfig
-from tasks.errors import LoraflowError
-from tasks.ingest import detect_format, ingest_records
-from tasks.jsonl import read_jsonl
+from loraflow.schemas.config.data import DataConfig
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.data.ingest import detect_format, ingest_records
+from loraflow.tasks.common.jsonl import read_jsonl
 from tests.unit.data_support import chat, write_records
 
 ROWS = [

@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from schemas.config.data import DataConfig
-from tasks.errors import LoraflowError
-from tasks.ingest import ingest_records
-from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.validate import validate_records
+from loraflow.schemas.config.data import DataConfig
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.data.ingest import ingest_records
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.data.validate import validate_records
 from tests.unit.data_support import chat
 
 LINES = [json.dumps(chat(f"订单{i}在哪里? where is order {i}", f"answer {i}"), ensure_ascii=False) for i in range(50)]

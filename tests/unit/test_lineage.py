@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from tasks.errors import LoraflowError
-from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.lineage import (
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.data.lineage import (
     commit_version, latest_version, list_versions, prepare_version, record_feedback_lineage, seed_lineage, split_feedback,
     supersede,
 )

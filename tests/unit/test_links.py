@@ -1,5 +1,5 @@
 """The links and UI hints a person is given: server pages when there are servers, else how to open the local stores."""
-from tasks.links import markdown_link, mlflow_model_version_url, mlflow_run_url, mlflow_ui_lines, prefect_ui_lines
+from loraflow.tasks.tracking.links import markdown_link, mlflow_model_version_url, mlflow_run_url, mlflow_ui_lines, prefect_ui_lines
 
 
 def test_mlflow_links_lead_to_the_server_pages_and_stay_paths_for_a_local_store():
@@ -20,7 +20,7 @@ def test_the_prefect_hint_names_the_flow_run_page_and_the_ui_setting_another_por
 
 
 def test_run_links_name_only_the_report_pages_the_run_folder_has(tmp_path):
-    from tasks.links import run_links_markdown
+    from loraflow.tasks.tracking.links import run_links_markdown
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "report.html").write_text("<html></html>")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from schemas.config.judge import JudgeConfig
-from schemas.human_eval import RUBRIC_DIMENSIONS
-from tasks.errors import LoraflowError
-from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.llm_judge import (
+from loraflow.schemas.config.judge import JudgeConfig
+from loraflow.schemas.human_eval import RUBRIC_DIMENSIONS
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.evaluation.llm_judge import (
     RUBRIC_PROMPT, RUBRIC_VERSION, judge_from_config, judge_human_agreement, parse_judge_reply, run_llm_judge,
 )
 

@@ -5,8 +5,8 @@ import shutil
 import pytest
 from tests.unit.deploy_support import PROMPTS, build_adapter, build_tiny_base
 
-from tasks.errors import LoraflowError
-from tasks.merge import check_parity, merge_adapter
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.deploy.merge import check_parity, merge_adapter
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 import pytest
 import sacrebleu
 
-from tasks.metrics import METRIC_NAMES, aggregate, detect_language, json_field_scores, parse_json_object, score_pair
+from loraflow.tasks.evaluation.metrics import METRIC_NAMES, aggregate, detect_language, json_field_scores, parse_json_object, score_pair
 
 
 def test_chinese_rouge_is_nonzero_for_overlapping_text_and_zero_with_rouge_default_tokenizer():

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tasks.model_advice import licence_conflicts, read_licence, recommend_models
+from loraflow.tasks.planning.model_advice import licence_conflicts, read_licence, recommend_models
 
 
 def test_catalogue_follows_the_guide_by_task_and_language():

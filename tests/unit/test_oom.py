@@ -3,10 +3,10 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from schemas.config.train import TrainConfig
-from tasks.errors import LoraflowError
-from tasks.oom import is_cuda_oom, run_with_oom_fallback
-from tasks.resume import last_good_checkpoint
+from loraflow.schemas.config.train import TrainConfig
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.training.oom import is_cuda_oom, run_with_oom_fallback
+from loraflow.tasks.training.resume import last_good_checkpoint
 from tests.unit.train_watch_support import make_trainer, records, tiny_model
 
 pytestmark = pytest.mark.filterwarnings("ignore")

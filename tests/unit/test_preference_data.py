@@ -1,15 +1,15 @@
 """Preference pairs through the data stages: every input layout, the contract, review, dedup and leak-free splits."""
 import pytest
 
-from schemas.config.clean import CleanConfig
-from schemas.config.data import DataConfig
-from schemas.config.split import SplitConfig
-from tasks.clean import clean_records
-from tasks.errors import LoraflowError
-from tasks.ingest import detect_format, ingest_records
-from tasks.jsonl import read_jsonl
-from tasks.split import split_records
-from tasks.validate import validate_records
+from loraflow.schemas.config.clean import CleanConfig
+from loraflow.schemas.config.data import DataConfig
+from loraflow.schemas.config.split import SplitConfig
+from loraflow.tasks.data.clean import clean_records
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.data.ingest import detect_format, ingest_records
+from loraflow.tasks.common.jsonl import read_jsonl
+from loraflow.tasks.data.split import split_records
+from loraflow.tasks.data.validate import validate_records
 from tests.unit.data_support import write_records
 
 SYSTEM = "Extract the support ticket as JSON with keys category, priority, product."
@@ -111,9 +111,9 @@ def test_clean_reviews_pairs_without_contrast_and_removes_duplicates_then_splits
 
 
 def test_augmented_children_of_a_pair_keep_both_answers(tmp_path):
-    from schemas.config.augment import AugmentConfig
-    from tasks.augment import augment_records
-    from tasks.jsonl import write_jsonl
+    from loraflow.schemas.config.augment import AugmentConfig
+    from loraflow.tasks.data.augment import augment_records
+    from loraflow.tasks.common.jsonl import write_jsonl
 
     pairs = [{"id": f"p{i}", "messages": [{"role": "user", "content": ticket(i)}, {"role": "assistant", "content": answer(i, "high")}],
               "rejected": answer(i, "low"), "metadata": {"language": "en", "source_line": i + 1}} for i in range(6)]

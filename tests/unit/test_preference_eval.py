@@ -1,11 +1,11 @@
 """Held-out preference accuracy on a tiny model before and after DPO, and the gate's preference rules."""
 import pytest
 
-from schemas.config import LoraConfig, TrainConfig
-from tasks.jsonl import write_jsonl
-from tasks.preference_eval import preference_summary, score_pairs
-from tasks.promotion import should_promote
-from tasks.train import train_model
+from loraflow.schemas.config import LoraConfig, TrainConfig
+from loraflow.tasks.common.jsonl import write_jsonl
+from loraflow.tasks.evaluation.preference import preference_summary, score_pairs
+from loraflow.tasks.evaluation.promotion import should_promote
+from loraflow.tasks.training.train import train_model
 from tests.unit.test_preference_train import _pairs
 from tests.unit.test_promotion import CARD, CONFIG, _cmp, _fails, _label, _summary
 
@@ -60,7 +60,7 @@ def test_gate_says_nothing_about_preferences_without_pairs(preference):
 def test_reward_metrics_stream_to_mlflow_under_their_own_names(tmp_path):
     from types import SimpleNamespace
 
-    from tasks.tracking import MlflowMetricsCallback, client, ensure_experiment
+    from loraflow.tasks.tracking.runs import MlflowMetricsCallback, client, ensure_experiment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_id = client(uri).create_run(ensure_experiment(uri, "prefs")).info.run_id

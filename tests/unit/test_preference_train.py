@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from schemas.config import LoraConfig, TrainConfig
-from tasks.errors import LoraflowError
-from tasks.jsonl import write_jsonl
-from tasks.train import train_model
+from loraflow.schemas.config import LoraConfig, TrainConfig
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.jsonl import write_jsonl
+from loraflow.tasks.training.train import train_model
 
 
 def _pairs(n: int) -> list[dict]:
@@ -51,9 +51,9 @@ def test_dpo_reference_is_the_base_with_the_adapter_disabled(tiny_model_path, pa
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tasks.preference_train import build_preference_trainer, to_preference_examples
-    from tasks.speed import resolve_speed
-    from tasks.jsonl import read_jsonl
+    from loraflow.tasks.training.preference import build_preference_trainer, to_preference_examples
+    from loraflow.tasks.training.speed import resolve_speed
+    from loraflow.tasks.common.jsonl import read_jsonl
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
@@ -97,7 +97,7 @@ def _margin_history(margins: list[float]) -> list[dict]:
 
 
 def test_diagnosis_flags_exploding_and_collapsing_reward_margins():
-    from tasks.diagnosis import diagnose
+    from loraflow.tasks.training.diagnosis import diagnose
 
     rising = [0.05 * i for i in range(12)]
     assert diagnose(_margin_history(rising)) == []

@@ -3,11 +3,11 @@ import dataclasses
 
 import pytest
 
-from schemas.config import EvalConfig, TaskCard
-from tasks.evaluate import score_rows, summarize_evaluation
-from tasks.jsonl import write_jsonl
-from tasks.metrics import aggregate
-from tasks.promotion import PromotionDecision, should_promote
+from loraflow.schemas.config import EvalConfig, TaskCard
+from loraflow.tasks.evaluation.evaluate import score_rows, summarize_evaluation
+from loraflow.tasks.common.jsonl import write_jsonl
+from loraflow.tasks.evaluation.metrics import aggregate
+from loraflow.tasks.evaluation.promotion import PromotionDecision, should_promote
 
 CARD = TaskCard(success_criteria=[{"metric": "rougeL", "threshold": 0.5}])
 CONFIG = EvalConfig(slice_tolerance=0.05, slice_min_n=5)

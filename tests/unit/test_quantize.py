@@ -5,9 +5,9 @@ import pytest
 import torch
 from tests.unit.deploy_support import PROMPTS, build_adapter, build_tiny_base
 
-from tasks.errors import LoraflowError
-from tasks.merge import dir_size, merge_adapter, prompt_ids
-from tasks.quantize import load_variant, quantize_model, variant_size_gate
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.deploy.merge import dir_size, merge_adapter, prompt_ids
+from loraflow.tasks.deploy.quantize import load_variant, quantize_model, variant_size_gate
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,8 @@ def test_variant_gate():
 @pytest.mark.parametrize("bits", ["int4", "gguf-q8_0"])
 def test_evaluation_generates_with_a_quantized_variant(merged, tmp_path, bits):
     """The evaluation path loads INT4 folders and GGUF files the way quantisation saved them."""
-    from tasks.generate import generate_predictions
-    from tasks.jsonl import write_jsonl
+    from loraflow.tasks.evaluation.generate import generate_predictions
+    from loraflow.tasks.common.jsonl import write_jsonl
 
     built = quantize_model(merged, str(tmp_path), bits)
     write_jsonl(tmp_path / "test.jsonl", [{"id": f"p{i}", "metadata": {}, "messages": [*p, {"role": "assistant", "content": "x"}]}

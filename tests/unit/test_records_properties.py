@@ -6,15 +6,15 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.config.clean import CleanConfig
-from schemas.config.data import DataConfig
-from schemas.config.split import SplitConfig
-from tasks.clean import clean_records
-from tasks.data_report import conservation
-from tasks.ingest import ingest_records
-from tasks.jsonl import read_jsonl
-from tasks.split import split_records
-from tasks.validate import validate_records
+from loraflow.schemas.config.clean import CleanConfig
+from loraflow.schemas.config.data import DataConfig
+from loraflow.schemas.config.split import SplitConfig
+from loraflow.tasks.data.clean import clean_records
+from loraflow.tasks.data.report import conservation
+from loraflow.tasks.data.ingest import ingest_records
+from loraflow.tasks.common.jsonl import read_jsonl
+from loraflow.tasks.data.split import split_records
+from loraflow.tasks.data.validate import validate_records
 
 PROMPTS = ["How do I reset my password?", "请问订单什么时候发货？", "What is the refund policy for damaged items?",
            "How can I change the delivery address of my order?", "发票怎么开？"]

@@ -6,9 +6,9 @@ import pytest
 from tests.unit.deploy_support import PROMPTS, build_adapter, build_tiny_base
 
 from loraflow.cli import main
-from tasks.errors import LoraflowError
-from tasks.merge import merge_adapter
-from tasks.registry import (
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.deploy.merge import merge_adapter
+from loraflow.tasks.deploy.registry import (
     champion_history, champion_version, list_versions, promote, register_model, resolve_model, rollback,
 )
 

@@ -1,7 +1,7 @@
 """last_good_checkpoint: newest complete checkpoint with finite logged losses."""
 import json
 
-from tasks.resume import last_good_checkpoint
+from loraflow.tasks.training.resume import last_good_checkpoint
 
 
 def _checkpoint(root, step, *, state=True, weights=True, losses=(1.0,)):

@@ -5,10 +5,10 @@ import pytest
 from pydantic import ValidationError
 
 from loraflow.cli import main
-from schemas.config.serve import ServeConfig
-from tasks.serving.server import choose_backend
-from tasks.serving.source import parse_model_uri, served_model_name
-from tasks.serving.vllm_backend import build_vllm_command, vllm_available, vllm_environment
+from loraflow.schemas.config.serve import ServeConfig
+from loraflow.services.serving.server import choose_backend
+from loraflow.services.serving.source import parse_model_uri, served_model_name
+from loraflow.services.serving.vllm_backend import build_vllm_command, vllm_available, vllm_environment
 
 
 def test_defaults_are_valid_and_pick_the_builtin_backend_without_vllm():

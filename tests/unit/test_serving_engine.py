@@ -5,11 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tasks.errors import LoraflowError
-from tasks.serving.decoding import find_stop, held_back
-from tasks.serving.engine import BatchingEngine
-from tasks.serving.loading import find_model_folders, load_bundle
-from tasks.serving.requests import Delta, Failed, Finished, GenerationRequest, Started
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.services.serving.decoding import find_stop, held_back
+from loraflow.services.serving.engine import BatchingEngine
+from loraflow.services.serving.loading import find_model_folders, load_bundle
+from loraflow.services.serving.requests import Delta, Failed, Finished, GenerationRequest, Started
 
 PROMPTS = [
     [{"role": "user", "content": "hello"}],
@@ -23,7 +23,7 @@ def build_sharp_model(out_dir, seed: int):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tasks.models import build_tiny_model
+    from loraflow.tasks.common.base_model import build_tiny_model
 
     base = build_tiny_model(out_dir / "base", ["hello world", "你好世界", "support ticket JSON"])
     model = AutoModelForCausalLM.from_pretrained(base)

@@ -1,9 +1,9 @@
 """Speed options: resolution by device, the SFTConfig they map to, packing on the CPU, the DDP launch command."""
 import pytest
 
-from schemas.config.train import TrainConfig
-from tasks.errors import LoraflowError
-from tasks.speed import PAD_TO_MULTIPLE, decoder_layers, resolve_speed
+from loraflow.schemas.config.train import TrainConfig
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.training.speed import PAD_TO_MULTIPLE, decoder_layers, resolve_speed
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -37,7 +37,7 @@ def test_liger_with_explicit_compile_is_refused_and_needs_its_package():
 
 
 def test_sft_config_carries_packing_padding_and_ddp_settings(tmp_path):
-    from tasks.train import build_sft_config
+    from loraflow.tasks.training.train import build_sft_config
 
     train = TrainConfig(micro_batch_size=2, effective_batch_size=16, packing=True)
     speed = resolve_speed(train.model_copy(update={"compile_layers": True}), "cuda")
@@ -57,8 +57,8 @@ def test_packed_training_on_the_cpu_runs_padding_free_and_compiles_nothing(tmp_p
     import torch
     from transformers import AutoTokenizer
 
-    from schemas.config.lora import LoraConfig
-    from tasks.train import build_trainer, load_model, to_prompt_completion
+    from loraflow.schemas.config.lora import LoraConfig
+    from loraflow.tasks.training.train import build_trainer, load_model, to_prompt_completion
 
     rows = [{"id": f"r{i}", "messages": [{"role": "user", "content": f"question {i}"},
                                          {"role": "assistant", "content": "ok " * (1 + i % 5)}]} for i in range(24)]
@@ -79,8 +79,8 @@ def test_unchecked_layers_keep_the_last_layers_activations_during_training(tmp_p
     import datasets
     from transformers import AutoTokenizer
 
-    from schemas.config.lora import LoraConfig
-    from tasks.train import build_trainer, load_model, to_prompt_completion
+    from loraflow.schemas.config.lora import LoraConfig
+    from loraflow.tasks.training.train import build_trainer, load_model, to_prompt_completion
 
     rows = [{"id": f"r{i}", "messages": [{"role": "user", "content": f"question {i}"},
                                          {"role": "assistant", "content": "ok"}]} for i in range(8)]
@@ -103,18 +103,18 @@ def test_unchecked_layers_keep_the_last_layers_activations_during_training(tmp_p
 def test_qlora_on_the_cpu_keeps_fp32_everywhere(tiny_model_path):
     import torch
 
-    from tasks.train import load_model
+    from loraflow.tasks.training.train import load_model
 
     model = load_model(str(tiny_model_path), "qlora", "cpu", False, True)
     assert model.get_input_embeddings().weight.dtype == torch.float32
 
 
 def test_launch_runs_one_torchrun_worker_per_gpu(tmp_path):
-    from tasks.launch import gpus_for, torchrun_command
+    from loraflow.tasks.training.launch import gpus_for, torchrun_command
 
     command = torchrun_command(tmp_path / "spec.json", 4)
     assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
-    assert command[-3:] == ["-m", "tasks.launch", str(tmp_path / "spec.json")]
+    assert command[-3:] == ["-m", "loraflow.tasks.training.launch", str(tmp_path / "spec.json")]
     import torch
 
     if not torch.cuda.is_available():

@@ -4,10 +4,10 @@ import shutil
 
 import pytest
 
-from schemas.config.split import SplitConfig
-from tasks.errors import LoraflowError
-from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.split import split_records
+from loraflow.schemas.config.split import SplitConfig
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.data.split import split_records
 from tests.unit.data_support import EN_EXTRA
 
 

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from tasks.errors import LoraflowError
-from tasks.sweep import best_val_loss, expand_grid, parse_grid, pick_best, render_summary, trial_config, trial_name
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.training.sweep import best_val_loss, expand_grid, parse_grid, pick_best, render_summary, trial_config, trial_name
 
 
 def test_grid_flags_expand_to_every_combination_in_order():
@@ -24,7 +24,7 @@ def test_malformed_grid_flags_are_user_errors(bad):
 
 
 def test_trial_config_applies_the_overrides_and_skips_registration():
-    from schemas.config import PipelineConfig
+    from loraflow.schemas.config import PipelineConfig
 
     config = trial_config(PipelineConfig(), ["train.learning_rate=1e-4", "lora.r=16"])
     assert config.train.learning_rate == 1e-4 and config.lora.r == 16

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from tasks.synonyms import replace_synonyms, synonyms_of
+from loraflow.tasks.data.synonyms import replace_synonyms, synonyms_of
 
 
 def test_english_synonyms_come_from_the_most_frequent_sense():

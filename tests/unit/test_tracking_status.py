@@ -1,7 +1,7 @@
 """Ending MLflow runs left RUNNING: a killed run found by the next run in the same folder, and runs that already ended."""
 from mlflow import MlflowClient
 
-from tasks import tracking
+from loraflow.tasks.tracking import runs as tracking
 
 
 def new_run(tmp_path) -> tuple[str, str]:

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from schemas.config import LoraConfig, TrainConfig
-from tasks.errors import LoraflowError
-from tasks.jsonl import write_jsonl
-from tasks.train import to_prompt_completion, train_model
+from loraflow.schemas.config import LoraConfig, TrainConfig
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.jsonl import write_jsonl
+from loraflow.tasks.training.train import to_prompt_completion, train_model
 
 
 def _records(n: int) -> list[dict]:

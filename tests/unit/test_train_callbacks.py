@@ -4,9 +4,9 @@ import json
 import pytest
 from transformers import TrainerCallback
 
-from schemas.config.train import TrainConfig
-from tasks.diagnosis import Thresholds
-from tasks.train_callbacks import TrainingWatch
+from loraflow.schemas.config.train import TrainConfig
+from loraflow.tasks.training.diagnosis import Thresholds
+from loraflow.tasks.training.callbacks import TrainingWatch
 from tests.unit.train_watch_support import make_trainer, records, tiny_model
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -1,10 +1,10 @@
 """Validation: one hand-made bad record per reason code, the invalid-share stop, pilot mode, token lengths."""
 import pytest
 
-from schemas.config.data import DataConfig
-from tasks.errors import LoraflowError
-from tasks.jsonl import read_jsonl, write_jsonl
-from tasks.validate import invalid_share, validate_records
+from loraflow.schemas.config.data import DataConfig
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.data.validate import invalid_share, validate_records
 
 GOOD = {"id": "good", "messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}],
         "metadata": {"source_line": 1}}

@@ -2,7 +2,7 @@
 import random
 from pathlib import Path
 
-from schemas.config.train import TrainConfig
+from loraflow.schemas.config.train import TrainConfig
 
 
 def records(n: int = 30, bad: bool = False) -> list[dict]:
@@ -19,7 +19,7 @@ def records(n: int = 30, bad: bool = False) -> list[dict]:
 
 def tiny_model(cache: Path, rows: list[dict]) -> str:
     """The lead's tiny random Llama with a tokenizer trained on the records' texts."""
-    from tasks.models import build_tiny_model
+    from loraflow.tasks.common.base_model import build_tiny_model
 
     return str(build_tiny_model(cache, [m["content"] for r in rows for m in r["messages"]]))
 
@@ -31,7 +31,7 @@ def make_trainer(model_path: str, rows: list[dict], out_dir: Path, train: TrainC
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from tasks.train import build_sft_config, load_model, to_prompt_completion
+    from loraflow.tasks.training.train import build_sft_config, load_model, to_prompt_completion
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     examples = to_prompt_completion(rows)

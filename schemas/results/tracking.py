@@ -1,0 +1,14 @@
+"""The MLflow run a pipeline run is tracked in: the one handle every step logs through."""
+from dataclasses import dataclass
+
+from loraflow.schemas.results._base import Result
+
+
+@dataclass(frozen=True)
+class TrackingRun(Result):
+    """An open MLflow run: where (tracking URI), which run, and its experiment."""
+
+    tracking_uri: str
+    run_id: str
+    experiment: str = ""
+    experiment_id: str = ""

@@ -1,0 +1,105 @@
+"""Data-parallel training on several GPUs: train_model re-runs itself under torchrun, one DDP process per GPU.
+
+`python -m loraflow.tasks.training.launch SPEC.json` is the worker entry point torchrun starts; the launching process waits, then reads
+the result rank 0 wrote. Callbacks cannot cross processes: the MLflow live-metrics callback is rebuilt in rank 0 from
+its tracking URI and run id; others (e.g. Prefect progress) stay behind and are noted in the log.
+"""
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from loraflow.schemas.config.lora import LoraConfig
+from loraflow.schemas.config.train import TrainConfig
+from loraflow.tasks.common.settings import import_root
+
+logger = logging.getLogger("loraflow.train")
+# NVLink multicast (NVLS) can take a shared host's GPUs out of service; keep it off in every worker.
+SAFE_NCCL_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+def world_size() -> int:
+    """Processes in this training job (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_rank() -> int:
+    """This process's GPU index on its host (0 outside torchrun)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def rank() -> int:
+    """This process's global rank (0 outside torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def gpus_for(train: TrainConfig) -> int:
+    """GPUs to train on: train.num_gpus capped at the visible ones, else all visible; 0 without CUDA."""
+    import torch
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return min(train.num_gpus or visible, visible)
+
+
+def torchrun_command(spec_path: Path, nproc: int) -> list[str]:
+    """The torchrun command line that starts one worker per GPU on this host."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "loraflow.tasks.training.launch", str(spec_path)]
+
+
+def launch_training(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
+                    max_length: int, out_dir: str, callbacks: list | None, nproc: int) -> dict:
+    """Run train_model under torchrun on nproc GPUs and return rank 0's result."""
+    launch_dir = Path(out_dir) / "train" / "launch"
+    launch_dir.mkdir(parents=True, exist_ok=True)
+    mlflow = next(({"tracking_uri": c.tracking_uri, "run_id": c.run_id} for c in callbacks or []
+                   if hasattr(c, "tracking_uri") and hasattr(c, "run_id")), None)
+    left_behind = [type(c).__name__ for c in callbacks or [] if not (hasattr(c, "tracking_uri") and hasattr(c, "run_id"))]
+    if left_behind:
+        logger.warning("DDP training: callbacks %s stay in the launching process and see no training events", left_behind)
+    spec = {"model_path": model_path, "train_path": train_path, "val_path": val_path, "lora": lora.model_dump(mode="json"),
+            "train": train.model_dump(mode="json"), "max_length": max_length, "out_dir": out_dir, "mlflow": mlflow,
+            "result_path": str(launch_dir / "result.json")}
+    spec_path = launch_dir / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=1))
+    Path(spec["result_path"]).unlink(missing_ok=True)
+    env = {**os.environ, **SAFE_NCCL_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(import_root()), os.environ.get("PYTHONPATH")]))}
+    logger.info("launching DDP training on %d GPUs: %s", nproc, " ".join(torchrun_command(spec_path, nproc)))
+    completed = subprocess.run(torchrun_command(spec_path, nproc), env=env)
+    if completed.returncode != 0 or not Path(spec["result_path"]).is_file():
+        raise RuntimeError(f"DDP training on {nproc} GPUs failed (exit {completed.returncode}); the workers' output is above")
+    result = json.loads(Path(spec["result_path"]).read_text())
+    if result.get("error"):
+        from loraflow.tasks.common.errors import LoraflowError
+
+        raise LoraflowError(result["error"])
+    return result
+
+
+def run_worker(spec_path: str) -> None:
+    """One DDP worker: train_model with this process's GPU; rank 0 writes the result file."""
+    import torch
+
+    from loraflow.tasks.common.errors import LoraflowError
+    from loraflow.tasks.training.train import train_model
+
+    spec = json.loads(Path(spec_path).read_text())
+    torch.cuda.set_device(local_rank())
+    callbacks = []
+    if spec["mlflow"] and rank() == 0:
+        from loraflow.tasks.tracking.runs import MlflowMetricsCallback
+
+        callbacks.append(MlflowMetricsCallback(spec["mlflow"]["tracking_uri"], spec["mlflow"]["run_id"]))
+    try:
+        result = train_model(spec["model_path"], spec["train_path"], spec["val_path"], LoraConfig(**spec["lora"]),
+                             TrainConfig(**spec["train"]), spec["max_length"], spec["out_dir"], callbacks)
+    except LoraflowError as error:  # a user mistake: hand the one-line message back to the launching process
+        result = {"error": str(error)}
+    if rank() == 0:
+        Path(spec["result_path"]).write_text(json.dumps(result, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    run_worker(sys.argv[1])
