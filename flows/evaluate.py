@@ -2,7 +2,7 @@
 from prefect import flow
 
 from loraflow.schemas.config import PipelineConfig
-from loraflow.tasks.steps import evaluation, monitor
+from loraflow.tasks.steps import evaluation
 
 
 @flow(name="evaluate")
@@ -15,7 +15,7 @@ def evaluate(config: PipelineConfig, model: str, test_path: str | None = None, o
         test_path: test file in canonical JSON Lines; default the run folder's data/test.jsonl, else the lineage's frozen test set.
         out_dir: folder for eval/predictions_model.jsonl and eval/metrics_model.json.
     """
-    target = monitor.resolve_target(model, test_path, config)
-    result = evaluation.evaluate("model", target["model_path"], target["adapter_path"], target["test_path"], config.eval,
+    target = evaluation.resolve_target(model, test_path, config)
+    result = evaluation.evaluate("model", target.model_path, target.adapter_path, target.test_path, config.eval,
                                  config.task_card, out_dir)
-    return monitor.evaluation_summary(result, config, out_dir)
+    return evaluation.evaluation_summary(result, config, out_dir).to_dict()

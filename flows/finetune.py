@@ -4,7 +4,7 @@ from prefect import flow
 from loraflow.flows import subflow_result
 from loraflow.flows.data import prepare_data
 from loraflow.schemas.config import PipelineConfig
-from loraflow.tasks.steps import deploy, evaluation, feedback, lineage, plan, preference, tracking, training
+from loraflow.tasks.steps import deploy, evaluation, feedback, planning, tracking, training
 
 DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 
@@ -14,38 +14,39 @@ DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
       on_cancellation=[tracking.end_mlflow_run])
 def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str = "runs/latest",
              model_cache_dir: str | None = None) -> dict:
-    """Fine-tune, evaluate and register a model from a raw instruction file, tracked in one MLflow run."""
+    """Fine-tune, evaluate and register a model from a raw instruction file, tracked in one MLflow run (returns run.json)."""
     run = tracking.start_tracking(config, out_dir)
-    train_config = plan.estimate(config, input_path, out_dir, run)
+    train_config = planning.estimate(config, input_path, out_dir, run)
     data = subflow_result(prepare_data(config, input_path, out_dir, model_cache_dir))
-    splits, base_model = data["splits"], data["base_model"]
-    data_hash = tracking.log_data(run, splits, data["report"], config.task_card.name)
+    splits, base_model = data.splits, data.base_model
+    data_hash = tracking.log_data(run, splits, data.report, config.task_card.name)
 
     trained = training.train(base_model, splits, config.lora, train_config, config.model.max_length, out_dir, run)
 
-    results = {"candidate": evaluation.evaluate("candidate", trained["model_path"], trained["adapter_path"],
-                                                splits["test"], config.eval, config.task_card, out_dir)}
+    results = {"candidate": evaluation.evaluate("candidate", trained.model_path, trained.adapter_path, splits.test,
+                                                config.eval, config.task_card, out_dir)}
     if config.eval.compare_base:
-        results["base"] = evaluation.evaluate("base", base_model, None, splits["test"], config.eval, config.task_card, out_dir)
-    results.update(evaluation.baselines(splits["train"], splits["test"], config.eval, config.task_card, out_dir))
-    champion = deploy.find_champion(config.deploy, config.task_card.name, run)
+        results["base"] = evaluation.evaluate("base", base_model, None, splits.test, config.eval, config.task_card, out_dir)
+    results.update(evaluation.baselines(splits.train, splits.test, config.eval, config.task_card, out_dir))
+    champion = deploy.find_champion(config.deploy, config.task_card.name, run.tracking_uri)
     if champion:
-        results["champion"] = evaluation.evaluate("champion", champion, None, splits["test"], config.eval, config.task_card, out_dir)
+        results["champion"] = evaluation.evaluate("champion", champion.path, None, splits.test, config.eval, config.task_card,
+                                                  out_dir)
     # Preference data: does each model score the chosen answer above the rejected one (None for supervised data).
-    preferred = preference.preference_accuracy({"candidate": (trained["model_path"], trained["adapter_path"]),
+    preferred = evaluation.preference_accuracy({"candidate": (trained.model_path, trained.adapter_path),
                                                 "base": (base_model, None) if config.eval.compare_base else None,
-                                                "champion": (champion, None) if champion else None}, splits["test"], out_dir)
-    gate = evaluation.compare_and_gate(results, splits["train"], base_model, config.task_card, config.eval, out_dir, run,
+                                                "champion": (champion.path, None) if champion else None}, splits.test, out_dir)
+    gate = evaluation.compare_and_gate(results, splits.train, base_model, config.task_card, config.eval, out_dir, run,
                                        preferred)
     evaluation.judge(out_dir, config.judge)
     evaluation.eval_report(out_dir, run)
 
-    registered = deploy.merge_and_register(base_model, trained, splits["test"], config.deploy, config.task_card,
-                                           gate["decision"], data_hash, results["candidate"]["metrics"], out_dir, run)
-    deploy.quantize_variants(registered, trained, splits["test"], config.deploy, config.eval, config.task_card,
-                             results["candidate"]["metrics"], out_dir, run)
-    lineage.seed(config.task_card.name, out_dir, run)  # the first run's data becomes v1 of the dataset lineage
-    return tracking.finish_tracking(run, out_dir, config.task_card, gate["summary"], gate["decision"], registered, trained)
+    registered = deploy.merge_and_register(base_model, trained, splits.test, config.deploy, config.task_card,
+                                           gate.decision, data_hash, results["candidate"].metrics, out_dir, run)
+    deploy.quantize_variants(registered, trained, splits.test, config.deploy, config.eval, config.task_card,
+                             results["candidate"].metrics, out_dir, run)
+    feedback.seed(config.task_card.name, out_dir, run)  # the first run's data becomes v1 of the dataset lineage
+    return tracking.finish_tracking(run, out_dir, config.task_card, gate.summary, gate.decision, registered, trained).index
 
 
 @flow(name="finetune")

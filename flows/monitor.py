@@ -1,7 +1,8 @@
 """Monitoring: re-evaluate the champion on the frozen test set and on feedback, log the trend, alert below the task card."""
 from prefect import flow
 
-from loraflow.tasks.steps import evaluation, feedback, lineage, monitor as steps
+from loraflow.tasks.common.settings import mlflow_uri
+from loraflow.tasks.steps import deploy, evaluation, feedback
 
 DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 
@@ -22,15 +23,15 @@ def monitor(config_path: str = DEFAULT_CONFIG, overrides: list[str] | None = Non
         out_dir: folder for predictions and the report; default $LORAFLOW_HOME/monitor/<task>/<time>.
     """
     config = feedback.load_pipeline_config(config_path, overrides or [])
-    champion = steps.find_champion(config)
+    champion = deploy.find_champion(config.deploy, config.task_card.name, mlflow_uri(config.tracking.mlflow_tracking_uri))
     if champion is None:
         return {"champion": None, "alerts": [], "metrics": {}}
-    out = steps.monitor_folder(out_dir, config.task_card.name)
-    sets = lineage.evaluation_sets(config.task_card.name, lineage_dir, test_path)
-    recent = steps.recent_feedback(config.feedback, recent_days, out)
-    paths = {"test": sets["test"], "feedback_eval": sets["feedback_eval"], "recent_feedback": recent["path"] if recent["corrections"] else None}
-    results = {name: evaluation.evaluate(f"monitor-{name}", champion["path"], None, path, config.eval, config.task_card, out)
+    out = feedback.monitor_folder(out_dir, config.task_card.name)
+    sets = feedback.evaluation_sets(config.task_card.name, lineage_dir, test_path)
+    recent = feedback.recent_feedback(config.feedback, recent_days, out)
+    paths = {"test": sets.test, "feedback_eval": sets.feedback_eval, "recent_feedback": recent.path if recent.corrections else None}
+    results = {name: evaluation.evaluate(f"monitor-{name}", champion.path, None, path, config.eval, config.task_card, out)
                for name, path in paths.items() if path}
-    summary = steps.record(config, champion, results, recent, out)
-    steps.send_webhook(webhook_url, summary)
-    return summary
+    summary = feedback.record(config, champion, results, recent, out)
+    feedback.send_webhook(webhook_url, summary)
+    return summary.to_dict()

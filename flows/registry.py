@@ -1,7 +1,7 @@
 """Move the champion alias by hand from the Prefect UI: promote a registered version, or roll back."""
 from prefect import flow
 
-from loraflow.tasks.steps import registry
+from loraflow.tasks.steps import deploy
 
 
 @flow(name="promote")
@@ -15,7 +15,7 @@ def promote(version: str, reason: str = "promoted by hand from Prefect", model_n
         model_name: registered model name; default the only registered model.
         tracking_uri: MLflow tracking URI; default $MLFLOW_TRACKING_URI or the embedded store.
     """
-    return registry.promote_version(model_name, version, reason, tracking_uri)
+    return deploy.promote_version(model_name, version, reason, tracking_uri).to_dict()
 
 
 @flow(name="rollback")
@@ -29,4 +29,4 @@ def rollback(reason: str = "rolled back by hand from Prefect", to_version: str |
         model_name: registered model name; default the only registered model.
         tracking_uri: MLflow tracking URI; default $MLFLOW_TRACKING_URI or the embedded store.
     """
-    return registry.rollback_champion(model_name, to_version, reason, tracking_uri)
+    return deploy.rollback_champion(model_name, to_version, reason, tracking_uri).to_dict()

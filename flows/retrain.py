@@ -3,7 +3,7 @@ from prefect import flow
 
 from loraflow.flows import subflow_result
 from loraflow.flows.finetune import finetune
-from loraflow.tasks.steps import feedback, lineage
+from loraflow.tasks.steps import feedback
 
 DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 
@@ -28,9 +28,10 @@ def retrain_from_feedback(batch_id: str | None = None, config_path: str = DEFAUL
     exported = feedback.export_batch(config.feedback, batch, out_dir)
     # A preference objective learns from the batch's pairs (correction over the model's answer, ...), else its corrections.
     pairs = config.train.objective != "sft" or config.data.kind == "preference"
-    prepared = lineage.prepare(config.task_card.name, lineage_dir, exported, feedback_eval_share, pairs)
-    run_config = lineage.config_for_version(config, prepared)
-    result = subflow_result(finetune(config=run_config, out_dir=exported["run_dir"]))
-    committed = lineage.commit(prepared, exported["run_dir"], result)
+    prepared = feedback.prepare(config.task_card.name, lineage_dir, exported, feedback_eval_share, pairs)
+    run_config = feedback.config_for_version(config, prepared)
+    result = subflow_result(finetune(config=run_config, out_dir=exported.run_dir))
+    committed = feedback.commit(prepared, exported.run_dir, result)
     recorded = feedback.record_in_mlflow(result, committed)
-    return {"batch_id": batch, "trained": True, "run_dir": exported["run_dir"], "lineage_version": committed["version"], **recorded}
+    return {"batch_id": batch, "trained": True, "run_dir": exported.run_dir, "lineage_version": committed.version,
+            **recorded.to_dict()}

@@ -21,7 +21,7 @@ from loraflow.schemas.feedback import (
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.feedback.guards import TOKEN_ENV, BearerAuthMiddleware, BodyLimitMiddleware, RateLimitMiddleware
 from loraflow.tasks.feedback.store import PENDING_KINDS, FeedbackStore, IdempotencyConflict
-from loraflow.tasks.feedback.trigger import Trigger, fire_batch, prefect_trigger, start_retrain
+from loraflow.services.retrain_trigger import Trigger, fire_batch, prefect_trigger, start_retrain
 
 
 def resolve_token(insecure_no_auth: bool = False) -> str | None:

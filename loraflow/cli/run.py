@@ -125,7 +125,7 @@ def handle_data(args) -> int:
     from loraflow.flows.data import prepare_data
 
     result = _run_flow(prepare_data, config=config, input_path=input_path, out_dir=out_dir)
-    report = json.loads(Path(result["report"]["report_json"]).read_text())
+    report = json.loads(Path(result.report.report_json).read_text())
     keys = ("input", "kept", "quarantined", "removed", "review", "augmented", "train", "val", "test")
     print(json.dumps({k: report[k] for k in keys if k in report}, indent=2, ensure_ascii=False))
     print(f"data written to {Path(out_dir) / 'data'}")

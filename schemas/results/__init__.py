@@ -5,14 +5,14 @@ give a dict back (`to_dict`) to the writers that keep one format on disk (run.js
 """
 from loraflow.schemas.results.data import DataReport, DataStageResult, InputFiles, PreparedData, Splits
 from loraflow.schemas.results.deploy import AliasMove, Champion, QuantizedVariant, RegisteredModel
-from loraflow.schemas.results.evaluation import (EvaluationTarget, GateResult, ModelEvaluation, PreferenceAccuracy,
+from loraflow.schemas.results.evaluation import (EvaluationTarget, EvaluationVerdict, GateResult, JudgeSummary, ModelEvaluation, PreferenceAccuracy,
                                                  PromotionDecision)
 from loraflow.schemas.results.feedback import (EvaluationSets, ExportedBatch, FeedbackRecorded, LineageVersion,
                                                MonitorSummary, RecentFeedback)
-from loraflow.schemas.results.tracking import TrackingRun
+from loraflow.schemas.results.tracking import FinishedRun, TrackingRun
 from loraflow.schemas.results.training import SweepResult, SweepRun, SweepTrial, TrainingResult
 
-__all__ = ["AliasMove", "Champion", "DataReport", "DataStageResult", "EvaluationSets", "EvaluationTarget", "ExportedBatch",
-           "FeedbackRecorded", "GateResult", "InputFiles", "LineageVersion", "ModelEvaluation",
+__all__ = ["AliasMove", "Champion", "DataReport", "DataStageResult", "EvaluationSets", "EvaluationTarget", "EvaluationVerdict", "ExportedBatch",
+           "FeedbackRecorded", "FinishedRun", "GateResult", "InputFiles", "JudgeSummary", "LineageVersion", "ModelEvaluation",
            "MonitorSummary", "PreferenceAccuracy", "PreparedData", "PromotionDecision", "QuantizedVariant", "RecentFeedback", "RegisteredModel",
            "Splits", "SweepResult", "SweepRun", "SweepTrial", "TrackingRun", "TrainingResult"]

@@ -57,3 +57,27 @@ class EvaluationTarget(Result):
     adapter_path: str | None
     run_dir: str | None
     test_path: str
+
+
+@dataclass(frozen=True)
+class EvaluationVerdict(ModelEvaluation):
+    """One model's evaluation with the task card's verdict: whether it meets the threshold, the alerts, the summary file."""
+
+    criteria_met: bool = False
+    alerts: list[str] = field(default_factory=list)
+    summary_path: str = ""
+
+
+@dataclass(frozen=True)
+class JudgeSummary(Result):
+    """An LLM judge's pass over the candidate's answers: scores per rubric dimension and agreement with human raters."""
+
+    rubric_version: str
+    model: str
+    base_url: str
+    n_cases: int
+    n_scored: int
+    n_failed: int
+    dimensions: dict[str, Any]
+    agreement: dict[str, Any] = field(default_factory=dict)
+    mlflow_run_id: str | None = None

@@ -12,3 +12,11 @@ class TrackingRun(Result):
     run_id: str
     experiment: str = ""
     experiment_id: str = ""
+
+
+@dataclass(frozen=True)
+class FinishedRun(Result):
+    """A finished pipeline run: its run.json file and what that file holds (the outcome, the model paths, the MLflow run)."""
+
+    run_json: str
+    index: dict

@@ -28,12 +28,14 @@ def chat_complete(
     timeout: float = 60.0,
     api_key: str | None = None,
     client: httpx.Client | None = None,
+    setting: str = "augment.endpoint",
+    model_setting: str = "augment.endpoint_model",
 ) -> str:
     """Send one chat request and return the first choice's text; no retries here.
 
     Transient failures (connection errors, timeouts, 408/429/5xx) raise httpx errors so that the
     caller's retry policy sees them; a refused request (other 4xx) or an answer not in the OpenAI
-    chat format raises LoraflowError, since retrying cannot fix it.
+    chat format raises LoraflowError, since retrying cannot fix it. `setting` and `model_setting` name the config keys of the endpoint and the model.
     """
     url = completions_url(endpoint)
     payload = {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
@@ -50,7 +52,7 @@ def chat_complete(
     if response.status_code >= 400:
         raise LoraflowError(
             f"chat endpoint {url} refused the request with HTTP {response.status_code} "
-            f"({response.text[:200].strip()!r}); check augment.endpoint and augment.endpoint_model={model!r}."
+            f"({response.text[:200].strip()!r}); check {setting} and {model_setting}={model!r}."
         )
     try:
         content = response.json()["choices"][0]["message"]["content"]
@@ -59,6 +61,6 @@ def chat_complete(
     if not isinstance(content, str):
         raise LoraflowError(
             f"chat endpoint {url} did not answer in the OpenAI chat format (choices[0].message.content); "
-            "point augment.endpoint at an OpenAI-compatible server such as vLLM's."
+            f"point {setting} at an OpenAI-compatible server such as vLLM's."
         )
     return content.strip()

@@ -11,9 +11,10 @@ def loraflow_home() -> Path:
     return Path(os.environ.get(HOME_ENV, ".loraflow")).resolve()
 
 
-def default_mlflow_uri() -> str:
-    """$MLFLOW_TRACKING_URI, else SQLite under the loraflow home."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{loraflow_home() / 'mlflow.db'}"
+def mlflow_uri(explicit: str | None = None) -> str:
+    """The MLflow tracking URI in force: the explicit one (tracking.mlflow_tracking_uri, --tracking-uri), else
+    $MLFLOW_TRACKING_URI, else SQLite under the loraflow home."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{loraflow_home() / 'mlflow.db'}"
 
 
 def configure_environment() -> None:
@@ -27,7 +28,7 @@ def configure_environment() -> None:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_LOCAL_STORAGE_PATH": str(home / "prefect" / "storage"),
-        "MLFLOW_TRACKING_URI": default_mlflow_uri(),
+        "MLFLOW_TRACKING_URI": mlflow_uri(),
         "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",

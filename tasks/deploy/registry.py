@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from loraflow.schemas.results import Champion
 from loraflow.tasks.common.errors import LoraflowError
 
 CHAMPION = "champion"
@@ -18,9 +19,9 @@ _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\
 
 def _uri(tracking_uri: str | None) -> str:
     """The given URI, else $MLFLOW_TRACKING_URI, else the embedded SQLite store."""
-    from loraflow.tasks.common.settings import default_mlflow_uri
+    from loraflow.tasks.common.settings import mlflow_uri
 
-    return tracking_uri or default_mlflow_uri()
+    return mlflow_uri(tracking_uri)
 
 
 def _client(tracking_uri: str | None) -> Any:
@@ -100,6 +101,14 @@ def version_aliases(name: str, version: str, *, tracking_uri: str | None = None)
 def champion_version(name: str, *, tracking_uri: str | None = None) -> str | None:
     """The version the `champion` alias points at, or None (no alias or no such registered model)."""
     return _alias_version(_client(tracking_uri), name, CHAMPION)
+
+
+def find_champion(name: str, *, tracking_uri: str | None = None) -> Champion | None:
+    """The champion's version and local folder (downloaded once), or None when nothing is promoted yet."""
+    version = champion_version(name, tracking_uri=tracking_uri)
+    if version is None:
+        return None
+    return Champion(name=name, version=version, path=resolve_model(f"models:/{name}/{version}", tracking_uri=tracking_uri))
 
 
 def promote(name: str, version: str, reason: str, *, tracking_uri: str | None = None) -> dict:

@@ -41,7 +41,6 @@ def release_candidate(base_model_path: str, trained: TrainingResult, test_path: 
         promote(name, registered["version"], "promotion gate passed: " + "; ".join(decision.reasons), tracking_uri=run.tracking_uri)
     # What run.json says must be what the registry holds: promotion moves `challenger` away from this version.
     aliases = version_aliases(name, registered["version"], tracking_uri=run.tracking_uri)
-    logger.info("registered %s version %s (aliases: %s)", name, registered["version"], ", ".join(aliases) or "none")
     return RegisteredModel(name=name, version=registered["version"], model_uri=registered["model_uri"],
                            source=registered["source"], merged_path=model_path, aliases=aliases,
                            alias=aliases[0] if aliases else None,

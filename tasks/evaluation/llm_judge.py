@@ -13,6 +13,7 @@ import httpx
 from loraflow.schemas.config.judge import JudgeConfig
 from loraflow.schemas.human_eval import RUBRIC_DIMENSIONS
 from loraflow.tasks.evaluation.agreement import krippendorff_alpha, mean_confidence_interval
+from loraflow.tasks.common.chat_client import chat_complete, completions_url
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.evaluation.human_eval import case_slice, prompt_text, read_predictions, stratified_sample
 from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
@@ -34,7 +35,6 @@ Reply with exactly one JSON object and nothing else:
 {"accuracy": <1-5>, "relevance": <1-5>, "fluency": <1-5>, "completeness": <1-5>, "safety": <1-5>, "rationale": "<one sentence>"}"""
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-_RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 def judge_messages(case: dict) -> list[dict]:
@@ -94,18 +94,14 @@ def parse_judge_reply(text: str) -> dict:
     return {**scores, "rationale": ""}
 
 
-def _chat(client: httpx.Client, url: str, payload: dict, retries: int = 2) -> str:
-    """POST one chat completion and return the reply text; retries transient failures with backoff."""
+def _chat(client: httpx.Client, base_url: str, model: str, messages: list[dict], timeout_s: float, retries: int = 2) -> str:
+    """One judge reply through the shared chat client; transient failures retried with backoff, a refused request not."""
     for attempt in range(retries + 1):
         try:
-            response = client.post(url, json=payload)
-            if response.status_code in _RETRY_STATUS and attempt < retries:
-                time.sleep(0.5 * 2**attempt)
-                continue
-            response.raise_for_status()
-            return response.json()["choices"][0]["message"]["content"] or ""
+            return chat_complete(base_url, model, messages, temperature=0, max_tokens=400, timeout=timeout_s, client=client,
+                                 setting="judge.base_url", model_setting="judge.model")
         except (httpx.TransportError, httpx.HTTPStatusError) as error:
-            if isinstance(error, httpx.ConnectError) or attempt >= retries:
+            if isinstance(error, httpx.ConnectError) or attempt >= retries:  # a server that is down stays down
                 raise
             time.sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")
@@ -113,18 +109,17 @@ def _chat(client: httpx.Client, url: str, payload: dict, retries: int = 2) -> st
 
 def judge_cases(cases: list[dict], base_url: str, model: str, api_key: str | None = None, timeout_s: float = 60.0, concurrency: int = 4) -> list[dict]:
     """Score prediction rows through the endpoint; one rating row per case (with `error` when the reply was unusable)."""
-    url = base_url.rstrip("/") + "/chat/completions"
+    url = completions_url(base_url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     rater = f"llm:{model}"
 
     def score(case: dict) -> dict:
         row = {"id": str(case["id"]), "rater": rater, "slice": case_slice(case), "rubric_version": RUBRIC_VERSION}
-        payload = {"model": model, "messages": judge_messages(case), "temperature": 0, "max_tokens": 400}
         try:
-            parsed = parse_judge_reply(_chat(client, url, payload))
+            parsed = parse_judge_reply(_chat(client, base_url, model, judge_messages(case), timeout_s))
         except httpx.ConnectError:
             raise  # the endpoint is down: stop, rather than record the same failure for every case
-        except (ValueError, KeyError, IndexError, TypeError, httpx.HTTPError) as error:
+        except (ValueError, KeyError, IndexError, TypeError, httpx.HTTPError, LoraflowError) as error:
             return {**row, **{dim: None for dim in RUBRIC_DIMENSIONS}, "comment": "", "error": str(error)[:300]}
         return {**row, **{dim: parsed[dim] for dim in RUBRIC_DIMENSIONS}, "comment": parsed["rationale"]}
 
@@ -134,7 +129,7 @@ def judge_cases(cases: list[dict], base_url: str, model: str, api_key: str | Non
                 return list(pool.map(score, cases))
         except httpx.ConnectError as error:
             raise LoraflowError(
-                f"cannot reach the judge endpoint {url} ({type(error).__name__}: {error}); start it or fix the base URL (--base-url, or eval.judge.base_url in the config)."
+                f"cannot reach the judge endpoint {url} ({type(error).__name__}: {error}); start it or fix the base URL (--base-url, or judge.base_url in the config)."
             ) from error
 
 
@@ -208,7 +203,7 @@ def run_llm_judge(
 
 
 def judge_from_config(run_dir: str, config: JudgeConfig) -> dict | None:
-    """Run the judge as configured (eval.judge); None when it is off, which is the default."""
+    """Run the judge as configured (judge); None when it is off, which is the default."""
     if not config.enabled:
         return None
     return run_llm_judge(

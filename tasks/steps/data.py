@@ -14,6 +14,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 
 from loraflow.schemas.config import AugmentConfig, CleanConfig, DataConfig, ModelConfig, SplitConfig
+from loraflow.schemas.results import DataReport, DataStageResult, InputFiles, Splits
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.steps import not_user_error
 
@@ -42,14 +43,14 @@ DATA_TASK = dict(cache_policy=INPUTS + TASK_SOURCE + RunFolderToken(), persist_r
 
 
 @task(name="resolve-inputs", cache_policy=NO_CACHE)
-def resolve_inputs(config: DataConfig, input_path: str | None, model_cache_dir: str | None) -> tuple[str, str]:
+def resolve_inputs(config: DataConfig, input_path: str | None, model_cache_dir: str | None) -> InputFiles:
     """The input file (argument, else data.path) and the model cache folder (else LORAFLOW_HOME/models)."""
     from loraflow.tasks.common.settings import loraflow_home
 
     path = input_path or config.path
     if not path:
         raise LoraflowError("no input data: pass --input PATH or set data.path in the config")
-    return str(path), str(model_cache_dir or loraflow_home() / "models")
+    return InputFiles(input_path=str(path), model_cache_dir=str(model_cache_dir or loraflow_home() / "models"))
 
 
 @task(name="fingerprint-input", cache_policy=NO_CACHE)
@@ -65,12 +66,12 @@ def fingerprint_input(input_path: str) -> str:
 
 
 @task(name="ingest", **DATA_TASK)
-def ingest(input_path: str, input_digest: str, config: DataConfig, out_dir: str) -> dict:
+def ingest(input_path: str, input_digest: str, config: DataConfig, out_dir: str) -> DataStageResult:
     """Read and normalise the input file to canonical records; unparseable rows are quarantined."""
     from loraflow.tasks.data.ingest import ingest_records
 
     get_run_logger().info("stage: ingest %s", input_path)
-    return ingest_records(input_path, config, out_dir)
+    return DataStageResult.from_stage(ingest_records(input_path, config, out_dir))
 
 
 @task(name="prepare-base-model", retries=2, retry_delay_seconds=10, retry_condition_fn=not_user_error,
@@ -92,57 +93,58 @@ def prepare_base_model(config: ModelConfig, records_path: str, cache_dir: str, i
 
 
 @task(name="validate", **DATA_TASK)
-def validate(ingested: dict, config: DataConfig, languages: list[str], tokenizer_path: str, max_tokens: int,
-             out_dir: str) -> dict:
+def validate(ingested: DataStageResult, config: DataConfig, languages: list[str], tokenizer_path: str, max_tokens: int,
+             out_dir: str) -> DataStageResult:
     """Validate canonical records against the pandera contract; invalid rows go to quarantine with reasons."""
     from loraflow.tasks.data.validate import validate_records
 
     get_run_logger().info("stage: validate")
     from loraflow.tasks.data.report import write_data_report
 
-    counts = ingested["counts"]
+    counts = ingested.counts
     try:
-        return validate_records(ingested["records"], config, languages, tokenizer_path, max_tokens, out_dir,
-                                prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input"))
+        return DataStageResult.from_stage(validate_records(
+            ingested.records, config, languages, tokenizer_path, max_tokens, out_dir,
+            prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input")))
     except LoraflowError as error:
         if getattr(error, "result", None):  # too many invalid rows: still leave the report of what was found
-            write_data_report(out_dir, [ingested, error.result], tokenizer_path)
+            write_data_report(out_dir, [ingested.to_stage(), error.result], tokenizer_path)
         raise
 
 
 @task(name="clean", **DATA_TASK)
-def clean(validated: dict, config: CleanConfig, languages: list[str], out_dir: str) -> dict:
+def clean(validated: DataStageResult, config: CleanConfig, languages: list[str], out_dir: str) -> DataStageResult:
     """Normalise, deduplicate (exact + near) and filter low-quality records, each removal with a reason."""
     from loraflow.tasks.data.clean import clean_records
 
     get_run_logger().info("stage: clean")
-    return clean_records(validated["records"], config, languages, out_dir)
+    return DataStageResult.from_stage(clean_records(validated.records, config, languages, out_dir))
 
 
 @task(name="split", **DATA_TASK)
-def split(cleaned: dict, config: SplitConfig, out_dir: str) -> dict:
+def split(cleaned: DataStageResult, config: SplitConfig, out_dir: str) -> Splits:
     """Split into train/val/test without leakage (and keep a frozen test set)."""
     from loraflow.tasks.data.split import split_records
 
     get_run_logger().info("stage: split")
-    result = split_records(cleaned["records"], config, out_dir)
-    if result["counts"]["ratio_note"]:
-        get_run_logger().warning("split: %s", result["counts"]["ratio_note"])
+    result = Splits.from_dict(split_records(cleaned.records, config, out_dir))
+    if result.counts["ratio_note"]:
+        get_run_logger().warning("split: %s", result.counts["ratio_note"])
     return result
 
 
 @task(name="augment", retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error, **DATA_TASK)
-def augment(splits: dict, config: AugmentConfig, languages: list[str], out_dir: str) -> dict:
+def augment(splits: Splits, config: AugmentConfig, languages: list[str], out_dir: str) -> DataStageResult:
     """Augment the train split only (the endpoint may be remote, hence retries)."""
     from loraflow.tasks.data.augment import augment_records
 
     get_run_logger().info("stage: augment")
-    return augment_records(splits["train"], config, languages, out_dir)
+    return DataStageResult.from_stage(augment_records(splits.train, config, languages, out_dir))
 
 
 @task(name="data-report", **DATA_TASK)
-def data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str, task_name: str, input_path: str, input_sha256: str,
-                config: dict) -> dict:
+def data_report(out_dir: str, stage_results: list[DataStageResult | Splits], tokenizer_path: str, task_name: str,
+                input_path: str, input_sha256: str, config: dict) -> DataReport:
     """Counts per stage and reason (conservation checked), histograms, diversity: report.json and report.html.
 
     The page's header names the task, the flow run, the input file and hash, and the data-stage config it came from.
@@ -154,4 +156,5 @@ def data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str, ta
     get_run_logger().info("stage: data report")
     header = {"task": task_name, "run folder": out_dir, "flow run": f"{runtime.flow_run.name} ({runtime.flow_run.id})",
               "input": input_path, "input sha256": input_sha256, "config": config}
-    return write_data_report(out_dir, stage_results, tokenizer_path, header)
+    report = write_data_report(out_dir, [stage.to_stage() for stage in stage_results], tokenizer_path, header)
+    return DataReport.from_dict(report)

@@ -8,6 +8,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from loraflow.schemas.config import PipelineConfig, TaskCard
+from loraflow.schemas.results import (DataReport, FinishedRun, PromotionDecision, RegisteredModel, Splits, TrackingRun,
+                                      TrainingResult)
 from loraflow.tasks.common.settings import import_root
 from loraflow.tasks.tracking import runs as tracking
 from loraflow.tasks.tracking.links import markdown_link, mlflow_run_url, run_links_markdown
@@ -15,12 +17,12 @@ from loraflow.tasks.tracking.run_extras import read_run_info
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE)
-def start_tracking(config: PipelineConfig, out_dir: str) -> dict:
+def start_tracking(config: PipelineConfig, out_dir: str) -> TrackingRun:
     """Open the pipeline's MLflow run (whole config as params: the one task that sees all of it)."""
-    from loraflow.tasks.common.settings import default_mlflow_uri
     from loraflow.tasks.common.config_files import dump_config, flatten_config
+    from loraflow.tasks.common.settings import mlflow_uri
 
-    uri = config.tracking.mlflow_tracking_uri or default_mlflow_uri()
+    uri = mlflow_uri(config.tracking.mlflow_tracking_uri)
     experiment = config.tracking.experiment or config.task_card.name
     flow_run_id = str(runtime.flow_run.id or "")
     continues = tracking.close_previous_run(read_run_info(out_dir))
@@ -45,7 +47,7 @@ def start_tracking(config: PipelineConfig, out_dir: str) -> dict:
                              "continues_mlflow_run_id": continues, "resumed_from_checkpoint": None})
     get_run_logger().info("MLflow run %s (experiment %s, %s)%s", run_id, experiment, uri,
                           f", continuing run {continues} that did not finish" if continues else "")
-    return {"tracking_uri": uri, "run_id": run_id, "experiment": experiment, "experiment_id": experiment_id}
+    return TrackingRun(tracking_uri=uri, run_id=run_id, experiment=experiment, experiment_id=experiment_id)
 
 
 def write_run_json(out_dir: str, updates: dict) -> Path:
@@ -59,22 +61,21 @@ def write_run_json(out_dir: str, updates: dict) -> Path:
 
 
 @task(name="log-data", cache_policy=NO_CACHE)
-def log_data(run: dict, splits: dict, report: dict, dataset_name: str) -> str:
+def log_data(run: TrackingRun, splits: Splits, report: DataReport, dataset_name: str) -> str:
     """Log the splits as MLflow dataset inputs with their content hash, plus the data report; return the data hash."""
-    paths = {name: splits[name] for name in ("train", "val", "test")}
-    data_hash = tracking.log_dataset(run["tracking_uri"], run["run_id"], paths, dataset_name)
-    tracking.log_metrics(run["tracking_uri"], run["run_id"], report.get("metrics", {}))
-    for key in ("report_json", "report_html"):
-        if report.get(key):
-            tracking.log_artifacts(run["tracking_uri"], run["run_id"], report[key], "data")
-    quarantine = Path(report["report_json"]).with_name("quarantine.jsonl") if report.get("report_json") else None
+    paths = {"train": splits.train, "val": splits.val, "test": splits.test}
+    data_hash = tracking.log_dataset(run, paths, dataset_name)
+    tracking.log_metrics(run, report.metrics)
+    for path in [report.report_json, report.report_html]:
+        tracking.log_artifacts(run, path, "data")
+    quarantine = Path(report.report_json).with_name("quarantine.jsonl")
     for path in [quarantine, *paths.values()]:  # the exact split files the model was trained and tested on
         if path and Path(path).is_file():
-            tracking.log_artifacts(run["tracking_uri"], run["run_id"], path, "data")
-    if report.get("markdown"):
-        create_markdown_artifact(key="data-report", markdown=report["markdown"], description="Data stages: counts per stage and reason")
-    if report.get("report_json"):
-        counts = json.loads(Path(report["report_json"]).read_text())
+            tracking.log_artifacts(run, path, "data")
+    if report.markdown:
+        create_markdown_artifact(key="data-report", markdown=report.markdown, description="Data stages: counts per stage and reason")
+    if Path(report.report_json).is_file():
+        counts = json.loads(Path(report.report_json).read_text())
         rows = [{"count": key, "records": counts[key]} for key in ("input", "kept", "quarantined", "review", "augmented",
                                                                    "train", "val", "test") if isinstance(counts.get(key), int)]
         rows += [{"count": f"removed: {reason}", "records": n} for reason, n in (counts.get("removed") or {}).items()]
@@ -83,8 +84,8 @@ def log_data(run: dict, splits: dict, report: dict, dataset_name: str) -> str:
 
 
 @task(name="finish-tracking", cache_policy=NO_CACHE)
-def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict, decision: dict, registered: dict | None,
-                    trained: dict) -> dict:
+def finish_tracking(run: TrackingRun, out_dir: str, task_card: TaskCard, summary: dict, decision: PromotionDecision,
+                    registered: RegisteredModel | None, trained: TrainingResult) -> FinishedRun:
     """Write run.json, tag the run with the outcome, mark it finished, and return what the CLI prints."""
     from loraflow.tasks.evaluation.evaluate import field_outcome
 
@@ -96,17 +97,17 @@ def finish_tracking(run: dict, out_dir: str, task_card: TaskCard, summary: dict,
         "criteria_met": summary.get("criteria_met"),
         "criteria": summary.get("criteria"),
         "fields": field_outcome(summary),
-        "promotion": decision,
-        "registered_model": registered,
+        "promotion": decision.to_dict(),
+        "registered_model": registered.to_dict() if registered else None,
     }
-    write_run_json(out_dir, {"outcome": outcome, "base_model_path": trained.get("base_model_path"),
-                             "model_path": trained["model_path"], "adapter_path": trained["adapter_path"],
-                             "merged_model_path": (registered or {}).get("merged_path")})
-    tracking.log_artifacts(run["tracking_uri"], run["run_id"], Path(out_dir) / "run.json")
+    path = write_run_json(out_dir, {"outcome": outcome, "base_model_path": trained.base_model_path,
+                                    "model_path": trained.model_path, "adapter_path": trained.adapter_path,
+                                    "merged_model_path": registered.merged_path if registered else None})
+    tracking.log_artifacts(run, path)
     create_markdown_artifact(key="run-links", markdown=run_links_markdown(run, out_dir, registered),
                              description="The MLflow run, its reports and the registered model version")
-    tracking.finish_run(run["tracking_uri"], run["run_id"])
-    return json.loads((Path(out_dir) / "run.json").read_text())
+    tracking.finish_run(run)
+    return FinishedRun(run_json=str(path), index=json.loads(path.read_text()))
 
 
 def end_mlflow_run(flow, flow_run, state) -> None:

@@ -2,6 +2,8 @@
 from pathlib import Path
 from urllib.parse import quote
 
+from loraflow.schemas.results import RegisteredModel, TrackingRun
+
 PREFECT_DEFAULT_PORT = 4200
 MLFLOW_DEFAULT_PORT = 5000
 # MLflow 3.17's UI opens in its GenAI view unless the page's URL asks for model training (a fresh browser ignores the
@@ -64,16 +66,16 @@ REPORT_PAGES = (("data report", "data/report.html"), ("evaluation report", "eval
                 ("training diagnosis", "train/diagnosis.md"))
 
 
-def run_links_markdown(run: dict, out_dir: str, registered: dict | None) -> str:
+def run_links_markdown(run: TrackingRun, out_dir: str, registered: RegisteredModel | None) -> str:
     """Links to the MLflow run, its report artifacts and the model version (a tracking server), else where they are."""
-    uri, experiment_id = run["tracking_uri"], run.get("experiment_id", "")
-    lines = [f"- {markdown_link('MLflow run ' + run['run_id'], mlflow_run_url(uri, experiment_id, run['run_id']), uri)}"]
+    uri, experiment_id = run.tracking_uri, run.experiment_id
+    lines = [f"- {markdown_link('MLflow run ' + run.run_id, mlflow_run_url(uri, experiment_id, run.run_id), uri)}"]
     for label, path in REPORT_PAGES:
         if (Path(out_dir) / path).is_file():
-            url = mlflow_run_url(uri, experiment_id, run["run_id"], f"artifacts/{path}")
+            url = mlflow_run_url(uri, experiment_id, run.run_id, f"artifacts/{path}")
             lines.append(f"- {markdown_link(label, url, str((Path(out_dir) / path).resolve()))}")
     if registered:
-        name, version = registered["name"], registered["version"]
-        label = f"model {name} version {version} ({', '.join(registered.get('aliases') or ['no alias'])})"
-        lines.append(f"- {markdown_link(label, mlflow_model_version_url(uri, name, version), registered['model_uri'])}")
+        name, version = registered.name, registered.version
+        label = f"model {name} version {version} ({', '.join(registered.aliases or ['no alias'])})"
+        lines.append(f"- {markdown_link(label, mlflow_model_version_url(uri, name, version), registered.model_uri)}")
     return "\n".join(lines)

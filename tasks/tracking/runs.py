@@ -7,6 +7,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from loraflow.schemas.results import TrackingRun
+
 # HF log keys -> the metric names shown in MLflow and TensorBoard.
 TRAIN_METRIC_NAMES = {
     "loss": "train_loss", "eval_loss": "val_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm",
@@ -104,7 +106,7 @@ def start_run(tracking_uri: str, experiment: str, run_name: str, params: dict[st
     return run_id
 
 
-def log_dataset(tracking_uri: str, run_id: str, split_paths: dict[str, str], name: str) -> str:
+def log_dataset(run: TrackingRun, split_paths: dict[str, str], name: str) -> str:
     """Log each split as an MLflow dataset input (with the content hash as digest); return the dataset version hash."""
     import pandas as pd
     import mlflow.data
@@ -119,13 +121,13 @@ def log_dataset(tracking_uri: str, run_id: str, split_paths: dict[str, str], nam
         dataset = mlflow.data.from_pandas(frame, source=str(Path(path).resolve()), name=f"{name}-{split}",
                                           digest=file_digest(path)[:32])
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", split)]))
-    client(tracking_uri).log_inputs(run_id, datasets=inputs)
+    client(run.tracking_uri).log_inputs(run.run_id, datasets=inputs)
     version = file_digest(*split_paths.values())
-    client(tracking_uri).set_tag(run_id, "data.hash", version)
+    client(run.tracking_uri).set_tag(run.run_id, "data.hash", version)
     return version
 
 
-def log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+def log_metrics(run: TrackingRun, metrics: dict[str, float], step: int | None = None) -> None:
     """Log numeric metrics (non-numeric values are skipped); MLflow metric names allow '.', '/', '-', '_'."""
     from mlflow.entities import Metric
 
@@ -133,31 +135,31 @@ def log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float], step:
     batch = [Metric(_metric_name(k), float(v), now, step or 0) for k, v in metrics.items()
              if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v]
     for i in range(0, len(batch), 900):
-        client(tracking_uri).log_batch(run_id, metrics=batch[i:i + 900])
+        client(run.tracking_uri).log_batch(run.run_id, metrics=batch[i:i + 900])
 
 
 def _metric_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-/ " else "_" for c in name)
 
 
-def log_artifacts(tracking_uri: str, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+def log_artifacts(run: TrackingRun, path: str | Path, artifact_path: str | None = None) -> None:
     """Log a file or a folder as run artifacts."""
     path = Path(path)
     if path.is_dir():
-        client(tracking_uri).log_artifacts(run_id, str(path), artifact_path)
+        client(run.tracking_uri).log_artifacts(run.run_id, str(path), artifact_path)
     elif path.is_file():
-        client(tracking_uri).log_artifact(run_id, str(path), artifact_path)
+        client(run.tracking_uri).log_artifact(run.run_id, str(path), artifact_path)
 
 
-def set_tags(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
+def set_tags(run: TrackingRun, tags: dict[str, str]) -> None:
     """Set string tags on the run."""
     for key, value in tags.items():
-        client(tracking_uri).set_tag(run_id, key, str(value)[:5000])
+        client(run.tracking_uri).set_tag(run.run_id, key, str(value)[:5000])
 
 
-def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
+def finish_run(run: TrackingRun, status: str = "FINISHED") -> None:
     """Mark the run FINISHED or FAILED."""
-    client(tracking_uri).set_terminated(run_id, status=status)
+    client(run.tracking_uri).set_terminated(run.run_id, status=status)
 
 
 def run_status(tracking_uri: str, run_id: str) -> str | None:
@@ -198,8 +200,8 @@ def close_previous_run(previous: dict) -> str | None:
 class MlflowMetricsCallback(TrainerCallback):
     """Logs train loss, learning rate, grad norm, tokens/s, GPU memory and val loss live to the MLflow run."""
 
-    def __init__(self, tracking_uri: str, run_id: str):
-        self.tracking_uri, self.run_id = tracking_uri, run_id
+    def __init__(self, run: TrackingRun):
+        self.run = run
         self._last_time: float | None = None
         self._last_tokens = 0
 
@@ -216,7 +218,7 @@ class MlflowMetricsCallback(TrainerCallback):
         if "epoch" in logs:
             metrics["epoch"] = logs["epoch"]
         if metrics:
-            log_metrics(self.tracking_uri, self.run_id, metrics, step=state.global_step)
+            log_metrics(self.run, metrics, step=state.global_step)
 
 
 def _gpu_memory() -> dict[str, float]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results import TrackingRun
 from loraflow.tasks.common.settings import import_root
 
 logger = logging.getLogger("loraflow.train")
@@ -54,9 +55,8 @@ def launch_training(model_path: str, train_path: str, val_path: str | None, lora
     """Run train_model under torchrun on nproc GPUs and return rank 0's result."""
     launch_dir = Path(out_dir) / "train" / "launch"
     launch_dir.mkdir(parents=True, exist_ok=True)
-    mlflow = next(({"tracking_uri": c.tracking_uri, "run_id": c.run_id} for c in callbacks or []
-                   if hasattr(c, "tracking_uri") and hasattr(c, "run_id")), None)
-    left_behind = [type(c).__name__ for c in callbacks or [] if not (hasattr(c, "tracking_uri") and hasattr(c, "run_id"))]
+    mlflow = next((c.run.to_dict() for c in callbacks or [] if isinstance(getattr(c, "run", None), TrackingRun)), None)
+    left_behind = [type(c).__name__ for c in callbacks or [] if not isinstance(getattr(c, "run", None), TrackingRun)]
     if left_behind:
         logger.warning("DDP training: callbacks %s stay in the launching process and see no training events", left_behind)
     spec = {"model_path": model_path, "train_path": train_path, "val_path": val_path, "lora": lora.model_dump(mode="json"),
@@ -91,7 +91,7 @@ def run_worker(spec_path: str) -> None:
     if spec["mlflow"] and rank() == 0:
         from loraflow.tasks.tracking.runs import MlflowMetricsCallback
 
-        callbacks.append(MlflowMetricsCallback(spec["mlflow"]["tracking_uri"], spec["mlflow"]["run_id"]))
+        callbacks.append(MlflowMetricsCallback(TrackingRun.from_dict(spec["mlflow"])))
     try:
         result = train_model(spec["model_path"], spec["train_path"], spec["val_path"], LoraConfig(**spec["lora"]),
                              TrainConfig(**spec["train"]), spec["max_length"], spec["out_dir"], callbacks)

@@ -8,7 +8,7 @@ from prefect.client.orchestration import get_client
 
 from loraflow.schemas.config.feedback import FeedbackConfig
 from loraflow.services.feedback_api import create_app
-from loraflow.tasks.feedback.trigger import prefect_trigger
+from loraflow.services.retrain_trigger import prefect_trigger
 
 AUTH = {"Authorization": "Bearer t0ken"}
 

@@ -93,4 +93,4 @@ def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(pre
 
     shutil.rmtree(out)
     again = prepare_data(config=tiny_config, out_dir=str(out))
-    assert Path(again["splits"]["train"]).is_file() and (out / "data" / "report.json").is_file()
+    assert Path(again.splits.train).is_file() and (out / "data" / "report.json").is_file()

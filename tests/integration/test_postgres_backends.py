@@ -8,6 +8,8 @@ import sqlalchemy
 
 from tests.integration.prefect_stack_support import free_port, start, stop, wait_http
 
+from loraflow.schemas.results import TrackingRun
+
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
@@ -38,7 +40,7 @@ def test_mlflow_registry_on_postgres_promotes_and_rolls_back(database, tiny_mode
     uri = url.set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)
     run_id = tracking.start_run(uri, "pg-test", "pg-run", {"lora.r": "8"}, {"git.commit": "test"},
                                 {"success_criteria": [{"metric": "rougeL"}]}, {"lora": {"r": 8}})
-    tracking.log_metrics(uri, run_id, {"train_loss": 1.5}, step=1)
+    tracking.log_metrics(TrackingRun(uri, run_id), {"train_loss": 1.5}, step=1)
     first = register_model(str(tiny_model_path), run_id, "pg-model", {"data.hash": "abc"}, tracking_uri=uri)
     second = register_model(str(tiny_model_path), run_id, "pg-model", {"data.hash": "def"}, tracking_uri=uri)
     promote("pg-model", first["version"], "first champion", tracking_uri=uri)

@@ -82,7 +82,7 @@ def test_feedback_retrains_once_on_a_worker_and_the_champion_moves(stack, feedba
     from prefect.client.schemas.actions import DeploymentUpdate
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-    from loraflow.tasks.feedback.trigger import prefect_trigger
+    from loraflow.services.retrain_trigger import prefect_trigger
     from loraflow.tasks.data.lineage import latest_version, lineage_root
     from loraflow.tasks.deploy.registry import champion_version, list_versions
 

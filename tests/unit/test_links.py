@@ -20,15 +20,17 @@ def test_the_prefect_hint_names_the_flow_run_page_and_the_ui_setting_another_por
 
 
 def test_run_links_name_only_the_report_pages_the_run_folder_has(tmp_path):
+    from loraflow.schemas.results import RegisteredModel, TrackingRun
     from loraflow.tasks.tracking.links import run_links_markdown
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "report.html").write_text("<html></html>")
-    registered = {"name": "tickets", "version": "4", "aliases": ["champion"], "model_uri": "models:/tickets/4"}
-    served = run_links_markdown({"tracking_uri": "http://m:5000", "experiment_id": "2", "run_id": "r1"}, str(tmp_path), registered)
+    registered = RegisteredModel(name="tickets", version="4", aliases=["champion"], model_uri="models:/tickets/4",
+                                 source="s3://a/model", merged_path="/runs/x/model/merged")
+    served = run_links_markdown(TrackingRun("http://m:5000", "r1", experiment_id="2"), str(tmp_path), registered)
     view = "?workflowType=machine_learning"  # MLflow 3.17 opens its GenAI view without it
     assert served.splitlines() == [f"- [MLflow run r1](http://m:5000/#/experiments/2/runs/r1{view})",
                                    f"- [data report](http://m:5000/#/experiments/2/runs/r1/artifacts/data/report.html{view})",
                                    f"- [model tickets version 4 (champion)](http://m:5000/#/models/tickets/versions/4{view})"]
-    local = run_links_markdown({"tracking_uri": "sqlite:////x/mlflow.db", "experiment_id": "2", "run_id": "r1"}, str(tmp_path), None)
+    local = run_links_markdown(TrackingRun("sqlite:////x/mlflow.db", "r1", experiment_id="2"), str(tmp_path), None)
     assert local.splitlines() == ["- MLflow run r1: `sqlite:////x/mlflow.db`", f"- data report: `{tmp_path / 'data' / 'report.html'}`"]

@@ -1,6 +1,7 @@
 """Held-out preference accuracy on a tiny model before and after DPO, and the gate's preference rules."""
 import pytest
 
+from loraflow.schemas.results import TrackingRun
 from loraflow.schemas.config import LoraConfig, TrainConfig
 from loraflow.tasks.common.jsonl import write_jsonl
 from loraflow.tasks.evaluation.preference import preference_summary, score_pairs
@@ -66,7 +67,7 @@ def test_reward_metrics_stream_to_mlflow_under_their_own_names(tmp_path):
     run_id = client(uri).create_run(ensure_experiment(uri, "prefs")).info.run_id
     logs = {"loss": 0.6, "rewards/chosen": 0.2, "rewards/rejected": -0.1, "rewards/margins": 0.3, "rewards/accuracies": 0.75,
             "eval_rewards/margins": 0.25}
-    MlflowMetricsCallback(uri, run_id).on_log(None, SimpleNamespace(global_step=3, num_input_tokens_seen=0), None, logs)
+    MlflowMetricsCallback(TrackingRun(uri, run_id)).on_log(None, SimpleNamespace(global_step=3, num_input_tokens_seen=0), None, logs)
     metrics = client(uri).get_run(run_id).data.metrics
     assert {k: metrics[k] for k in ("train_reward_chosen", "train_reward_rejected", "train_reward_margin",
                                     "train_preference_accuracy", "val_reward_margin")} == {

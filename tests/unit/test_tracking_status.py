@@ -1,6 +1,7 @@
 """Ending MLflow runs left RUNNING: a killed run found by the next run in the same folder, and runs that already ended."""
 from mlflow import MlflowClient
 
+from loraflow.schemas.results import TrackingRun
 from loraflow.tasks.tracking import runs as tracking
 
 
@@ -20,7 +21,7 @@ def test_a_run_left_running_by_kill_9_is_ended_killed_and_continued(tmp_path):
 
 def test_a_finished_run_is_left_alone_and_not_continued(tmp_path):
     uri, run_id = new_run(tmp_path)
-    tracking.finish_run(uri, run_id)
+    tracking.finish_run(TrackingRun(uri, run_id))
     assert tracking.close_previous_run({"mlflow_tracking_uri": uri, "mlflow_run_id": run_id}) is None
     assert not tracking.end_unfinished_run(uri, run_id, "FAILED", "late")
     assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"

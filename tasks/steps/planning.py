@@ -7,11 +7,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from loraflow.schemas.config import PipelineConfig, TrainConfig
+from loraflow.schemas.results import TrackingRun
 from loraflow.tasks.tracking import runs as tracking
 
 
 @task(name="estimate-resources", cache_policy=NO_CACHE)
-def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: dict) -> TrainConfig:
+def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: TrackingRun) -> TrainConfig:
     """Estimate GPU memory, time and disk; fail before any work when it cannot fit; return the train config in force.
 
     With `train.method: auto` the returned config names the method the estimate chose.
@@ -25,10 +26,10 @@ def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: 
     data = found.to_dict()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "estimate.json").write_text(json.dumps(data, indent=2))
-    tracking.log_artifacts(run["tracking_uri"], run["run_id"], Path(out_dir) / "estimate.json")
+    tracking.log_artifacts(run, Path(out_dir) / "estimate.json")
     summary = {k: data[k] for k in ("peak_gpu_memory_gib", "train_hours", "disk_gib")}
-    tracking.log_metrics(run["tracking_uri"], run["run_id"], {f"estimate.{k}": v for k, v in summary.items()})
-    tracking.set_tags(run["tracking_uri"], run["run_id"], {"estimate.method": found.method})
+    tracking.log_metrics(run, {f"estimate.{k}": v for k, v in summary.items()})
+    tracking.set_tags(run, {"estimate.method": found.method})
     create_markdown_artifact(key="resource-estimate", description="Resources needed before anything runs", markdown=(
         f"| method | peak GPU GiB | train hours | disk GiB |\n|---|---|---|---|\n"
         f"| {found.method} | {found.peak_gpu_memory_gib:.2f} | {found.train_hours:.3f} | {found.disk_gib:.2f} |\n\n"
