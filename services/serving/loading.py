@@ -3,6 +3,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loraflow.tasks.common.stop_tokens import stop_token_ids
+from loraflow.tasks.common.device import device as current_device, inference_dtype
 from loraflow.tasks.common.errors import LoraflowError
 
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
@@ -58,31 +60,19 @@ def pick_device(device: str = "auto"):
     import torch
 
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+        device = current_device()
+    if device == "cuda" and current_device() != "cuda":
         raise LoraflowError("serve.device is cuda but no CUDA GPU is visible: set serve.device to cpu or auto")
     return torch.device(device)
 
 
 def pick_dtype(device, dtype: str = "auto"):
-    """bf16 on a CUDA GPU that supports it, fp32 on the CPU, unless a dtype is named."""
+    """The named dtype, else the device policy's (bf16, else fp16, on a GPU; fp32 on the CPU)."""
     import torch
 
     if dtype != "auto":
         return getattr(torch, dtype)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
-
-
-def _stop_token_ids(model, tokenizer) -> frozenset[int]:
-    ids = set()
-    for value in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
-        if isinstance(value, int):
-            ids.add(value)
-        elif value:
-            ids.update(int(v) for v in value)
-    return frozenset(ids)
+    return inference_dtype(device.type)
 
 
 def load_bundle(
@@ -99,7 +89,7 @@ def load_bundle(
     if not getattr(tokenizer, "chat_template", None):
         raise LoraflowError(f"the tokenizer in {tokenizer_dir} has no chat template: save the model with its chat template")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=pick_dtype(torch_device, dtype)).to(torch_device).eval()
-    eos_ids = _stop_token_ids(model, tokenizer)
+    eos_ids = frozenset(stop_token_ids(model, tokenizer))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids, default=0)
     max_context = int(getattr(model.config, "max_position_embeddings", 0) or tokenizer.model_max_length)
     return ModelBundle(

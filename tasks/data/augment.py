@@ -5,10 +5,10 @@ import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from pathlib import Path
 
 import httpx
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.augment import AugmentConfig
 from loraflow.tasks.data.augment_gate import REJECT_REASONS, answer_values, gate_failures
 from loraflow.tasks.data.augment_rules import back_translation_by_rules, paraphrase_by_rules
@@ -34,8 +34,8 @@ def augment_records(train_path: str, config: AugmentConfig, languages: list[str]
     if not methods:
         return {"stage": "augment", "records": str(train_path), "counts": {"augmented": 0, "rejected": {}, "by_method": {}}}
     _check(config)
-    out_path = Path(out_dir) / "data" / "train.jsonl"
-    rejected_path = Path(out_dir) / "data" / "stages" / "augment_rejected.jsonl"
+    out_path = RunFolder(out_dir).data / "train.jsonl"
+    rejected_path = RunFolder(out_dir).stages / "augment_rejected.jsonl"
     rejected: list[dict] = []
     stats = {"augmented": 0, "rejected": Counter(), "by_method": {}, "parents": 0, "previous_dropped": 0}
     total = sum(1 for _ in iter_jsonl(train_path))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.data import DataConfig
 from loraflow.schemas.preferences import OpenAIPreferenceRaw, PreferenceRaw
 from loraflow.schemas.records import SHAREGPT_ROLES, AlpacaRaw, OpenAIRaw, PromptCompletionRaw, ShareGPTRaw, row_failures
@@ -43,7 +44,7 @@ _JSON_CELLS = ("messages", "conversations", "prompt", "completion", "metadata", 
 
 def stage_dir(out_dir: str) -> Path:
     """The folder holding intermediate stage outputs of one run."""
-    path = Path(out_dir) / "data" / "stages"
+    path = RunFolder(out_dir).stages
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.jsonl import iter_jsonl, write_jsonl
 from loraflow.tasks.data.quality import detect_language
 
@@ -166,7 +167,7 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
     from loraflow.tasks.data.validate import load_tokenizer
 
     stages = _by_stage(stage_results)
-    data = Path(out_dir) / "data"
+    data = RunFolder(out_dir).data
     data.mkdir(parents=True, exist_ok=True)
     quarantine = _rows(stages.get("ingest", {}).get("quarantine")) + _rows(stages.get("validate", {}).get("quarantine"))
     write_jsonl(data / "quarantine.jsonl", quarantine)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.split import SplitConfig
 from loraflow.schemas.records import SPLITS, SplitRecord, row_failures
 from loraflow.tasks.data.dedup import content_key, similar_records
@@ -200,7 +201,7 @@ def split_records(records_path: str, config: SplitConfig, out_dir: str) -> dict:
         row, reasons = next(iter(failures.items()))
         raise RuntimeError(f"split produced an invalid record {everything[row]['id']}: {reasons}")
 
-    data = Path(out_dir) / "data"
+    data = RunFolder(out_dir).data
     paths = {name: data / f"{name}.jsonl" for name in SPLITS}
     for name in SPLITS:
         write_jsonl(paths[name], (r for r, s in zip(everything, split) if s == name))

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.data import DataConfig
 from loraflow.schemas.preferences import PreferenceRecord
 from loraflow.schemas.records import CanonicalRecord, row_failures
@@ -126,6 +127,6 @@ def validate_records(records_path: str, config: DataConfig, languages: list[str]
             "fix the data or raise data.max_invalid_share.", exit_code=2)
         err.result = result
         # The run stops here, so the run folder's quarantine.jsonl (normally merged by the report) is written now.
-        write_jsonl(Path(out_dir) / "data" / "quarantine.jsonl", earlier + quarantine)
+        write_jsonl(RunFolder(out_dir).data / "quarantine.jsonl", earlier + quarantine)
         raise err
     return result

@@ -4,6 +4,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from loraflow.tasks.common.stop_tokens import eos_ids
+from loraflow.tasks.common.device import device as current_device, inference_dtype
 from loraflow.tasks.common.errors import LoraflowError
 
 MERGED_SUBDIR = Path("model") / "merged"
@@ -13,15 +15,11 @@ _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 def resolve_merge_dtype(dtype: str) -> str:
     """The storage dtype for the merged model: float32 on CPU, bfloat16 (else float16) on CUDA for `auto`."""
-    import torch
-
     if dtype not in _DTYPES:
         raise LoraflowError(f"deploy.merge_dtype={dtype!r} is not one of {', '.join(_DTYPES)}; pick one of them.")
     if dtype != "auto":
         return dtype
-    if not torch.cuda.is_available():
-        return "float32"
-    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return str(inference_dtype()).removeprefix("torch.")
 
 
 def merge_adapter(
@@ -51,13 +49,13 @@ def merge_adapter(
     merged_dir = Path(out_dir) / MERGED_SUBDIR
     if merged_dir.exists():
         shutil.rmtree(merged_dir)  # a retry must not mix shards of two merges
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = current_device()
     # QLoRA trained on a 4-bit base; the merge reloads the base in full precision (float32, merged exactly,
     # then cast) because folding a LoRA delta into 4-bit weights loses most of it.
     reference = _load_reference(base_model_path, adapter_path, method, device)
     tokenizer = load_tokenizer(adapter_path, fallback=base_model_path)
     expected = generate_with_logits(reference, tokenizer, parity_prompts, max_new_tokens)
-    reference_eos = eos_ids(reference.generation_config.eos_token_id)
+    reference_eos = set(eos_ids(reference.generation_config.eos_token_id))
     merged = reference.merge_and_unload() if method != "full" else reference
     merged = merged.to(getattr(torch, storage_dtype))
     merged.config.dtype = getattr(torch, storage_dtype)
@@ -74,14 +72,12 @@ def check_parity(
     tolerance: float, *, tolerance_16bit: float = 1.0, max_new_tokens: int = 16, report_dir: str | None = None,
 ) -> dict:
     """Check an already merged model against base+adapter; returns the parity dict or raises LoraflowError."""
-    import torch
-
     _check_inputs(base_model_path, adapter_path, method, parity_prompts)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = current_device()
     reference = _load_reference(base_model_path, adapter_path, method, device)
     tokenizer = load_tokenizer(adapter_path, fallback=base_model_path)
     expected = generate_with_logits(reference, tokenizer, parity_prompts, max_new_tokens)
-    reference_eos = eos_ids(reference.generation_config.eos_token_id)
+    reference_eos = set(eos_ids(reference.generation_config.eos_token_id))
     del reference
     limit = tolerance if _stored_dtype(Path(merged_path)) == "float32" else tolerance_16bit
     out = Path(report_dir) if report_dir else Path(merged_path).parent.parent
@@ -96,7 +92,7 @@ def _verify(
     import torch
     from transformers import AutoModelForCausalLM
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = current_device()
     # float32 isolates what the merge and the 16-bit storage changed from bf16 arithmetic noise at run time.
     reloaded = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).to(device).eval()
     parity = compare_parity(
@@ -215,7 +211,7 @@ def compare_parity(
         "eos_token_equal": (candidate_tokenizer.eos_token, candidate_tokenizer.eos_token_id)
         == (reference_tokenizer.eos_token, reference_tokenizer.eos_token_id),
         "tokenizer_equal": candidate_tokenizer.get_vocab() == reference_tokenizer.get_vocab(),
-        "generation_eos_equal": eos_ids(candidate.generation_config.eos_token_id) == reference_eos,
+        "generation_eos_equal": set(eos_ids(candidate.generation_config.eos_token_id)) == reference_eos,
     }
     problems = [f"max abs logit diff {max_diff:.3g} > tolerance {tolerance:g}"] if max_diff > tolerance else []
     if differing:
@@ -226,13 +222,6 @@ def compare_parity(
         "outputs_equal": not differing, "differing_prompts": differing, "prompts": len(prompts),
         "max_new_tokens": max_new_tokens, **checks,
     }
-
-
-def eos_ids(value: int | list[int] | None) -> set[int]:
-    """The generation config's EOS id(s) as a set."""
-    if value is None:
-        return set()
-    return set(value) if isinstance(value, list) else {value}
 
 
 def _write_report(path: Path, parity: dict) -> None:

@@ -4,6 +4,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from loraflow.schemas.run_folder import RunFolder
+from loraflow.tasks.common.device import device as current_device, inference_dtype
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.deploy.merge import dir_size
 
@@ -24,12 +26,12 @@ def quantize_model(merged_path: str, out_dir: str, bits: str) -> dict:
     if not (Path(merged_path) / "config.json").is_file():
         raise LoraflowError(f"{merged_path} holds no merged model (config.json missing); run the merge step first.")
     if bits in BNB_BITS:
-        path = _quantize_bnb(Path(merged_path), Path(out_dir) / "model" / bits, bits)
+        path = _quantize_bnb(Path(merged_path), RunFolder(out_dir).model / bits, bits)
         return {"bits": bits, "format": f"bitsandbytes-{bits}", "path": str(path), "size_bytes": dir_size(path), "tokenizer_path": str(path)}
     if bits in GGUF_BITS:
         from loraflow.tasks.deploy.gguf_export import export_gguf
 
-        folder = Path(out_dir) / "model" / "gguf"
+        folder = RunFolder(out_dir).model / "gguf"
         quant = bits.removeprefix("gguf-")
         result = export_gguf(merged_path, str(folder / f"model-{quant}.gguf"), quant)
         # vLLM and llama.cpp take the GGUF file plus the original tokenizer; keep it beside the file.
@@ -40,20 +42,18 @@ def quantize_model(merged_path: str, out_dir: str, bits: str) -> dict:
 
 def _quantize_bnb(merged: Path, target: Path, bits: str) -> Path:
     """Load the merged model through BitsAndBytesConfig (NF4 with double quantisation for int4) and save it."""
-    import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    on_gpu = torch.cuda.is_available()
     if bits == "int8":
         config = BitsAndBytesConfig(load_in_8bit=True)
     else:
-        compute = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else torch.float32
+        compute = inference_dtype()
         config = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
         )
     if target.exists():
         shutil.rmtree(target)  # a retry must not leave shards of an earlier attempt
-    model = AutoModelForCausalLM.from_pretrained(merged, quantization_config=config, device_map="cuda" if on_gpu else "cpu")
+    model = AutoModelForCausalLM.from_pretrained(merged, quantization_config=config, device_map=current_device())
     model.save_pretrained(target)
     _copy_tokenizer(merged, target)
     return target
@@ -72,7 +72,7 @@ def load_variant(path: str, device: str | None = None) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or current_device()
     location = Path(path)
     if location.suffix == ".gguf":
         # transformers dequantises GGUF weights on load: this measures the file's quality, not llama.cpp's speed.

@@ -1,8 +1,8 @@
 """Quantised variants of the merged model: build each INT8/INT4/GGUF variant, score it on the test set, gate its drop."""
 import json
 import logging
-from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config import DeployConfig, EvalConfig, TaskCard
 from loraflow.schemas.results import QuantizedVariant, RegisteredModel, TrainingResult
 
@@ -36,7 +36,7 @@ def build_variants(model_path: str, test_path: str, config: DeployConfig, eval_c
             logger.warning("variant %s drops %s by %.4f (> deploy.quantize_tolerance %.4f): not for serving",
                            bits, metric.metric, gate["drop"], config.quantize_tolerance)
     if variants:
-        path = Path(out_dir) / "model" / "variants.json"
+        path = RunFolder(out_dir).model / "variants.json"
         path.write_text(json.dumps([v.to_dict() for v in variants], indent=2))
     return variants
 

@@ -4,6 +4,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.task_card import TaskCard
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.evaluation.field_metrics import per_example_metric
@@ -173,7 +174,7 @@ def analyse_badcases(predictions_path: str, train_path: str, task_card: TaskCard
             "cause": cause, "category": CAUSES[cause], "detail": detail, "signals": [s for s, _ in signals[:-1]],
             "score": {metric: row["scores"][metric]}, "fields": row.get("fields"), "metadata": row.get("metadata", {}),
         })
-    path = Path(out_dir) / "eval" / "badcases.jsonl"
+    path = RunFolder(out_dir).eval / "badcases.jsonl"
     write_jsonl(path, out)
     return {
         "path": str(path),

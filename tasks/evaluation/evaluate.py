@@ -1,8 +1,8 @@
 """Evaluation: score a model's greedy answers on the test set, then compare candidate, base and champion."""
 import json
 import shutil
-from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.evaluate import EvalConfig
 from loraflow.schemas.config.task_card import TaskCard
 from loraflow.tasks.evaluation.baselines import baseline_rows
@@ -59,7 +59,7 @@ def score_rows(rows: list[dict], fields: list[FieldSpec] | None = None) -> list[
 
 def _result(label: str, rows: list[dict], config: EvalConfig, out_dir: str) -> dict:
     """Write out_dir/eval/predictions_<label>.jsonl and return the label's metrics overall, per slice and per field."""
-    path = Path(out_dir) / "eval" / f"predictions_{label}.jsonl"
+    path = RunFolder(out_dir).eval / f"predictions_{label}.jsonl"
     write_jsonl(path, rows)
     metrics = aggregate(rows, config.slice_by)
     return {
@@ -147,7 +147,7 @@ def summarize_evaluation(results: dict[str, dict], task_card: TaskCard, config: 
     }
     reference_label = "champion" if "champion" in results else "base" if "base" in results else None
     criteria = _criteria(task_card, candidate["metrics"])
-    eval_dir = Path(out_dir) / "eval"
+    eval_dir = RunFolder(out_dir).eval
     eval_dir.mkdir(parents=True, exist_ok=True)
     predictions = eval_dir / "predictions.jsonl"
     shutil.copyfile(candidate["predictions"], predictions)

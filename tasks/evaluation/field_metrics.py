@@ -6,11 +6,18 @@ beside the reference's; per free-text field exact and normalised match. The task
 `json_field_score`, is the mean over fields of macro-F1 (categorical) and exact match (free text).
 """
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, case-folded, whitespace collapsed: the form compared by exact match and JSON fields."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
 
 MISSING = "(missing)"  # the answer is JSON but lacks the field
 INVALID = "(no JSON)"  # the answer is not a JSON object at all
@@ -35,8 +42,6 @@ class FieldSpec:
 
 def field_value(obj: dict | None, name: str) -> str:
     """The field's value as a comparable string (NFKC, case-folded); MISSING / INVALID when there is none."""
-    from loraflow.tasks.evaluation.metrics import normalize_text
-
     if obj is None:
         return INVALID
     value = obj.get(name)

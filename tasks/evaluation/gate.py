@@ -1,7 +1,7 @@
 """The gate step's decisions: compare every model, add held-out preference accuracy, analyse badcases, decide promotion."""
 import json
-from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config import EvalConfig, TaskCard
 from loraflow.schemas.results import GateResult, ModelEvaluation, PreferenceAccuracy
 from loraflow.tasks.evaluation.badcases import analyse_badcases
@@ -18,6 +18,6 @@ def compare_and_decide(results: dict[str, ModelEvaluation], train_path: str, tok
         summary["mlflow_metrics"].update(preference.mlflow_metrics)
     badcases = analyse_badcases(summary["paths"]["predictions"], train_path, task_card, config.badcases, out_dir, tokenizer_path)
     decision = should_promote(summary, task_card, config)
-    promotion_path = Path(out_dir) / "eval" / "promotion.json"
+    promotion_path = RunFolder(out_dir).eval / "promotion.json"
     promotion_path.write_text(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False))
     return GateResult(summary_path=summary["paths"]["metrics"], summary=summary, decision=decision, badcases=badcases)

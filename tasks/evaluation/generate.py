@@ -3,6 +3,8 @@ import sys
 import time
 from pathlib import Path
 
+from loraflow.tasks.common.stop_tokens import stop_token_ids
+from loraflow.tasks.common.device import device as current_device, inference_dtype
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.jsonl import iter_jsonl
 
@@ -34,16 +36,14 @@ def load_test_records(records_path: str, max_samples: int | None = None) -> list
 
 def load_model(model_path: str, adapter_path: str | None = None):
     """Tokenizer (left padding) and eval-mode model on CUDA when available, adapter merged in."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not Path(model_path).exists():
         raise LoraflowError(f"model path {model_path} does not exist; set model.name_or_path to a local model folder.")
     if adapter_path is not None and not (Path(adapter_path) / "adapter_config.json").is_file():
         raise LoraflowError(f"adapter {adapter_path} has no adapter_config.json; point at the folder training wrote (DIR/model/adapter).")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    # bf16 halves memory and time on GPUs; on the CPU float32 is the fast, exact path.
-    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    device = current_device()
+    dtype = inference_dtype(device)
     # Training may save the tokenizer (its chat template) beside the adapter: prefer that one.
     has_own = adapter_path is not None and (Path(adapter_path) / "tokenizer_config.json").is_file()
     variant = adapter_path is None and _is_quantized_variant(Path(model_path))
@@ -76,15 +76,6 @@ def _is_quantized_variant(path: Path) -> bool:
     return path.suffix == ".gguf" or ((path / "config.json").is_file() and is_bitsandbytes_folder(path))
 
 
-def _eos_ids(model, tokenizer) -> list[int]:
-    """Every token id that ends an answer: the model's generation config and the tokenizer's EOS."""
-    ids = model.generation_config.eos_token_id
-    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return ids
-
-
 def generate_for_records(
     model, tokenizer, records: list[dict], max_new_tokens: int, batch_size: int, desc: str = "generate", where: str = "test set"
 ) -> list[dict]:
@@ -102,7 +93,7 @@ def generate_for_records(
         turns, reference = split_record(record, f"{where}:{i}")
         text = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
         prompts.append((turns, reference, text))
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = stop_token_ids(model, tokenizer)
     config = GenerationConfig(
         do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=eos_ids
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.human_eval import RATING_META_COLUMNS, rating_schema
 from loraflow.tasks.evaluation.agreement import krippendorff_alpha, mean_confidence_interval
 from loraflow.tasks.common.errors import LoraflowError
@@ -39,7 +40,7 @@ def prompt_text(messages: list[dict]) -> str:
 
 def read_predictions(run_dir: str | Path) -> list[dict]:
     """The candidate's predictions of a run folder (RUN_DIR/eval/predictions.jsonl)."""
-    path = Path(run_dir) / "eval" / "predictions.jsonl"
+    path = RunFolder(run_dir).eval / "predictions.jsonl"
     if not path.exists():
         raise LoraflowError(f"{path} does not exist; run the evaluation first (`loraflow run CONFIG --out {run_dir}`).")
     return list(iter_jsonl(path))
@@ -80,7 +81,7 @@ def export_human_eval(run_dir: str, n: int, out_dir: str, seed: int = 42, rubric
         raise LoraflowError(f"--n is {n}; ask for at least 1 case to rate.")
     sample = stratified_sample(read_predictions(run_dir), n, seed)
     if not rubric:
-        metrics = Path(run_dir) / "eval" / "metrics.json"
+        metrics = RunFolder(run_dir).eval / "metrics.json"
         rubric = (json.loads(metrics.read_text(encoding="utf-8")).get("rubric") if metrics.is_file() else None) or None
     questions = choose_rubric([str(row.get("reference") or "") for row in sample], rubric)
     cases = [
@@ -250,7 +251,7 @@ def import_human_eval(run_dir: str, files: list[str]) -> dict:
     """Validate rating files, aggregate them, save RUN_DIR/eval/human_eval.json and log everything to the run's MLflow run."""
     if not files:
         raise LoraflowError("no rating files given; pass the CSV/JSONL files the raters saved.")
-    predictions_path = Path(run_dir) / "eval" / "predictions.jsonl"
+    predictions_path = RunFolder(run_dir).eval / "predictions.jsonl"
     known = {str(row["id"]): case_slice(row) for row in read_predictions(run_dir)}
     frames = []
     for file in files:
@@ -267,7 +268,7 @@ def import_human_eval(run_dir: str, files: list[str]) -> dict:
     _check_ratings(ratings, known, predictions_path)
     ratings["slice"] = ratings["id"].map(known)
     summary = {"files": [str(f) for f in files], "rubric": list(dimensions), **aggregate_ratings(ratings, dimensions)}
-    eval_dir = Path(run_dir) / "eval"
+    eval_dir = RunFolder(run_dir).eval
     columns = ["id", "rater", *dimensions, "comment", "slice"]
     write_jsonl(eval_dir / "human_ratings.jsonl", ratings[columns].to_dict(orient="records"))
     summary["mlflow_run_id"] = log_to_run(

@@ -6,10 +6,10 @@ import re
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.judge import JudgeConfig
 from loraflow.schemas.human_eval import RUBRIC_DIMENSIONS
 from loraflow.tasks.evaluation.agreement import krippendorff_alpha, mean_confidence_interval
@@ -180,7 +180,7 @@ def run_llm_judge(
     scored = [r for r in ratings if "error" not in r]
     if not scored:
         raise LoraflowError(f"the judge at {base_url} gave no usable score for {len(ratings)} case(s) (first problem: {ratings[0]['error'] if ratings else 'no cases'}); check the model name and that it follows the JSON instruction.")
-    eval_dir = Path(run_dir) / "eval"
+    eval_dir = RunFolder(run_dir).eval
     write_jsonl(eval_dir / "llm_judge.jsonl", ratings)
     summary: dict = {
         "rubric_version": RUBRIC_VERSION, "model": model, "base_url": base_url,

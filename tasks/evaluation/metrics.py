@@ -7,12 +7,11 @@ import json
 import logging
 import math
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from loraflow.tasks.evaluation.field_metrics import field_reports, summary_numbers
+from loraflow.tasks.evaluation.field_metrics import field_reports, normalize_text, summary_numbers
 
 import sacrebleu
 from rouge_score import rouge_scorer
@@ -55,11 +54,6 @@ def _rouge(language: str) -> rouge_scorer.RougeScorer:
 def _bleu_tokenize(language: str) -> str:
     # sacrebleu's zh tokenizer splits CJK characters and tokenizes the rest like 13a: safe for mixed text.
     return "zh" if language == "zh" else "13a"
-
-
-def normalize_text(text: str) -> str:
-    """NFKC, case-folded, whitespace collapsed: the form compared by exact match and JSON fields."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def parse_json_object(text: str) -> dict | None:

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.task_card import TaskCard
 from loraflow.schemas.results import EvaluationTarget, EvaluationVerdict, ModelEvaluation
 from loraflow.tasks.common.errors import LoraflowError
@@ -28,7 +29,7 @@ def write_verdict(result: ModelEvaluation, task_card: TaskCard, out_dir: str) ->
     from loraflow.tasks.feedback.monitor import quality_alerts
 
     alerts = quality_alerts({"test": result.metrics}, task_card)
-    path = Path(out_dir) / "eval" / f"metrics_{result.label}.json"
+    path = RunFolder(out_dir).eval / f"metrics_{result.label}.json"
     verdict = EvaluationVerdict(**result.to_dict(), criteria_met=not alerts, alerts=alerts, summary_path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in verdict.to_dict().items() if k != "summary_path"}

@@ -1,7 +1,7 @@
 """Evaluation badcases into the feedback store: they join the relabelling queue that the retrain loop consumes."""
 import json
-from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.feedback import FeedbackIn
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.feedback.store import FeedbackStore
@@ -13,10 +13,10 @@ def import_badcases(run_dir: str, database_url: str | None) -> dict:
 
     Returns counts of stored and already-present items and the model version they are attributed to.
     """
-    path = Path(run_dir) / "eval" / "badcases.jsonl"
+    path = RunFolder(run_dir).eval / "badcases.jsonl"
     if not path.is_file():
         raise LoraflowError(f"{path} does not exist; run the pipeline (or `loraflow run`) on {run_dir} first")
-    run = json.loads((Path(run_dir) / "run.json").read_text()) if (Path(run_dir) / "run.json").is_file() else {}
+    run = json.loads((RunFolder(run_dir).run_json).read_text()) if (RunFolder(run_dir).run_json).is_file() else {}
     registered = (run.get("outcome") or {}).get("registered_model") or {}
     version = f"{registered['name']}/{registered['version']}" if registered else f"mlflow-run/{run.get('mlflow_run_id', 'unknown')}"
     store = FeedbackStore(database_url)

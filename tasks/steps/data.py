@@ -7,12 +7,12 @@ outside the run folder is never cached. Tasks that reach the network retry; user
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config import AugmentConfig, CleanConfig, DataConfig, ModelConfig, SplitConfig
 from loraflow.schemas.results import DataReport, DataStageResult, InputFiles, Splits
 from loraflow.tasks.common.errors import LoraflowError
@@ -31,7 +31,7 @@ class RunFolderToken(CachePolicy):
         out_dir = inputs.get("out_dir")
         if not out_dir:
             return None
-        marker = Path(out_dir) / "data" / ".cache-token"
+        marker = RunFolder(out_dir).data / ".cache-token"
         if not marker.is_file():
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(uuid.uuid4().hex)

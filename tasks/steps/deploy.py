@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config import DeployConfig, EvalConfig, TaskCard
 from loraflow.schemas.results import (AliasMove, Champion, PromotionDecision, QuantizedVariant, RegisteredModel, TrackingRun,
                                       TrainingResult)
@@ -65,7 +66,7 @@ def quantize_variants(registered: RegisteredModel | None, trained: TrainingResul
     variants = build_variants(model_path, test_path, config, eval_config, task_card, candidate_metrics, out_dir)
     tracking.log_metrics(run, variant_metrics(variants, task_card.success_metric.metric))
     if variants:
-        tracking.log_artifacts(run, Path(out_dir) / "model" / "variants.json", "model")
+        tracking.log_artifacts(run, RunFolder(out_dir).model / "variants.json", "model")
     return variants
 
 

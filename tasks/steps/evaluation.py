@@ -1,11 +1,11 @@
 """Prefect wrappers for evaluation: generate and score per model, baselines, preference accuracy, the gate, reports."""
 import json
-from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config import EvalConfig, JudgeConfig, PipelineConfig, TaskCard
 from loraflow.schemas.results import EvaluationTarget, EvaluationVerdict, GateResult, JudgeSummary, ModelEvaluation, PreferenceAccuracy, TrackingRun
 from loraflow.tasks.evaluation.evaluate import evaluation_table
@@ -42,7 +42,7 @@ def preference_accuracy(models: dict[str, tuple[str, str | None] | None], test_p
     if not any(scores.values()):
         return None
     summary = preference_summary(scores)
-    path = Path(out_dir) / "eval" / "preference.json"
+    path = RunFolder(out_dir).eval / "preference.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"summary": summary, "scores": scores}, indent=1))
     get_run_logger().info("preference accuracy on %d held-out pairs: %s", summary["n"],
@@ -59,7 +59,7 @@ def compare_and_gate(results: dict[str, ModelEvaluation], train_path: str, token
     gate = compare_and_decide(results, train_path, tokenizer_path, task_card, config, out_dir, preference)
     decision = gate.decision
     tracking.log_metrics(run, gate.summary["mlflow_metrics"])
-    tracking.log_artifacts(run, Path(out_dir) / "eval", "eval")
+    tracking.log_artifacts(run, RunFolder(out_dir).eval, "eval")
     tracking.set_tags(run, {"promotion.decision": "promote" if decision.promote else "keep",
                             "promotion.reasons": "\n".join(decision.reasons)})
     metric = task_card.success_metric.metric

@@ -6,6 +6,7 @@ from prefect import get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config import FeedbackConfig, PipelineConfig
 from loraflow.schemas.results import (Champion, EvaluationSets, ExportedBatch, FeedbackRecorded, LineageVersion,
                                       ModelEvaluation, MonitorSummary, RecentFeedback, TrackingRun)
@@ -86,7 +87,7 @@ def seed(task_name: str, out_dir: str, run: TrackingRun, lineage_dir: str | None
     from loraflow.tasks.data.lineage import lineage_root, seed_lineage
 
     root = lineage_root(task_name, lineage_dir)
-    seeded = seed_lineage(root, Path(out_dir) / "data", {"run_dir": str(Path(out_dir).resolve()), "mlflow_run_id": run.run_id})
+    seeded = seed_lineage(root, RunFolder(out_dir).data, {"run_dir": str(Path(out_dir).resolve()), "mlflow_run_id": run.run_id})
     if seeded:
         get_run_logger().info("dataset lineage seeded: %s (content hash %s)", seeded["dir"], seeded["content_hash"][:12])
     return LineageVersion.from_manifest(seeded) if seeded else None
@@ -124,7 +125,7 @@ def commit(prepared: LineageVersion, run_dir: str, result: dict) -> LineageVersi
     """Copy the data stages' output (run_dir/data) into the prepared version; record which feedback ids reached training."""
     from loraflow.tasks.data.lineage import commit_version
 
-    committed = commit_version(prepared.manifest, Path(run_dir) / "data", {"run_dir": str(run_dir), "mlflow_run_id": result["mlflow_run_id"]})
+    committed = commit_version(prepared.manifest, RunFolder(run_dir).data, {"run_dir": str(run_dir), "mlflow_run_id": result["mlflow_run_id"]})
     ids = committed["feedback_ids"]
     create_markdown_artifact(key="dataset-lineage", description="The dataset version this retrain produced", markdown=(
         f"Lineage **v{committed['version']}** (parent v{committed['parent']}), content hash `{committed['content_hash'][:16]}`\n\n"

@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config import PipelineConfig, TrainConfig
 from loraflow.schemas.results import TrackingRun
 from loraflow.tasks.tracking import runs as tracking
@@ -25,8 +26,8 @@ def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: 
     found = estimate_for_config(config)
     data = found.to_dict()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "estimate.json").write_text(json.dumps(data, indent=2))
-    tracking.log_artifacts(run, Path(out_dir) / "estimate.json")
+    (RunFolder(out_dir).estimate_json).write_text(json.dumps(data, indent=2))
+    tracking.log_artifacts(run, RunFolder(out_dir).estimate_json)
     summary = {k: data[k] for k in ("peak_gpu_memory_gib", "train_hours", "disk_gib")}
     tracking.log_metrics(run, {f"estimate.{k}": v for k, v in summary.items()})
     tracking.set_tags(run, {"estimate.method": found.method})

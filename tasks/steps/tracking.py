@@ -13,7 +13,7 @@ from loraflow.schemas.results import (DataReport, FinishedRun, PromotionDecision
 from loraflow.tasks.common.settings import import_root
 from loraflow.tasks.tracking import runs as tracking
 from loraflow.tasks.tracking.links import markdown_link, mlflow_run_url, run_links_markdown
-from loraflow.tasks.tracking.run_extras import read_run_info
+from loraflow.tasks.tracking.run_extras import read_run_info, write_run_json
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE)
@@ -48,16 +48,6 @@ def start_tracking(config: PipelineConfig, out_dir: str) -> TrackingRun:
     get_run_logger().info("MLflow run %s (experiment %s, %s)%s", run_id, experiment, uri,
                           f", continuing run {continues} that did not finish" if continues else "")
     return TrackingRun(tracking_uri=uri, run_id=run_id, experiment=experiment, experiment_id=experiment_id)
-
-
-def write_run_json(out_dir: str, updates: dict) -> Path:
-    """Merge keys into DIR/run.json, the run folder's index for scripts and later stages."""
-    path = Path(out_dir) / "run.json"
-    current = json.loads(path.read_text()) if path.is_file() else {}
-    current.update(updates)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(current, indent=2, ensure_ascii=False))
-    return path
 
 
 @task(name="log-data", cache_policy=NO_CACHE)

@@ -18,7 +18,7 @@ from loraflow.tasks.tracking import runs as tracking
 from loraflow.tasks.training import sweep as sweeps
 from loraflow.tasks.training.diagnosis import Finding
 from loraflow.tasks.training.resume import checkpoints_dir, last_good_checkpoint
-from loraflow.tasks.steps.tracking import write_run_json
+from loraflow.tasks.tracking.run_extras import write_run_json
 
 
 class PrefectProgressCallback(TrainerCallback):

@@ -1,19 +1,31 @@
-"""Logging evaluation extras (human ratings, judge scores, reports) to the MLflow run named in run.json."""
+"""run.json, the run folder's index: reading and updating it, and logging later extras (human ratings, judge scores,
+reports) to the MLflow run it names."""
 import json
 from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.errors import LoraflowError
 
 
 def read_run_info(run_dir: str | Path) -> dict:
     """The run folder's run.json as a dict ({} when the folder has none)."""
-    path = Path(run_dir) / "run.json"
+    path = RunFolder(run_dir).run_json
     if not path.exists():
         return {}
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise LoraflowError(f"{path}:{error.lineno} is not valid JSON ({error.msg}); fix or delete the file.") from error
+
+
+def write_run_json(out_dir: str, updates: dict) -> Path:
+    """Merge keys into DIR/run.json, the run folder's index for scripts and later stages."""
+    path = RunFolder(out_dir).run_json
+    current = read_run_info(out_dir)
+    current.update(updates)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(current, indent=2, ensure_ascii=False))
+    return path
 
 
 def log_to_run(

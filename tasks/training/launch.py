@@ -1,8 +1,8 @@
 """Data-parallel training on several GPUs: train_model re-runs itself under torchrun, one DDP process per GPU.
 
-`python -m loraflow.tasks.training.launch SPEC.json` is the worker entry point torchrun starts; the launching process waits, then reads
-the result rank 0 wrote. Callbacks cannot cross processes: the MLflow live-metrics callback is rebuilt in rank 0 from
-its tracking URI and run id; others (e.g. Prefect progress) stay behind and are noted in the log.
+`python -m loraflow.tasks.training.worker SPEC.json` is the entry point torchrun starts in each worker; the launching
+process waits, then reads the result rank 0 wrote. Callbacks cannot cross processes: the MLflow live-metrics callback
+is rebuilt in rank 0 from its run handle; others (e.g. Prefect progress) stay behind and are noted in the log.
 """
 import json
 import logging
@@ -11,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
 from loraflow.schemas.results import TrackingRun
+from loraflow.tasks.common.device import gpu_count
 from loraflow.tasks.common.settings import import_root
 
 logger = logging.getLogger("loraflow.train")
@@ -38,22 +40,20 @@ def rank() -> int:
 
 def gpus_for(train: TrainConfig) -> int:
     """GPUs to train on: train.num_gpus capped at the visible ones, else all visible; 0 without CUDA."""
-    import torch
-
-    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    visible = gpu_count()
     return min(train.num_gpus or visible, visible)
 
 
 def torchrun_command(spec_path: Path, nproc: int) -> list[str]:
     """The torchrun command line that starts one worker per GPU on this host."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "loraflow.tasks.training.launch", str(spec_path)]
+            "-m", "loraflow.tasks.training.worker", str(spec_path)]
 
 
 def launch_training(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
                     max_length: int, out_dir: str, callbacks: list | None, nproc: int) -> dict:
     """Run train_model under torchrun on nproc GPUs and return rank 0's result."""
-    launch_dir = Path(out_dir) / "train" / "launch"
+    launch_dir = RunFolder(out_dir).train / "launch"
     launch_dir.mkdir(parents=True, exist_ok=True)
     mlflow = next((c.run.to_dict() for c in callbacks or [] if isinstance(getattr(c, "run", None), TrackingRun)), None)
     left_behind = [type(c).__name__ for c in callbacks or [] if not isinstance(getattr(c, "run", None), TrackingRun)]
@@ -76,30 +76,3 @@ def launch_training(model_path: str, train_path: str, val_path: str | None, lora
 
         raise LoraflowError(result["error"])
     return result
-
-
-def run_worker(spec_path: str) -> None:
-    """One DDP worker: train_model with this process's GPU; rank 0 writes the result file."""
-    import torch
-
-    from loraflow.tasks.common.errors import LoraflowError
-    from loraflow.tasks.training.train import train_model
-
-    spec = json.loads(Path(spec_path).read_text())
-    torch.cuda.set_device(local_rank())
-    callbacks = []
-    if spec["mlflow"] and rank() == 0:
-        from loraflow.tasks.tracking.runs import MlflowMetricsCallback
-
-        callbacks.append(MlflowMetricsCallback(TrackingRun.from_dict(spec["mlflow"])))
-    try:
-        result = train_model(spec["model_path"], spec["train_path"], spec["val_path"], LoraConfig(**spec["lora"]),
-                             TrainConfig(**spec["train"]), spec["max_length"], spec["out_dir"], callbacks)
-    except LoraflowError as error:  # a user mistake: hand the one-line message back to the launching process
-        result = {"error": str(error)}
-    if rank() == 0:
-        Path(spec["result_path"]).write_text(json.dumps(result, indent=1, default=str))
-
-
-if __name__ == "__main__":
-    run_worker(sys.argv[1])

@@ -1,15 +1,6 @@
-"""Where and how LoRA trains: the device and its bf16 support, and peft's adapter config (all layers or the last N)."""
+"""peft's adapter config for LoRA training: every layer's linear modules, or only the last N decoder layers'."""
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.tasks.common.errors import LoraflowError
-
-
-def select_device() -> tuple[str, bool]:
-    """('cuda', bf16 supported) on a GPU, else ('cpu', the CPU has native bf16 instructions: AVX512-BF16 or AMX)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda", torch.cuda.is_bf16_supported()
-    return "cpu", bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def lora_target_modules(model, lora: LoraConfig) -> list[str] | str:

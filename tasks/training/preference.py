@@ -1,4 +1,5 @@
 """Preference objectives through trl: DPO and ORPO trainers, and SFT on the chosen answers followed by DPO."""
+from collections.abc import Callable
 from pathlib import Path
 
 from loraflow.schemas.config.lora import LoraConfig
@@ -6,7 +7,7 @@ from loraflow.schemas.config.train import TrainConfig
 from loraflow.schemas.preferences import is_pair
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.training.speed import SpeedPlan
-from loraflow.tasks.training.train import trainer_arguments
+from loraflow.tasks.training.trainer_args import trainer_arguments
 
 
 def to_preference_examples(records: list[dict], objective: str, path: str) -> list[dict]:
@@ -52,11 +53,13 @@ def build_preference_trainer(model, tokenizer, train: TrainConfig, max_length: i
     return trainer
 
 
-def train_sft_then_dpo(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
-                       max_length: int, out_dir: str, callbacks: list | None = None, on_finding=None) -> dict:
-    """Supervised training on the chosen answers (in out_dir/sft_phase), then DPO starting from that adapter."""
-    from loraflow.tasks.training.train import train_model
+def train_sft_then_dpo(train_model: Callable[..., dict], model_path: str, train_path: str, val_path: str | None,
+                       lora: LoraConfig, train: TrainConfig, max_length: int, out_dir: str, callbacks: list | None = None,
+                       on_finding=None) -> dict:
+    """Supervised training on the chosen answers (in out_dir/sft_phase), then DPO starting from that adapter.
 
+    train_model (tasks.training.train's, handed in) trains one phase.
+    """
     if train.method == "full":
         raise LoraflowError("train.objective=sft_then_dpo continues from the supervised adapter, so it needs "
                             "train.method lora or qlora; change train.method or use train.objective=dpo.")

@@ -4,6 +4,8 @@ import math
 import re
 from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
+
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
             "adapter_model.bin")
@@ -11,7 +13,7 @@ _WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors
 
 def checkpoints_dir(out_dir: str | Path) -> Path:
     """Where training in the run folder `out_dir` writes its `checkpoint-N` folders."""
-    return Path(out_dir) / "train" / "checkpoints"
+    return RunFolder(out_dir).train / "checkpoints"
 
 
 def last_good_checkpoint(checkpoints_dir: str | Path) -> str | None:

@@ -5,6 +5,7 @@ import math
 import re
 from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.config_files import apply_overrides, build_config, dump_config
 from loraflow.tasks.common.errors import LoraflowError
 
@@ -51,7 +52,7 @@ def trial_config(config, overrides: list[str]):
 
 def best_val_loss(run_dir: str | Path) -> float | None:
     """Lowest val loss a trial logged (DIR/train/log_history.json), None when it never evaluated."""
-    path = Path(run_dir) / "train" / "log_history.json"
+    path = RunFolder(run_dir).train / "log_history.json"
     if not path.is_file():
         return None
     losses = [h["eval_loss"] for h in json.loads(path.read_text()) if isinstance(h.get("eval_loss"), (int, float))]

@@ -1,22 +1,20 @@
 """Fine-tuning with trl's SFTTrainer + peft: LoRA, QLoRA (4-bit NF4) or full. No prefect here (GPU benchmarks import it bare)."""
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
 
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.tasks.common.device import training_precision
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.jsonl import read_jsonl
 from loraflow.tasks.training.oom import run_with_oom_fallback
-from loraflow.tasks.training.lora_setup import peft_lora_config, select_device
+from loraflow.tasks.training.lora_setup import peft_lora_config
 from loraflow.tasks.training.resume import checkpoints_dir, last_good_checkpoint
 from loraflow.tasks.training.speed import SpeedPlan, compile_decoder_layers, keep_activations_of_last_layers, resolve_speed
-
-
-VAL_POINTS = 5  # validation-loss evaluations over a run when train.eval_steps is not set
+from loraflow.tasks.training.trainer_args import build_sft_config
 
 
 def to_prompt_completion(records: list[dict]) -> list[dict]:
@@ -83,74 +81,6 @@ def load_model(model_path: str | None, method: str, device: str, bf16: bool, gra
                 if param.dtype == torch.float32:
                     param.data = param.data.to(dtype)
     return model
-
-
-def trainer_arguments(train: TrainConfig, output_dir: Path, bf16: bool, n_train: int, has_val: bool, speed: SpeedPlan,
-                      world_size: int = 1) -> dict:
-    """The TrainingArguments every objective shares (SFT, DPO, ORPO), from our TrainConfig and the speed plan."""
-    steps_per_epoch = max(1, -(-n_train // train.effective_batch_size))
-    # Under DDP every GPU runs its own micro-batches: divide accumulation so the effective batch stays the same.
-    accumulation = max(1, train.gradient_accumulation_steps // world_size)
-    total_steps = train.max_steps if train.max_steps > 0 else math.ceil(steps_per_epoch * train.epochs)
-    # trl refuses checkpoints between evaluations (the best one is picked at evaluations): save_steps alone sets both.
-    # Otherwise validation loss at about VAL_POINTS points of the run (not once per epoch): a curve, for diagnosis.
-    eval_steps = train.eval_steps or train.save_steps or max(1, math.ceil(total_steps / VAL_POINTS))
-    strategy = "steps" if has_val else "no"
-    return dict(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=train.micro_batch_size,
-        per_device_eval_batch_size=train.micro_batch_size,
-        gradient_accumulation_steps=accumulation,
-        learning_rate=train.resolved_learning_rate,
-        num_train_epochs=train.epochs,
-        max_steps=train.max_steps,
-        warmup_steps=train.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        weight_decay=train.weight_decay,
-        lr_scheduler_type=train.lr_scheduler,
-        max_grad_norm=train.max_grad_norm,
-        optim=speed.optimizer,
-        logging_nan_inf_filter=False,  # a NaN loss must show in the log history, not be averaged away
-        logging_steps=train.logging_steps,
-        logging_first_step=True,
-        eval_strategy=strategy,
-        eval_steps=eval_steps,
-        save_strategy=strategy if has_val else "steps",
-        save_steps=train.save_steps or eval_steps,
-        save_total_limit=2,
-        load_best_model_at_end=has_val,
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
-        gradient_checkpointing=train.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        bf16=bf16,
-        ddp_find_unused_parameters=False if world_size > 1 else None,
-        ddp_broadcast_buffers=False if world_size > 1 else None,  # rotary tables are constants: no per-forward broadcast
-        seed=train.seed,
-        report_to=["tensorboard"],
-        dataloader_num_workers=0,
-        use_cpu=not _cuda(),
-    )
-
-
-def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16: bool, n_train: int, has_val: bool,
-                     speed: SpeedPlan | None = None, world_size: int = 1):
-    """Map our TrainConfig (and the resolved speed options) onto trl's SFTConfig."""
-    from trl import SFTConfig
-
-    speed = speed or resolve_speed(train, "cuda" if _cuda() else "cpu")
-    return SFTConfig(
-        **trainer_arguments(train, output_dir, bf16, n_train, has_val, speed, world_size),
-        max_length=max_length,
-        packing=speed.packing,  # bfd packing: padding-free rows with position_ids
-        pad_to_multiple_of=speed.pad_to_multiple_of,
-        use_liger_kernel=speed.liger,
-    )
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None, max_length: int, output_dir: Path,
@@ -222,7 +152,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     if train.objective == "sft_then_dpo":
         from loraflow.tasks.training.preference import train_sft_then_dpo
 
-        return train_sft_then_dpo(model_path, train_path, val_path, lora, train, max_length, out_dir, callbacks, on_finding)
+        return train_sft_then_dpo(train_model, model_path, train_path, val_path, lora, train, max_length, out_dir, callbacks, on_finding)
     out = Path(out_dir)
     train_dir = out / "train"
     train_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +162,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     if not train_examples:
         raise LoraflowError(f"no training examples in {train_path}: every record was quarantined or removed; see data/report.json")
     method = train.method if train.method != "auto" else "lora"
-    device, bf16_ok = select_device()
+    device, bf16_ok = training_precision()
     if device == "cuda" and world_size() > 1:
         device = f"cuda:{local_rank()}"  # each DDP process loads its own copy (QLoRA: its own 4-bit weights) on its GPU
     bf16 = bf16_ok if train.bf16 is None else train.bf16

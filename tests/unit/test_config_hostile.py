@@ -65,7 +65,7 @@ def test_save_steps_that_are_not_a_multiple_of_eval_steps_are_refused():
                                       {"save_steps": 30, "eval_steps": 10}])
 def test_every_accepted_step_setting_builds_training_arguments_trl_accepts(tmp_path, settings):
     from loraflow.schemas.config import TrainConfig
-    from loraflow.tasks.training.train import build_sft_config
+    from loraflow.tasks.training.trainer_args import build_sft_config
 
     train = TrainConfig(**settings)
     args = build_sft_config(train, 128, tmp_path, False, n_train=100, has_val=True)  # trl validates in __post_init__

@@ -37,7 +37,7 @@ def test_liger_with_explicit_compile_is_refused_and_needs_its_package():
 
 
 def test_sft_config_carries_packing_padding_and_ddp_settings(tmp_path):
-    from loraflow.tasks.training.train import build_sft_config
+    from loraflow.tasks.training.trainer_args import build_sft_config
 
     train = TrainConfig(micro_batch_size=2, effective_batch_size=16, packing=True)
     speed = resolve_speed(train.model_copy(update={"compile_layers": True}), "cuda")
@@ -114,7 +114,7 @@ def test_launch_runs_one_torchrun_worker_per_gpu(tmp_path):
 
     command = torchrun_command(tmp_path / "spec.json", 4)
     assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
-    assert command[-3:] == ["-m", "loraflow.tasks.training.launch", str(tmp_path / "spec.json")]
+    assert command[-3:] == ["-m", "loraflow.tasks.training.worker", str(tmp_path / "spec.json")]
     import torch
 
     if not torch.cuda.is_available():

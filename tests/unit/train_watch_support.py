@@ -31,7 +31,8 @@ def make_trainer(model_path: str, rows: list[dict], out_dir: Path, train: TrainC
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from loraflow.tasks.training.train import build_sft_config, load_model, to_prompt_completion
+    from loraflow.tasks.training.train import load_model, to_prompt_completion
+    from loraflow.tasks.training.trainer_args import build_sft_config
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     examples = to_prompt_completion(rows)

@@ -1,0 +1,52 @@
+"""The `loraflow` command: each module in this package adds one subcommand group via `register(subparsers)`."""
+import argparse
+import importlib
+import pkgutil
+import signal
+import sys
+
+from loraflow.tasks.common.settings import configure_environment
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand module of this package registered."""
+    parser = argparse.ArgumentParser(prog="loraflow", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):  # skips __main__
+            importlib.import_module(f"{__name__}.{module.name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the chosen subcommand, and turn user errors into one line and an exit code."""
+    configure_environment()
+    args = build_parser().parse_args(argv)
+    from loraflow.tasks.common.errors import LoraflowError
+
+    signal.signal(signal.SIGTERM, _terminated)  # a flow swaps in Prefect's own SIGTERM handler while it runs
+    try:
+        return int(args.handler(args) or 0)
+    except LoraflowError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except BaseException as error:  # Ctrl-C, or SIGTERM: ours outside a flow, Prefect's TerminationSignal inside one
+        terminated = getattr(error, "signal", None) == signal.SIGTERM
+        if not terminated and not isinstance(error, KeyboardInterrupt):
+            raise
+        print(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a flow: unwinds like Ctrl-C, so `finally` blocks and child-process cleanup still run."""
+
+    signal = signal.SIGTERM
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

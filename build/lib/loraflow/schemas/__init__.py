@@ -1,0 +1,1 @@
+"""Contracts: the pipeline config and the pandera models of each data stage."""

@@ -1,0 +1,95 @@
+"""Training hyper-parameters; defaults are the fine-tuning guide's."""
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from loraflow.schemas.config._base import Section
+
+Method = Literal["lora", "qlora", "full", "auto"]
+
+
+class TrainConfig(Section):
+    objective: Literal["sft", "dpo", "orpo", "sft_then_dpo"] = Field(
+        "sft", description="What is learned: sft (the reference answers), dpo or orpo (preference pairs: chosen over "
+        "rejected), or sft_then_dpo (supervised on the chosen answers, then DPO from that adapter). DPO's reference "
+        "is the frozen base with the adapter switched off (after sft_then_dpo's first phase: a frozen copy of that "
+        "adapter), never a second copy of the model's weights when training LoRA or QLoRA.")
+    preference_beta: float = Field(
+        0.1, gt=0.0, description="DPO's beta (how far the policy may move from the reference; trl's default 0.1) or "
+        "ORPO's lambda (weight of the odds-ratio term beside the supervised loss; 0.1 in the ORPO paper).")
+    method: Method = Field("lora", description="lora (16/32-bit base), qlora (4-bit NF4 base), full fine-tuning, or auto (by the resource estimate).")
+    learning_rate: float | None = Field(None, gt=0.0, lt=1.0, description="Peak learning rate; default 2e-4 for LoRA/QLoRA and 2e-5 for full fine-tuning (guide).")
+    effective_batch_size: int = Field(16, ge=1, description="Examples per optimizer step = micro_batch_size x gradient accumulation (guide: 16-32).")
+    micro_batch_size: int = Field(4, ge=1, description="Examples per forward pass; gradient accumulation makes up the effective batch.")
+    epochs: float = Field(3, gt=0, description="Passes over the training data (guide: 3-5 with early stopping).")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: run all epochs).")
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps for linear warm-up (guide: 0.05-0.1).")
+    weight_decay: float = Field(0.01, ge=0.0, lt=1.0, description="AdamW weight decay (guide: 0.01-0.1).")
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field("cosine", description="Learning-rate schedule after warm-up.")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
+    early_stopping_patience: int = Field(2, ge=0, description="Evaluations without val-loss improvement before stopping (0: off); the best checkpoint is restored.")
+    logging_steps: int = Field(10, ge=1, description="Log train loss, learning rate and grad norm every N optimizer steps.")
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate val loss every N steps; default: at every checkpoint when train.save_steps is set, "
+        "else about 5 times over the run (a curve, not one point).")
+    save_steps: int | None = Field(
+        None, ge=1, description="Checkpoint every N steps, a multiple of train.eval_steps (the best checkpoint is chosen "
+        "at evaluations); default with every evaluation.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (recomputes activations in the backward pass).")
+    unchecked_layers: int | Literal["auto"] = Field(
+        "auto", description="With gradient checkpointing: keep the activations of this many last decoder layers instead "
+        "of recomputing them in the backward pass (~1.5% faster per layer; each layer after the first costs memory, ~1 "
+        "GiB at 8k tokens per micro-batch for a 7B model). auto: as many as keep the estimated peak under 90% of the "
+        "plain QLoRA recipe's (peft's fp32 upcast, full logits, paged 8-bit AdamW) at the same shape, and on the card; "
+        "0 on the CPU.")
+    bf16: bool | None = Field(None, description="Train in bf16; default: on where the device supports it.")
+    seed: int = Field(42, ge=0, description="Seed for initialisation and data order.")
+    compile_layers: bool | None = Field(
+        None, description="torch.compile each decoder layer (7B QLoRA on an H100: ~1.9x tokens/s at the same memory); "
+        "default: on with CUDA, off on the CPU. The first steps pay 10-30 s of compilation.")
+    packing: bool = Field(
+        False, description="Pack examples into rows of model.max_length without padding (padding-free; varlen flash "
+        "attention on CUDA): much faster on short, ragged data, but an optimizer step then holds more examples.")
+    liger: bool = Field(False, description="Liger kernels for RMSNorm, SwiGLU and RoPE (needs liger-kernel); "
+                        "measured slower than compile_layers, and turns its default off.")
+    qlora_fp32: Literal["norms", "all", "none"] = Field(
+        "none", description="QLoRA: which non-quantised weights are kept in fp32: `none` (every non-quantised weight in "
+        "the compute dtype, as bf16 LoRA trains; the LoRA weights stay fp32: 7B on an H200 as fast as `norms` with "
+        "2.2 GiB less at 1024x8, which unchecked_layers auto spends on speed), `norms` (the QLoRA paper's recipe: fp32 "
+        "norms make the residual stream fp32) or `all` (peft's prepare_model_for_kbit_training).")
+    optimizer: Literal["auto", "adamw_torch_fused", "adamw_torch", "paged_adamw_8bit", "adamw_8bit"] = Field(
+        "auto", description="Optimizer; auto: fused torch AdamW on CUDA (one kernel for all parameters: the per-tensor "
+        "8-bit optimizers cost ~6% of a 7B QLoRA step for ~0.25 GiB saved on LoRA weights), plain AdamW on the CPU. "
+        "paged_adamw_8bit saves memory where the trainable parameters are many (full fine-tuning of large models).")
+    num_gpus: int | None = Field(
+        None, ge=1, description="GPUs for data-parallel training (DDP through torchrun, one process per GPU); "
+        "default: every visible GPU. 1 keeps training in this process.")
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        """The learning rate in force: the configured one or the guide's default for the method."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-5 if self.method == "full" else 2e-4
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        """Accumulation steps that turn micro-batches into the effective batch."""
+        return max(1, self.effective_batch_size // self.micro_batch_size)
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> "TrainConfig":
+        if self.effective_batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"train.effective_batch_size ({self.effective_batch_size}) must be a multiple of "
+                f"train.micro_batch_size ({self.micro_batch_size})"
+            )
+        if self.max_steps == 0:
+            raise ValueError("train.max_steps must be -1 (run all train.epochs) or a positive number of steps, not 0")
+        if self.save_steps and self.eval_steps and self.save_steps % self.eval_steps:
+            raise ValueError(
+                f"train.save_steps ({self.save_steps}) must be a multiple of train.eval_steps ({self.eval_steps}): the best "
+                f"checkpoint is chosen at evaluations; set train.save_steps={self.eval_steps * max(1, round(self.save_steps / self.eval_steps))} "
+                "or leave train.eval_steps unset (it then follows train.save_steps)"
+            )
+        return self

@@ -1,0 +1,18 @@
+"""What each pipeline step returns: small frozen types, so flows read attributes and the type checker follows.
+
+One module per stage, like tasks/. Plain functions may build these from their own dicts (`from_dict`), and a few
+give a dict back (`to_dict`) to the writers that keep one format on disk (run.json, the data report).
+"""
+from loraflow.schemas.results.data import DataReport, DataStageResult, InputFiles, PreparedData, Splits
+from loraflow.schemas.results.deploy import AliasMove, Champion, QuantizedVariant, RegisteredModel
+from loraflow.schemas.results.evaluation import (EvaluationTarget, EvaluationVerdict, GateResult, JudgeSummary, ModelEvaluation, PreferenceAccuracy,
+                                                 PromotionDecision)
+from loraflow.schemas.results.feedback import (EvaluationSets, ExportedBatch, FeedbackRecorded, LineageVersion,
+                                               MonitorSummary, RecentFeedback)
+from loraflow.schemas.results.tracking import FinishedRun, TrackingRun
+from loraflow.schemas.results.training import SweepResult, SweepRun, SweepTrial, TrainingResult
+
+__all__ = ["AliasMove", "Champion", "DataReport", "DataStageResult", "EvaluationSets", "EvaluationTarget", "EvaluationVerdict", "ExportedBatch",
+           "FeedbackRecorded", "FinishedRun", "GateResult", "InputFiles", "JudgeSummary", "LineageVersion", "ModelEvaluation",
+           "MonitorSummary", "PreferenceAccuracy", "PreparedData", "PromotionDecision", "QuantizedVariant", "RecentFeedback", "RegisteredModel",
+           "Splits", "SweepResult", "SweepRun", "SweepTrial", "TrackingRun", "TrainingResult"]

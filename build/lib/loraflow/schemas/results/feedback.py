@@ -1,0 +1,89 @@
+"""What the feedback loop returns: the exported batch, dataset lineage versions, monitoring passes."""
+from dataclasses import dataclass, field
+from typing import Any
+
+from loraflow.schemas.results._base import Result
+
+
+@dataclass(frozen=True)
+class ExportedBatch(Result):
+    """A feedback batch written out: corrections as records, preference pairs, the relabelling queue, the run folder."""
+
+    batch_id: str
+    records_path: str
+    relabel_path: str
+    pairs_path: str
+    records: int
+    relabel: int
+    run_dir: str
+    pairs: dict[str, list] = field(default_factory=dict)
+    feedback_ids: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LineageVersion(Result):
+    """A dataset lineage version: its number and folder, and its manifest (parent, counts, feedback ids, source).
+
+    A prepared version (not yet committed) also names the data stages' input file and the frozen test set it keeps.
+    """
+
+    version: int
+    dir: str
+    manifest: dict[str, Any]
+    input_path: str = ""
+    frozen_test: str = ""
+
+    @classmethod
+    def from_manifest(cls, data: dict[str, Any]) -> "LineageVersion":
+        return cls(version=data["version"], dir=data["dir"], manifest=data, input_path=data.get("input_path", ""),
+                   frozen_test=data.get("frozen_test", ""))
+
+    @property
+    def feedback_ids(self) -> dict[str, list]:
+        return self.manifest.get("feedback_ids", {})
+
+
+@dataclass(frozen=True)
+class FeedbackRecorded(Result):
+    """Where the feedback ids a model trained on were recorded (MLflow run, model version) and the gate's verdict."""
+
+    run_id: str
+    artifact_uri: str
+    model_name: str | None
+    model_version: str | None
+    lineage_version: int
+    promotion: dict[str, Any] | None
+    decision: str
+
+
+@dataclass(frozen=True)
+class EvaluationSets(Result):
+    """The monitored sets: the frozen test set and the lineage's held-out feedback-eval set (None if empty)."""
+
+    test: str
+    feedback_eval: str | None
+    lineage_version: int | None
+
+
+@dataclass(frozen=True)
+class RecentFeedback(Result):
+    """The last days' corrections as an evaluation set, and the share of badcases among recent feedback."""
+
+    path: str
+    corrections: int
+    feedback: int
+    badcases: int
+    badcase_share: float | None
+
+
+@dataclass(frozen=True)
+class MonitorSummary(Result):
+    """One monitoring pass: the champion's metrics per set, recent feedback, alerts, and where it was logged."""
+
+    champion: dict[str, Any] | None
+    metrics: dict[str, dict[str, float]]
+    alerts: list[str]
+    feedback: dict[str, Any] | None = None
+    mlflow_run_id: str | None = None
+    experiment: str | None = None
+    report: str | None = None

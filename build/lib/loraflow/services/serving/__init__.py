@@ -1,0 +1,1 @@
+"""OpenAI-compatible serving: built-in transformers backend with dynamic batching, vLLM command, alias reload."""

@@ -1,0 +1,239 @@
+"""The evaluation report: one self-contained HTML page (inline CSS, base64 plots) from a run folder's eval outputs."""
+import json
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.plots import LABEL_COLORS, grouped_bars, horizontal_counts, loss_curves
+from loraflow.tasks.evaluation.report_fields import field_diff, fields_section, request_text
+from loraflow.tasks.evaluation.field_metrics import per_example_metric
+from loraflow.tasks.common.jsonl import read_jsonl
+from loraflow.tasks.tracking.run_extras import log_to_run, read_run_info
+
+LABEL_ORDER = ("base", "candidate", "champion", "majority", "stratified")
+WORST_FALLBACK = 10  # worst cases shown from predictions.jsonl when no badcase analysis ran
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","WenQuanYi Zen Hei",sans-serif;margin:0;background:#f5f6f8;color:#1d2430}
+header{background:#1d2430;color:#fff;padding:16px 28px}header h1{margin:0;font-size:21px}header p{margin:4px 0 0;color:#c9d1dc;font-size:13px}
+nav{background:#fff;padding:8px 28px;border-bottom:1px solid #e3e6ea;position:sticky;top:0;z-index:2}nav a{margin-right:16px;color:#3867d6;text-decoration:none;font-size:14px}
+main{max-width:1150px;margin:0 auto;padding:8px 20px 40px}section{background:#fff;border-radius:8px;padding:14px 20px;margin:16px 0}
+h2{font-size:17px;margin:0 0 10px}h3{font-size:14px;margin:14px 0 6px;color:#444}
+table{border-collapse:collapse;font-size:13px;margin:6px 0;width:100%}th,td{border-bottom:1px solid #eceef1;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#f7f8fa;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.neg{color:#c0392b;font-weight:600}.pos{color:#1e8449}.muted{color:#777;font-size:13px}img{max-width:100%;height:auto}
+.banner{padding:12px 16px;border-radius:6px;font-size:16px;font-weight:600}.promote{background:#e3f6ea;color:#1e8449}.reject{background:#fdecea;color:#c0392b}
+ul.reasons{margin:8px 0 0;padding-left:20px;font-size:13px}li.fail{color:#c0392b}li.pass{color:#1e8449}li.skip{color:#777}
+.tag{display:inline-block;border-radius:3px;padding:1px 6px;font-size:12px;background:#eef1f6}.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
+pre{white-space:pre-wrap;word-break:break-word;margin:0;font-size:12px;max-height:180px;overflow:auto;background:#f7f8fa;padding:4px 6px;border-radius:4px}
+td.text{width:22%}td.text pre{min-width:120px}
+"""
+
+
+def _num(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else escape(str(value))
+
+
+def _signed(value, digits: int = 3) -> str:
+    if value is None:
+        return "<td class='num'>–</td>"
+    css = "neg" if value < -1e-9 else "pos" if value > 1e-9 else ""
+    return f"<td class='num {css}'>{value:+.{digits}f}</td>"
+
+
+def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
+    """An HTML table; cells that already are <td> elements pass through; numeric columns (default: all but the first) align right."""
+    numeric = set(range(1, len(headers))) if numeric is None else numeric
+    head = "".join(f"<th class='{'num' if i in numeric else ''}'>{escape(h)}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(c if c.startswith("<td") else f"<td class='{'num' if i in numeric else ''}'>{c}</td>" for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _read_json(path: Path):
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise LoraflowError(f"{path}:{error.lineno} is not valid JSON ({error.msg}); re-run the step that writes it.") from error
+
+
+def _label(name: str) -> str:
+    return f"<span class='swatch' style='background:{LABEL_COLORS.get(name, '#888')}'></span>{escape(name)}"
+
+
+def _decision_section(promotion: dict | None) -> str:
+    if promotion is None:
+        return "<p class='muted'>No promotion decision yet (eval/promotion.json not found).</p>"
+    promote = bool(promotion.get("promote"))
+    items = "".join(f"<li class='{escape(str(r).split(':', 1)[0])}'>{escape(str(r))}</li>" for r in promotion.get("reasons", []))
+    verdict = "PROMOTE: the candidate becomes the champion" if promote else "DO NOT PROMOTE: the candidate stays a candidate"
+    return f"<div class='banner {'promote' if promote else 'reject'}'>{verdict}</div><ul class='reasons'>{items}</ul>"
+
+
+def _metrics_section(summary: dict, labels: dict, success: dict) -> str:
+    metric = success.get("metric")
+    names = [k for k in labels.get("candidate", {}).get("metrics", {}) if k != "n" and not k.startswith("field.")]
+    names.sort(key=lambda k: k != metric)  # the success metric first, the rest in evaluation's order
+    series = {label: [labels[label]["metrics"].get(k) for k in names] for label in LABEL_ORDER if label in labels}
+    chart = grouped_bars(names, series, "Overall metrics on the test split", threshold=(metric, success["threshold"]) if metric in names else None)
+    rows = [[_label(label), *[_num(labels[label]["metrics"].get(k)) for k in names], _num(labels[label]["metrics"].get("n"))] for label in series]
+    html = f"<img alt='metric bars' src='{chart}'>" + _table(["model", *names, "n"], rows)
+    criteria = summary.get("criteria") or []
+    if criteria:
+        crit_rows = [[f"{escape(c['metric'])} {'≥' if c.get('higher_is_better', True) else '≤'} {c['threshold']:g}", _num(c.get("value")),
+                      "<td class='pos'>met</td>" if c.get("met") else "<td class='neg'>not met</td>"] for c in criteria]
+        html += "<h3>Task-card success criteria</h3>" + _table(["criterion", "candidate", "result"], crit_rows, {1})
+    comparisons = summary.get("comparisons") or {}
+    if comparisons:
+        comp_rows = [[f"candidate − {escape(other)}", _num(c.get("candidate_mean")), _num(c.get("other_mean")), _signed(c["diff"]),
+                      f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]", _num(c.get("p_value")), _num(c.get("n"))] for other, c in comparisons.items()]
+        html += f"<h3>Paired bootstrap on {escape(str(metric))}</h3>" + _table(["comparison", "candidate", "other", "difference", "95% CI", "p", "n"], comp_rows)
+    return html
+
+
+def _slice_groups(result: dict) -> dict:
+    groups = dict(result.get("by_slice") or {})
+    groups.setdefault("language", result.get("by_language") or {})
+    return groups
+
+
+def _slices_section(labels: dict, metric: str, reference: str | None) -> str:
+    shown = [label for label in LABEL_ORDER if label in labels]
+    per_label = {label: _slice_groups(labels[label]) for label in shown}
+    html = ""
+    for field, values in sorted(per_label.get("candidate", {}).items()):
+        if not values:
+            continue
+        keys = list(values)
+        rows = []
+        for value in keys:
+            cells = [per_label[label].get(field, {}).get(value, {}).get(metric) for label in shown]
+            cand = values[value].get(metric)
+            ref = per_label.get(reference, {}).get(field, {}).get(value, {}).get(metric) if reference else None
+            delta = cand - ref if cand is not None and ref is not None else None
+            rows.append([escape(value), _num(values[value].get("n")), *[_num(c) for c in cells], _signed(delta)])
+        headers = [field, "n", *shown, f"Δ vs {reference}" if reference else "Δ"]
+        chart = grouped_bars(keys, {label: [per_label[label].get(field, {}).get(k, {}).get(metric) for k in keys] for label in shown},
+                             f"{metric} by {field}")
+        html += f"<h3>By {escape(field)}</h3>" + _table(headers, rows) + f"<img alt='{escape(field)} bars' src='{chart}'>"
+    return html or "<p class='muted'>No per-slice metrics in metrics.json.</p>"
+
+
+def _training_section(run_dir: Path) -> str:
+    history = _read_json(run_dir / "train" / "log_history.json")
+    if not history:
+        return "<p class='muted'>No training log (train/log_history.json not found).</p>"
+    chart = loss_curves(history)
+    if chart is None:
+        return "<p class='muted'>train/log_history.json has no loss entries.</p>"
+    final = [e for e in history if "train_runtime" in e or "train_loss" in e]
+    note = (f"<p class='muted'>Train loss averaged over the whole run (every epoch) {_num(final[-1].get('train_loss'))}, "
+            f"runtime {_num(final[-1].get('train_runtime'), 1)} s.</p>") if final else ""
+    evals = [e for e in history if "eval_loss" in e]
+    if evals:
+        rows = [[_num(e.get("step")), _num(e.get("epoch"), 2), _num(e["eval_loss"], 4)] for e in evals]
+        note += f"<h3>Validation loss at {len(evals)} points of the run</h3>" + _table(["step", "epoch", "validation loss"], rows)
+    return f"<img alt='loss curves' src='{chart}'>" + note
+
+
+def _raters_section(run_dir: Path) -> str:
+    human, judge = _read_json(run_dir / "eval" / "human_eval.json"), _read_json(run_dir / "eval" / "llm_judge.json")
+    if not human and not judge:
+        return "<p class='muted'>No human or LLM-judge ratings (run <code>loraflow human-eval</code> / <code>loraflow judge</code>).</p>"
+    html = ""
+    if human:
+        rows = [[escape(d), _num(s["mean"], 2), f"[{_num(s['ci_low'], 2)}, {_num(s['ci_high'], 2)}]", _num(s.get("alpha_ordinal"), 2)]
+                for d, s in human["dimensions"].items()]
+        html += (f"<h3>Human ratings: {human['n_ratings']} ratings of {human['n_cases']} cases by {len(human['raters'])} rater(s)</h3>"
+                 + _table(["dimension", "mean (1-5)", "95% CI", "Krippendorff α (ordinal)"], rows))
+    if judge:
+        agreement = judge.get("agreement") or {}
+        rows = [[escape(d), _num(s["mean"], 2), f"[{_num(s['ci_low'], 2)}, {_num(s['ci_high'], 2)}]",
+                 _num((agreement.get(d) or {}).get("mae"), 2), _num((agreement.get(d) or {}).get("alpha_interval"), 2)]
+                for d, s in judge["dimensions"].items()]
+        html += (f"<h3>LLM judge {escape(judge['model'])} (rubric {escape(judge['rubric_version'])}): {judge['n_scored']} cases,"
+                 f" {judge['n_failed']} unusable replies</h3>" + _table(["dimension", "mean (1-5)", "95% CI", "MAE vs humans", "α vs humans"], rows))
+    return html
+
+
+def _text_cell(text: str, limit: int = 400) -> str:
+    text = str(text or "")
+    short = escape(text[:limit] + ("…" if len(text) > limit else ""))
+    return f"<td class='text'><pre>{short}</pre></td>"
+
+
+def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
+    metric = per_example_metric(metric)  # corpus-level field scores rank cases by their per-example accuracy
+    path = run_dir / "eval" / "badcases.jsonl"
+    html = ""
+    if path.exists():
+        cases = read_jsonl(path)
+        counts: dict[str, int] = {}
+        for case in cases:
+            counts[case.get("cause", "?")] = counts.get(case.get("cause", "?"), 0) + 1
+        if counts:
+            html += f"<img alt='causes' src='{horizontal_counts(dict(sorted(counts.items(), key=lambda kv: -kv[1])), 'Probable cause of the worst cases')}'>"
+    else:
+        predictions = run_dir / "eval" / "predictions.jsonl"
+        rows = [r for r in read_jsonl(predictions) if metric in (r.get("scores") or {})] if predictions.exists() else []
+        cases = sorted(rows, key=lambda r: r["scores"][metric] if higher_is_better else -r["scores"][metric])[:WORST_FALLBACK]
+        html += "<p class='muted'>No badcase analysis (eval/badcases.jsonl not found): lowest-scoring predictions shown.</p>"
+    if not cases:
+        return html + "<p class='muted'>No bad cases.</p>"
+    rows = []
+    for case in cases:
+        score = (case.get("score") or case.get("scores") or {}).get(metric)
+        cause = f"<span class='tag'>{escape(case['cause'])}</span><br><span class='muted'>{escape(case.get('detail', ''))}</span>" if case.get("cause") else "–"
+        diff = field_diff(case.get("fields"))
+        answer = f"<td class='text'>{diff}<pre>{escape(str(case.get('prediction') or ''))}</pre></td>" if diff else _text_cell(case.get("prediction"))
+        rows.append([escape(str(case.get("id"))), _num(score), f"<td>{cause}</td>", _text_cell(request_text(case.get("messages") or [])),
+                     _text_cell(case.get("reference")), answer])
+    return html + _table(["id", metric, "probable cause", "request", "reference", "answer (wrong fields in red)"], rows, {1})
+
+
+def write_eval_report(run_dir: str) -> str:
+    """Write RUN_DIR/eval/report.html (metric bars, slices, loss curves, ratings, worst cases, promotion) and return its path."""
+    root = Path(run_dir)
+    summary = _read_json(root / "eval" / "metrics.json")
+    if summary is None:
+        raise LoraflowError(f"{root / 'eval' / 'metrics.json'} does not exist; run the evaluation first (`loraflow run CONFIG --out {run_dir}`).")
+    labels = summary.get("labels") or {}
+    if "candidate" not in labels:
+        raise LoraflowError(f"{root / 'eval' / 'metrics.json'} has no 'candidate' under labels; re-run the evaluation to rewrite it.")
+    success = summary.get("success_metric") or {"metric": "rougeL", "threshold": 0.0, "higher_is_better": True}
+    metric = success["metric"]
+    reference = (summary.get("slices") or {}).get("reference") or ("champion" if "champion" in labels else "base" if "base" in labels else None)
+    info = read_run_info(root)
+    meta = [f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", f"success metric {metric} {'≥' if success.get('higher_is_better', True) else '≤'} {success['threshold']:g}"]
+    if info.get("mlflow_run_id"):
+        meta.append(f"MLflow run {info['mlflow_run_id']}")
+    fields = fields_section(summary)
+    sections = [
+        ("decision", "Promotion decision", _decision_section(_read_json(root / "eval" / "promotion.json"))),
+        *([("fields", "Per answer field: models and trivial baselines", fields)] if fields else []),
+        ("metrics", "Metrics: models and baselines (BLEU/ROUGE are secondary for structured answers)" if fields else
+         "Metrics: base / candidate / champion", _metrics_section(summary, labels, success)),
+        ("slices", f"Per slice ({metric})", _slices_section(labels, metric, reference)),
+        ("training", "Training", _training_section(root)),
+        ("ratings", "Human and LLM-judge ratings", _raters_section(root)),
+        ("worst", "Worst cases", _worst_section(root, metric, success.get("higher_is_better", True))),
+    ]
+    nav = "".join(f"<a href='#{key}'>{escape(title.split(':')[0])}</a>" for key, title, _ in sections)
+    body = "".join(f"<section id='{key}'><h2>{escape(title)}</h2>{content}</section>" for key, title, content in sections)
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width,initial-scale=1'>"
+            f"<title>Evaluation report: {escape(root.resolve().name)}</title><style>{_CSS}</style></head><body>"
+            f"<header><h1>Evaluation report: {escape(root.resolve().name)}</h1><p>{escape(' · '.join(meta))}</p></header>"
+            f"<nav>{nav}</nav><main>{body}</main></body></html>")
+    path = root / "eval" / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return str(path)
+
+
+def log_eval_report(run_dir: str, report_path: str) -> str | None:
+    """Attach the report to the run's MLflow run (artifact report/report.html); returns the run id or None."""
+    return log_to_run(run_dir, files={"report": report_path})

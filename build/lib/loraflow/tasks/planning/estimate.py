@@ -1,0 +1,323 @@
+"""Resource estimate before training: GPU memory by method, training time from a throughput table, disk."""
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.planning.estimate_shapes import ModelShape, load_model_config, lora_params, shape_from_config
+
+GIB = 1024**3
+Method = Literal["lora", "qlora", "full"]
+
+# Bytes per stored value.
+NF4_BYTES = 0.5
+# Double quantisation: one 8-bit absmax per 64 weights plus one fp32 absmax per 256 of those blocks.
+NF4_CONST_BYTES = 1 / 64 + 4 / (64 * 256)
+# A compiled decoder layer saves ~2/3 of the eager layer's tensors: 1.47 GiB per unchecked 7B layer at 8192 tokens
+# (qlora_fp32 none, H100, benchmarks/results/train_bench_h100_2026-11-27_run3_unchecked.json) vs 2.21 GiB eager.
+COMPILED_LAYER_FRACTION = 0.665
+OPTIMIZER_BYTES = {"adamw": 8.0, "paged_adamw_8bit": 2.0}  # two moments per trainable parameter
+# train.optimizer names -> the estimate's optimizer kinds (auto is fused fp32 AdamW on CUDA)
+OPTIMIZER_KIND = {"auto": "adamw", "adamw_torch_fused": "adamw", "adamw_torch": "adamw",
+                  "paged_adamw_8bit": "paged_adamw_8bit", "adamw_8bit": "paged_adamw_8bit"}
+# Runtime buffers the allocator counts (cuBLAS workspace, rotary caches): fitted on the H100 runs.
+RUNTIME_BUFFER_BYTES = 64 * 2**20
+# Peak per token of logits work: bf16 logits + fp32 upcast + fp32 log-softmax + fp32 gradient (~14.5 B per vocab entry,
+# fitted so that bf16-LoRA and QLoRA H100 peaks in ../shared/bench agree within 3%).
+LOGITS_BYTES_PER_VOCAB = 14.5
+# trl's SFTTrainer never builds the full logits: its fused LM head scores [4096 tokens x 32768 vocab] tiles
+# (trl/kernels/chunked_logprob.py) and keeps an fp32 gradient of the head's input.
+FUSED_HEAD_TILE = (4096, 32768)
+# What nvidia-smi sees beyond torch's peak allocation: allocator fragmentation (reserved/allocated was 1.15-1.22 on the
+# H100 runs) and the CUDA context itself.
+ALLOCATOR_FACTOR = 1.2
+CUDA_CONTEXT_BYTES = 0.5 * GIB
+FIT_MARGIN = 0.9  # use at most 90% of the card, so a longer batch or eval does not tip it over
+# LoRA dropout > 0 keeps, for every adapted linear layer, a bf16 dropout copy of its input and a 1-byte mask.
+DROPOUT_BYTES_PER_INPUT = 3
+
+# Effective TFLOP/s counted as 6 x params x tokens/s (the bench's MFU convention), with the hidden size they were
+# measured at (smaller models use the card less well). Seeded from ../shared/bench (H100, 7B, gradient checkpointing).
+THROUGHPUT_TABLE: dict[str, dict[str, tuple[float, int]]] = {
+    "H100": {"qlora": (222.0, 4096), "lora": (280.0, 4096), "full": (210.0, 4096)},  # full: 8N vs 6N of LoRA (assumed)
+    "H200": {"qlora": (222.0, 4096), "lora": (280.0, 4096), "full": (210.0, 4096)},  # same compute as H100 (assumed)
+    "A100": {"qlora": (91.0, 4096), "lora": (115.0, 4096), "full": (86.0, 4096)},  # H100 x 0.41 matmul ratio (assumed)
+    # SmolLM2-135M LoRA on 2 cores without checkpointing: 140 tok/s = 0.113 TFLOP/s; stored as with checkpointing.
+    "cpu": {"qlora": (0.04, 576), "lora": (0.081, 576), "full": (0.061, 576)},
+}
+NO_CHECKPOINTING_SPEEDUP = 1.4  # QLoRA 2048x2 without checkpointing ran 1.44x faster on the H100
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Settings that fit the card, fastest first."""
+
+    method: Method
+    micro_batch: int
+    gradient_checkpointing: bool
+    peak_gpu_memory_gib: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    """What a training run needs: GPU memory (GiB), hours and disk (GiB), with the parts they come from."""
+
+    method: str
+    requested_method: str
+    peak_gpu_memory_gib: float  # peak torch allocation, comparable with torch.cuda.max_memory_allocated
+    required_gpu_memory_gib: float  # with allocator fragmentation and CUDA context: what the card must hold
+    gpu_memory_gib: float | None
+    fits: bool
+    train_hours: float
+    tokens_per_s: float
+    disk_gib: float
+    total_params: int
+    trainable_params: int
+    memory_gib: dict[str, float] = field(default_factory=dict)
+    disk_parts_gib: dict[str, float] = field(default_factory=dict)
+    recommendation: Recommendation | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict; the four summary keys first."""
+        data = asdict(self)
+        head = {key: data.pop(key) for key in ("peak_gpu_memory_gib", "train_hours", "disk_gib", "method")}
+        return head | data
+
+
+def memory_breakdown(
+    shape: ModelShape, method: Method, trainable: int, seq_len: int, micro_batch: int, grad_checkpointing: bool,
+    optimizer: str, qlora_fp32: str = "all", fused_lm_head: bool = True, unchecked_layers: int = 0,
+    lora_dropout: float = 0.0,
+) -> dict[str, float]:
+    """Peak GPU bytes by part (weights, adapter, gradients, optimizer, activations, buffers), in GiB."""
+    quantized_linear = shape.layer_linear_params
+    other = shape.embedding_params + shape.norm_params
+    head_copy = 0.0
+    if method == "qlora":
+        # qlora_fp32 "all": peft's prepare_model_for_kbit_training casts the non-quantised weights to fp32 and autocast
+        # keeps a bf16 copy of the output head for the backward pass; "norms": only the norms stay fp32, which still
+        # makes every projection's output and so the residual stream fp32; "none": all bf16.
+        upcast_all = qlora_fp32 == "all"
+        weights = quantized_linear * (NF4_BYTES + NF4_CONST_BYTES) + other * (4 if upcast_all else 2)
+        head_copy = shape.vocab_size * shape.hidden_size * 2 if upcast_all else 0.0
+        residual_bytes = 2 if qlora_fp32 == "none" else 4
+    elif method == "lora":
+        weights, residual_bytes = shape.total_params * 2.0, 2
+    else:
+        # fp32 master weights plus the bf16 copies autocast makes of them.
+        weights, residual_bytes = shape.total_params * 6.0, 4
+    adapter = trainable * 4.0 if method != "full" else 0.0  # peft keeps adapters in fp32
+    gradients = trainable * 4.0
+    try:
+        optimizer_state = trainable * OPTIMIZER_BYTES[optimizer]
+    except KeyError:
+        raise LoraflowError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZER_BYTES)}") from None
+    tokens = seq_len * micro_batch
+    # Full fine-tuning has no adapters; its (unmeasured) layer estimate keeps the fitted dropout part as a margin.
+    dropout_copies = method == "full" or lora_dropout > 0
+    activations = activation_bytes(shape, tokens, grad_checkpointing, residual_bytes, fused_lm_head,
+                                   unchecked_layers, dropout_copies) + head_copy
+    parts = {
+        "weights": weights, "adapter": adapter, "gradients": gradients, "optimizer": optimizer_state,
+        "activations": activations, "runtime_buffers": float(RUNTIME_BUFFER_BYTES),
+    }
+    return {name: value / GIB for name, value in parts.items()}
+
+
+def activation_bytes(shape: ModelShape, tokens: int, grad_checkpointing: bool, residual_bytes: int,
+                     fused_lm_head: bool = True, unchecked_layers: int = 0, dropout_copies: bool = True) -> float:
+    """Activation bytes kept at the peak for one micro-batch (SDPA attention, so linear in sequence length).
+
+    unchecked_layers (train.unchecked_layers): layers that keep their activations under checkpointing; the first adds
+    nothing (one layer's activations are live during its recomputation anyway), each further one a compiled layer's.
+    """
+    h, i = shape.hidden_size, shape.intermediate_size * shape.num_experts
+    # One decoder layer's saved tensors: norms, q/k/v/o, LoRA dropout copies and masks, the MLP's four I-wide tensors.
+    # Fitted to the no-checkpointing QLoRA run (43.6 GiB at 2048x2); fp32 residuals add 8h.
+    layer = tokens * ((40 + 2 * residual_bytes) * h + 10 * i)
+    if not dropout_copies:  # LoRA dropout 0: peft's Identity keeps no copy of the layer inputs
+        layer -= tokens * DROPOUT_BYTES_PER_INPUT * sum(fan_in for _, fan_in, _ in shape.layer_linears())
+    if fused_lm_head:
+        tile_tokens, tile_vocab = FUSED_HEAD_TILE
+        head = min(tokens, tile_tokens) * min(shape.vocab_size, tile_vocab) * 6 + tokens * (4 * h + 20)
+    else:
+        head = tokens * LOGITS_BYTES_PER_VOCAB * shape.vocab_size
+    if grad_checkpointing:
+        # Every layer keeps only its input; the head's phase and one recomputed layer do not overlap.
+        extra = max(0, min(unchecked_layers, shape.num_layers) - 1) * layer * COMPILED_LAYER_FRACTION
+        return tokens * shape.num_layers * h * residual_bytes + max(head, layer) + extra
+    return shape.num_layers * layer + head
+
+
+def tokens_per_second(
+    shape: ModelShape, method: Method, seq_len: int, micro_batch: int, grad_checkpointing: bool, device: str,
+    throughput_table: dict | None = None,
+) -> float:
+    """Training tokens/s from the measured table, scaled by model size, hidden size and tokens per micro-batch."""
+    table = throughput_table or THROUGHPUT_TABLE
+    entry = table.get(device) or table.get(_device_family(device)) or table["H100"]
+    tflops, reference_hidden = entry[method]
+    per_token_flops = 6.0 * shape.total_params
+    speed = tflops * 1e12 / per_token_flops * min(1.0, shape.hidden_size / reference_hidden) ** 0.5
+    if device != "cpu":
+        # Small micro-batches leave the GPU idle between kernels: 2048 tokens ran at ~0.5-0.6x, 4096 at ~0.87x.
+        tokens = seq_len * micro_batch
+        speed *= min(1.05, tokens / (tokens + 2048) * 1.25)
+    if not grad_checkpointing:
+        speed *= NO_CHECKPOINTING_SPEEDUP
+    return speed
+
+
+def disk_breakdown(
+    shape: ModelShape, method: Method, trainable: int, optimizer: str, checkpoints_kept: int, merge: bool,
+    quantize: list[str],
+) -> dict[str, float]:
+    """Disk bytes by output, in GiB: kept checkpoints, the final adapter/model, merged and quantised copies."""
+    optimizer_state = trainable * OPTIMIZER_BYTES[optimizer]
+    trained = trainable * 4.0 if method != "full" else shape.total_params * 2.0
+    parts = {"checkpoints": checkpoints_kept * (trained + optimizer_state), "final": trained}
+    if merge and method != "full":
+        parts["merged_bf16"] = shape.total_params * 2.0
+    other = shape.embedding_params + shape.norm_params
+    for kind in quantize:
+        per_weight = 1.0 if kind == "int8" else NF4_BYTES + NF4_CONST_BYTES
+        parts[f"quantized_{kind}"] = shape.layer_linear_params * per_weight + other * 2.0
+    return {name: value / GIB for name, value in parts.items()}
+
+
+def estimate_resources(
+    model_config_path_or_dict: str | dict,
+    method: str,
+    lora_r: int,
+    seq_len: int,
+    micro_batch: int,
+    grad_checkpointing: bool,
+    n_train_tokens: int,
+    epochs: float,
+    gpu_memory_gib: float | None,
+    throughput_table: dict | None = None,
+    *,
+    target_modules: list[str] | str = "all-linear",
+    optimizer: str | None = None,
+    device: str = "H100",
+    checkpoints_kept: int = 2,
+    merge: bool = True,
+    quantize: list[str] | tuple[str, ...] = (),
+    qlora_fp32: str = "all",
+    fused_lm_head: bool = True,
+    unchecked_layers: int = 0,
+    lora_dropout: float = 0.0,
+) -> ResourceEstimate:
+    """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
+
+    fused_lm_head=True models trl's SFTTrainer (loraflow's path); False the plain stack that ../shared/bench measured.
+    """
+    config = model_config_path_or_dict
+    shape = shape_from_config(config if isinstance(config, dict) else load_model_config(config))
+    if method not in ("lora", "qlora", "full", "auto"):
+        raise LoraflowError(f"train.method={method!r} is not one of lora, qlora, full, auto; fix train.method")
+
+    def peak(candidate: str, batch: int, checkpointing: bool) -> tuple[dict[str, float], float, int]:
+        trainable = shape.total_params if candidate == "full" else lora_params(shape, lora_r, target_modules)
+        opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
+        parts = memory_breakdown(shape, candidate, trainable, seq_len, batch, checkpointing, opt, qlora_fp32,
+                                 fused_lm_head, unchecked_layers if checkpointing else 0, lora_dropout)
+        return parts, sum(parts.values()), trainable
+
+    def fits(allocated_gib: float) -> bool:
+        return gpu_memory_gib is None or required_gib(allocated_gib) <= gpu_memory_gib * FIT_MARGIN
+
+    notes = []
+    chosen = method
+    if method == "auto":
+        chosen = "lora" if fits(peak("lora", micro_batch, grad_checkpointing)[1]) else "qlora"
+        why = "no GPU limit" if gpu_memory_gib is None else "bf16 LoRA fits" if chosen == "lora" else "bf16 LoRA does not fit"
+        notes.append(f"method auto -> {chosen} ({why})")
+    parts, allocated, trainable = peak(chosen, micro_batch, grad_checkpointing)
+    recommendation = None
+    if not fits(allocated):
+        recommendation = recommend(
+            shape, "lora" if method == "auto" else chosen, micro_batch, grad_checkpointing, seq_len, device, throughput_table,
+            lambda m, b, c: peak(m, b, c)[1], fits,
+        )
+        notes.append(
+            f"{chosen} at micro-batch {micro_batch} needs {required_gib(allocated):.1f} GiB, more than "
+            f"{FIT_MARGIN:.0%} of the {gpu_memory_gib:.1f} GiB card"
+        )
+    table = throughput_table or THROUGHPUT_TABLE
+    if device not in table and _device_family(device) not in table:
+        notes.append(f"no measured throughput for {device}; training time uses the H100 numbers")
+    opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
+    speed = tokens_per_second(shape, chosen, seq_len, micro_batch, grad_checkpointing, device, throughput_table)
+    disk = disk_breakdown(shape, chosen, trainable, opt, checkpoints_kept, merge, list(quantize))
+    return ResourceEstimate(
+        method=chosen,
+        requested_method=method,
+        peak_gpu_memory_gib=round(allocated, 3),
+        required_gpu_memory_gib=round(required_gib(allocated), 3),
+        gpu_memory_gib=gpu_memory_gib,
+        fits=fits(allocated),
+        train_hours=round(n_train_tokens * epochs / speed / 3600, 4),
+        tokens_per_s=round(speed, 1),
+        disk_gib=round(sum(disk.values()), 3),
+        total_params=shape.total_params,
+        trainable_params=trainable,
+        memory_gib={k: round(v, 3) for k, v in parts.items()},
+        disk_parts_gib={k: round(v, 3) for k, v in disk.items()},
+        recommendation=recommendation,
+        notes=notes,
+    )
+
+
+def required_gib(allocated_gib: float) -> float:
+    """Card memory needed for a peak allocation: allocator fragmentation plus the CUDA context."""
+    return allocated_gib * ALLOCATOR_FACTOR + CUDA_CONTEXT_BYTES / GIB
+
+
+def recommend(shape, method, micro_batch, grad_checkpointing, seq_len, device, throughput_table, peak_of, fits):
+    """The fastest (method, micro-batch, checkpointing) that fits; None when even QLoRA at batch 1 does not."""
+    methods = {"full": ["full", "lora", "qlora"], "lora": ["lora", "qlora"], "qlora": ["qlora"]}[method]
+    candidates = []
+    for candidate in methods:
+        batch = micro_batch
+        while batch >= 1:
+            for checkpointing in sorted({grad_checkpointing, True}):
+                speed = tokens_per_second(shape, candidate, seq_len, batch, checkpointing, device, throughput_table)
+                candidates.append((speed, candidate, batch, checkpointing))
+            batch //= 2
+    for speed, candidate, batch, checkpointing in sorted(candidates, key=lambda c: -c[0]):
+        allocated = peak_of(candidate, batch, checkpointing)
+        if fits(allocated):
+            return Recommendation(
+                method=candidate, micro_batch=batch, gradient_checkpointing=checkpointing,
+                peak_gpu_memory_gib=round(allocated, 3),
+                reason=f"fastest setting that fits: ~{speed:,.0f} tokens/s; raise gradient accumulation to keep the effective batch",
+            )
+    return None
+
+
+def require_fit(estimate: ResourceEstimate) -> None:
+    """Stop early (LoraflowError) when the configured training cannot fit the detected GPU, naming what would."""
+    if estimate.fits:
+        return
+    card = f"{estimate.gpu_memory_gib:.1f} GiB GPU"
+    need = f"{estimate.method} needs about {estimate.required_gpu_memory_gib:.1f} GiB"
+    rec = estimate.recommendation
+    if rec is None:
+        raise LoraflowError(
+            f"the model does not fit the {card} even with QLoRA at micro-batch 1 ({need}); "
+            "choose a smaller model (model.name_or_path) or train across GPUs with FSDP + QLoRA"
+        )
+    raise LoraflowError(
+        f"training does not fit the {card} ({need}); set train.method={rec.method} "
+        f"train.micro_batch_size={rec.micro_batch} train.gradient_checkpointing={str(rec.gradient_checkpointing).lower()}"
+    )
+
+
+def _device_family(device: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'H100'; unknown cards map to themselves."""
+    for family in ("H200", "H100", "A100"):
+        if family.lower() in device.lower():
+            return family
+    return "cpu" if device.lower() == "cpu" else device

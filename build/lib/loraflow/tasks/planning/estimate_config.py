@@ -1,0 +1,137 @@
+"""The resource estimate for a PipelineConfig: detected device, token count of the data, the config's settings."""
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+from loraflow.schemas.config import PipelineConfig
+from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
+from loraflow.tasks.planning.estimate_shapes import load_model_config
+from loraflow.tasks.training.speed import auto_unchecked_layers
+from loraflow.tasks.common.jsonl import iter_jsonl
+
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+
+
+def detect_device() -> tuple[str, float | None]:
+    """(device name, GPU memory in GiB) of CUDA device 0, or ('cpu', None) without a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu", None
+    props = torch.cuda.get_device_properties(0)
+    return props.name, props.total_memory / 1024**3
+
+
+def approx_tokens(text: str) -> int:
+    """Rough token count without a tokenizer: ~1.5 tokens per CJK character, ~4 characters per token otherwise."""
+    cjk = len(_CJK.findall(text))
+    return int(cjk * 1.5 + (len(text) - cjk) / 4)
+
+
+def count_record_tokens(path: str | Path, max_length: int | None = None) -> int:
+    """Approximate training tokens in a canonical JSONL file, each record cut at max_length as training does."""
+    total = 0
+    for record in iter_jsonl(path):
+        tokens = approx_tokens(" ".join(m.get("content", "") for m in record.get("messages", []))) + 4 * len(record.get("messages", []))
+        total += min(tokens, max_length) if max_length else tokens
+    return total
+
+
+def count_raw_tokens(path: str | Path, max_length: int | None = None) -> int:
+    """Approximate tokens in a raw input file: per record for JSON Lines/JSON (cut at max_length), whole text otherwise."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        chunks = [text] if suffix == ".json" else [line for line in text.splitlines() if line.strip()]
+        total = 0
+        for chunk in chunks:
+            try:
+                rows = json.loads(chunk)
+            except json.JSONDecodeError:
+                total += approx_tokens(chunk)  # a broken line: the ingest stage quarantines it
+                continue
+            for row in rows if isinstance(rows, list) else [rows]:
+                strings = _strings(row)
+                tokens = approx_tokens(" ".join(strings)) + 4 * len(strings)
+                total += min(tokens, max_length) if max_length else tokens
+        return total
+    if suffix == ".parquet":
+        import pandas as pd
+
+        return approx_tokens(json.dumps(pd.read_parquet(path).to_dict(orient="records"), ensure_ascii=False, default=str))
+    return approx_tokens(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def _strings(value, key: str | None = None) -> list[str]:
+    """The text a record trains on: every string value except ids and metadata."""
+    if key in ("id", "metadata"):
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() if k not in ("role", "from") for s in _strings(v, k)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def train_tokens_for(config: PipelineConfig, train_jsonl: str | Path | None = None) -> tuple[int, str]:
+    """Training tokens per epoch and where the number came from: the split train.jsonl, else the raw input x train share."""
+    if train_jsonl and Path(train_jsonl).is_file():
+        return count_record_tokens(train_jsonl, config.model.max_length), f"{train_jsonl} (approximate tokens)"
+    if config.data.path and Path(config.data.path).is_file():
+        raw = count_raw_tokens(config.data.path, config.model.max_length)
+        return int(raw * config.split.train), f"{config.data.path} x split.train {config.split.train:g} (approximate)"
+    return 0, "no data file (data.path unset or missing): training time not estimated"
+
+
+def estimate_for_config(
+    config: PipelineConfig,
+    n_train_tokens: int | None = None,
+    train_jsonl: str | Path | None = None,
+    gpu_memory_gib: float | None = None,
+    device: str | None = None,
+) -> ResourceEstimate:
+    """Estimate memory, time and disk for a pipeline config on the detected (or given) device."""
+    if device is None:
+        device, detected = detect_device()
+        gpu_memory_gib = gpu_memory_gib if gpu_memory_gib is not None else detected
+    source = "given"
+    if n_train_tokens is None:
+        n_train_tokens, source = train_tokens_for(config, train_jsonl)
+    train = config.train
+    epochs = train.epochs
+    if train.max_steps > 0:
+        # max_steps caps the run: that many optimizer steps of effective_batch x max_length tokens at most.
+        epochs = min(epochs, train.max_steps * train.effective_batch_size * config.model.max_length / max(n_train_tokens, 1))
+    name = config.model.name_or_path
+    if config.model.gguf_file and Path(name).is_dir() and not (Path(name) / "config.json").is_file():
+        # GGUF-only folders: the converted copy in the cache holds config.json once the model was resolved.
+        name = str(Path(config.model.cache_dir or ".loraflow/models") / f"{Path(name).name}-{Path(config.model.gguf_file).stem}")
+    model_config = load_model_config(name)
+
+    def estimate_with(unchecked_layers: int) -> ResourceEstimate:
+        return estimate_resources(
+            model_config, train.method, config.lora.r, config.model.max_length, train.micro_batch_size,
+            train.gradient_checkpointing, n_train_tokens, epochs, gpu_memory_gib, target_modules=config.lora.target_modules,
+            device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
+            qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
+        )
+
+    unchecked = train.unchecked_layers
+    if unchecked == "auto":
+        unchecked = 0
+        if device != "cpu" and train.gradient_checkpointing:
+            # sized for the method the estimate picks (auto: bf16 LoRA where it fits); the count always fits the card
+            method = estimate_with(0).method
+            unchecked = auto_unchecked_layers(train.model_copy(update={"method": method}), config.lora, model_config,
+                                              config.model.max_length, gpu_memory_gib)
+    estimate = estimate_with(unchecked)
+    notes = [*estimate.notes, f"device {device}", f"train tokens per epoch: {n_train_tokens:,} from {source}"]
+    if train.unchecked_layers == "auto" and train.gradient_checkpointing:
+        notes.append(f"train.unchecked_layers auto -> {unchecked}")
+    if device == "cpu":
+        notes.append("on the CPU training runs in fp32 in host memory: the memory figures are for bf16 training on a GPU")
+    return dataclasses.replace(estimate, notes=notes)

@@ -1,0 +1,13 @@
+"""The thin Prefect `@task` wrappers, one module per stage group; the only place in tasks/ that imports prefect."""
+from loraflow.tasks.common.errors import LoraflowError
+
+
+def not_user_error(task, task_run, state) -> bool:
+    """Retry transient failures only: a LoraflowError will fail the same way again."""
+    try:
+        state.result()
+    except LoraflowError:
+        return False
+    except Exception:
+        return True
+    return False

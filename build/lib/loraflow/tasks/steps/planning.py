@@ -1,0 +1,41 @@
+"""Prefect wrapper for the resource estimate: the flow's first step, stopping early when training cannot fit."""
+import json
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from loraflow.schemas.run_folder import RunFolder
+from loraflow.schemas.config import PipelineConfig, TrainConfig
+from loraflow.schemas.results import TrackingRun
+from loraflow.tasks.tracking import runs as tracking
+
+
+@task(name="estimate-resources", cache_policy=NO_CACHE)
+def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: TrackingRun) -> TrainConfig:
+    """Estimate GPU memory, time and disk; fail before any work when it cannot fit; return the train config in force.
+
+    With `train.method: auto` the returned config names the method the estimate chose.
+    """
+    from loraflow.tasks.planning.estimate import require_fit
+    from loraflow.tasks.planning.estimate_config import estimate_for_config
+
+    if input_path:  # --input overrides data.path
+        config = config.model_copy(update={"data": config.data.model_copy(update={"path": input_path})})
+    found = estimate_for_config(config)
+    data = found.to_dict()
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (RunFolder(out_dir).estimate_json).write_text(json.dumps(data, indent=2))
+    tracking.log_artifacts(run, RunFolder(out_dir).estimate_json)
+    summary = {k: data[k] for k in ("peak_gpu_memory_gib", "train_hours", "disk_gib")}
+    tracking.log_metrics(run, {f"estimate.{k}": v for k, v in summary.items()})
+    tracking.set_tags(run, {"estimate.method": found.method})
+    create_markdown_artifact(key="resource-estimate", description="Resources needed before anything runs", markdown=(
+        f"| method | peak GPU GiB | train hours | disk GiB |\n|---|---|---|---|\n"
+        f"| {found.method} | {found.peak_gpu_memory_gib:.2f} | {found.train_hours:.3f} | {found.disk_gib:.2f} |\n\n"
+        + "\n".join(f"- {note}" for note in found.notes)))
+    get_run_logger().info("estimate: %s, peak %.2f GiB, %.3f h, disk %.2f GiB", found.method,
+                          found.peak_gpu_memory_gib, found.train_hours, found.disk_gib)
+    require_fit(found)
+    return config.train.model_copy(update={"method": found.method})

@@ -1,0 +1,78 @@
+"""Data-parallel training on several GPUs: train_model re-runs itself under torchrun, one DDP process per GPU.
+
+`python -m loraflow.tasks.training.worker SPEC.json` is the entry point torchrun starts in each worker; the launching
+process waits, then reads the result rank 0 wrote. Callbacks cannot cross processes: the MLflow live-metrics callback
+is rebuilt in rank 0 from its run handle; others (e.g. Prefect progress) stay behind and are noted in the log.
+"""
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from loraflow.schemas.run_folder import RunFolder
+from loraflow.schemas.config.lora import LoraConfig
+from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results import TrackingRun
+from loraflow.tasks.common.device import gpu_count
+from loraflow.tasks.common.settings import import_root
+
+logger = logging.getLogger("loraflow.train")
+# NVLink multicast (NVLS) can take a shared host's GPUs out of service; keep it off in every worker.
+SAFE_NCCL_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+def world_size() -> int:
+    """Processes in this training job (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_rank() -> int:
+    """This process's GPU index on its host (0 outside torchrun)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def rank() -> int:
+    """This process's global rank (0 outside torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def gpus_for(train: TrainConfig) -> int:
+    """GPUs to train on: train.num_gpus capped at the visible ones, else all visible; 0 without CUDA."""
+    visible = gpu_count()
+    return min(train.num_gpus or visible, visible)
+
+
+def torchrun_command(spec_path: Path, nproc: int) -> list[str]:
+    """The torchrun command line that starts one worker per GPU on this host."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "loraflow.tasks.training.worker", str(spec_path)]
+
+
+def launch_training(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
+                    max_length: int, out_dir: str, callbacks: list | None, nproc: int) -> dict:
+    """Run train_model under torchrun on nproc GPUs and return rank 0's result."""
+    launch_dir = RunFolder(out_dir).train / "launch"
+    launch_dir.mkdir(parents=True, exist_ok=True)
+    mlflow = next((c.run.to_dict() for c in callbacks or [] if isinstance(getattr(c, "run", None), TrackingRun)), None)
+    left_behind = [type(c).__name__ for c in callbacks or [] if not isinstance(getattr(c, "run", None), TrackingRun)]
+    if left_behind:
+        logger.warning("DDP training: callbacks %s stay in the launching process and see no training events", left_behind)
+    spec = {"model_path": model_path, "train_path": train_path, "val_path": val_path, "lora": lora.model_dump(mode="json"),
+            "train": train.model_dump(mode="json"), "max_length": max_length, "out_dir": out_dir, "mlflow": mlflow,
+            "result_path": str(launch_dir / "result.json")}
+    spec_path = launch_dir / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=1))
+    Path(spec["result_path"]).unlink(missing_ok=True)
+    env = {**os.environ, **SAFE_NCCL_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(import_root()), os.environ.get("PYTHONPATH")]))}
+    logger.info("launching DDP training on %d GPUs: %s", nproc, " ".join(torchrun_command(spec_path, nproc)))
+    completed = subprocess.run(torchrun_command(spec_path, nproc), env=env)
+    if completed.returncode != 0 or not Path(spec["result_path"]).is_file():
+        raise RuntimeError(f"DDP training on {nproc} GPUs failed (exit {completed.returncode}); the workers' output is above")
+    result = json.loads(Path(spec["result_path"]).read_text())
+    if result.get("error"):
+        from loraflow.tasks.common.errors import LoraflowError
+
+        raise LoraflowError(result["error"])
+    return result

@@ -1,0 +1,74 @@
+"""Preference objectives through trl: DPO and ORPO trainers, and SFT on the chosen answers followed by DPO."""
+from collections.abc import Callable
+from pathlib import Path
+
+from loraflow.schemas.config.lora import LoraConfig
+from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.preferences import is_pair
+from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.training.speed import SpeedPlan
+from loraflow.tasks.training.trainer_args import trainer_arguments
+
+
+def to_preference_examples(records: list[dict], objective: str, path: str) -> list[dict]:
+    """trl's conversational preference examples: prompt turns, the chosen and the rejected answer as one turn each."""
+    examples = []
+    for record in records:
+        if not is_pair(record):
+            raise LoraflowError(f"{path}: record {record['id']} has no rejected answer, but train.objective={objective} "
+                                "learns from preference pairs; give the data chosen/rejected pairs or set train.objective=sft.")
+        examples.append({"id": record["id"], "prompt": record["messages"][:-1], "chosen": [record["messages"][-1]],
+                         "rejected": [{"role": "assistant", "content": record["rejected"]}]})
+    return examples
+
+
+def build_preference_trainer(model, tokenizer, train: TrainConfig, max_length: int, output_dir: Path, bf16: bool,
+                             train_dataset, eval_dataset, peft_config, callbacks: list, speed: SpeedPlan,
+                             world_size: int = 1):
+    """trl's DPOTrainer or ORPOTrainer over the shared training arguments.
+
+    DPO gets ref_model=None: on a peft model trl then computes the reference log-probs with the adapter disabled
+    (the frozen base; DPOTrainer.compute_ref_log_probs -> use_adapter(model, None) -> model.disable_adapter()), or,
+    when the model arrives with a trained adapter (sft_then_dpo), against a frozen copy of that adapter named "ref".
+    Either way no second copy of the base weights is loaded. ORPO needs no reference at all.
+    """
+    common = trainer_arguments(train, output_dir, bf16, len(train_dataset), eval_dataset is not None, speed, world_size)
+    if train.objective == "orpo":
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+        args = ORPOConfig(**common, max_length=max_length, beta=train.preference_beta)
+        trainer = ORPOTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                              processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(**common, max_length=max_length, beta=train.preference_beta,
+                         pad_to_multiple_of=speed.pad_to_multiple_of)
+        trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=train_dataset,
+                             eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
+                             callbacks=callbacks)
+    if len(trainer.train_dataset) == 0:  # trl drops pairs whose prompt alone fills max_length
+        raise LoraflowError(f"every training pair's prompt is longer than model.max_length={max_length} tokens, so trl "
+                            "dropped them all; raise model.max_length or shorten the prompts.")
+    return trainer
+
+
+def train_sft_then_dpo(train_model: Callable[..., dict], model_path: str, train_path: str, val_path: str | None,
+                       lora: LoraConfig, train: TrainConfig, max_length: int, out_dir: str, callbacks: list | None = None,
+                       on_finding=None) -> dict:
+    """Supervised training on the chosen answers (in out_dir/sft_phase), then DPO starting from that adapter.
+
+    train_model (tasks.training.train's, handed in) trains one phase.
+    """
+    if train.method == "full":
+        raise LoraflowError("train.objective=sft_then_dpo continues from the supervised adapter, so it needs "
+                            "train.method lora or qlora; change train.method or use train.objective=dpo.")
+    sft = train_model(model_path, train_path, val_path, lora, train.model_copy(update={"objective": "sft"}), max_length,
+                      str(Path(out_dir) / "sft_phase"), callbacks, on_finding)
+    dpo = train_model(model_path, train_path, val_path, lora, train.model_copy(update={"objective": "dpo"}), max_length,
+                      out_dir, callbacks, on_finding, init_adapter=sft["adapter_path"])
+    dpo["metrics"].update({f"sft_{k}": v for k, v in sft["metrics"].items()})
+    dpo["diagnosis"] = sft["diagnosis"] + dpo["diagnosis"]
+    return {**dpo, "objective": "sft_then_dpo",
+            "sft_phase": {"adapter_path": sft["adapter_path"], "log_history": sft["log_history"],
+                          "tensorboard_dir": sft["tensorboard_dir"]}}

@@ -1,0 +1,36 @@
+"""One DDP worker process: torchrun starts `python -m loraflow.tasks.training.worker SPEC.json` once per GPU."""
+import json
+import sys
+from pathlib import Path
+
+from loraflow.schemas.config.lora import LoraConfig
+from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results import TrackingRun
+from loraflow.tasks.training.launch import local_rank, rank
+
+
+def run_worker(spec_path: str) -> None:
+    """One DDP worker: train_model with this process's GPU; rank 0 writes the result file."""
+    import torch
+
+    from loraflow.tasks.common.errors import LoraflowError
+    from loraflow.tasks.training.train import train_model
+
+    spec = json.loads(Path(spec_path).read_text())
+    torch.cuda.set_device(local_rank())
+    callbacks = []
+    if spec["mlflow"] and rank() == 0:
+        from loraflow.tasks.tracking.runs import MlflowMetricsCallback
+
+        callbacks.append(MlflowMetricsCallback(TrackingRun.from_dict(spec["mlflow"])))
+    try:
+        result = train_model(spec["model_path"], spec["train_path"], spec["val_path"], LoraConfig(**spec["lora"]),
+                             TrainConfig(**spec["train"]), spec["max_length"], spec["out_dir"], callbacks)
+    except LoraflowError as error:  # a user mistake: hand the one-line message back to the launching process
+        result = {"error": str(error)}
+    if rank() == 0:
+        Path(spec["result_path"]).write_text(json.dumps(result, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    run_worker(sys.argv[1])

@@ -1,0 +1,131 @@
+"""The house rules the layout promises, checked on the source: stage packages, no cycles, typed steps, a clean install."""
+import ast
+import importlib
+import inspect
+import pkgutil
+import subprocess
+import sys
+import tomllib
+import types
+import typing
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# The folders installed under `loraflow` (pyproject's package-dir) and the package each becomes.
+FOLDERS = {"loraflow": "loraflow", "tasks": "loraflow.tasks", "flows": "loraflow.flows", "schemas": "loraflow.schemas",
+           "services": "loraflow.services"}
+LONGEST_MODULE = 330  # "about 300 lines"
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for folder, package in FOLDERS.items():
+        for path in (REPO / folder).rglob("*.py"):
+            parts = [p for p in path.relative_to(REPO / folder).with_suffix("").parts if p != "__init__"]
+            found[".".join([package, *parts])] = path
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    """Every loraflow module a file imports, at the top or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_tasks_is_one_package_per_stage():
+    entries = sorted(p.name for p in (REPO / "tasks").iterdir() if p.name != "__pycache__")
+    assert entries == ["__init__.py", "common", "data", "deploy", "evaluation", "feedback", "planning", "steps", "tracking",
+                       "training"]
+
+
+def test_tasks_import_no_flows_and_only_the_wrappers_import_prefect():
+    offenders = []
+    for name, path in _modules().items():
+        if not name.startswith("loraflow.tasks."):
+            continue
+        imported = _imports(path)
+        if any(i.startswith("loraflow.flows") for i in imported):
+            offenders.append(f"{name} imports a flow")
+        if not name.startswith("loraflow.tasks.steps") and any(i == "prefect" or i.startswith("prefect.") for i in imported):
+            offenders.append(f"{name} imports prefect outside tasks/steps")
+    assert offenders == []
+
+
+def test_no_import_cycles():
+    modules = _modules()
+    graph = {name: {i for i in _imports(path) if i in modules and i != name} for name, path in modules.items()}
+    # A cycle shows as a module that can reach itself.
+    cycles = []
+    for start in graph:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            node = todo.pop()
+            if node == start:
+                cycles.append(start)
+                break
+            if node not in seen:
+                seen.add(node)
+                todo.extend(graph[node])
+    assert cycles == []
+
+
+def test_modules_stay_short():
+    long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > LONGEST_MODULE}
+    assert long == {}
+
+
+def _untyped(annotation) -> bool:
+    """A bare or Any-valued dict/list where a declared type belongs."""
+    if annotation in (dict, list, typing.Any):
+        return True
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_untyped(a) for a in args if a is not type(None))
+    if origin in (dict, list):
+        return any(a in (dict, list, typing.Any) for a in args)
+    return False
+
+
+def test_every_task_returns_a_declared_type():
+    from prefect import Task
+
+    import loraflow.tasks.steps as steps
+
+    found, untyped = 0, []
+    for info in pkgutil.iter_modules(steps.__path__, steps.__name__ + "."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, Task) and value.fn.__module__ == module.__name__:
+                found += 1
+                returned = typing.get_type_hints(value.fn).get("return", inspect.Signature.empty)
+                if returned is inspect.Signature.empty or _untyped(returned):
+                    untyped.append(f"{info.name}.{name} -> {returned}")
+    assert found >= 35 and untyped == []
+
+
+def test_pyproject_lists_every_package_folder():
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {name for name, path in _modules().items() if path.name == "__init__.py"}
+    assert set(config["packages"]) == packages
+    assert config["package-dir"] == {package: folder for folder, package in FOLDERS.items() if folder != "loraflow"}
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_only_loraflow_at_the_top(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)], check=True,
+                   cwd=tmp_path, timeout=600)
+    wheel = next(tmp_path.glob("loraflow-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"loraflow", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
+    for module in ("loraflow/tasks/training/train.py", "loraflow/flows/finetune.py", "loraflow/schemas/results/data.py",
+                   "loraflow/services/feedback_api.py", "loraflow/services/serving/app.py", "loraflow/cli/__init__.py"):
+        assert module in names
