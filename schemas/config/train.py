@@ -66,6 +66,11 @@ class TrainConfig(Section):
         "default: every visible GPU. 1 keeps training in this process.")
 
     @property
+    def trained_method(self) -> str:
+        """The method training uses: the configured one; `auto` that no estimate resolved trains LoRA."""
+        return "lora" if self.method == "auto" else self.method
+
+    @property
     def resolved_learning_rate(self) -> float:
         """The learning rate in force: the configured one or the guide's default for the method."""
         if self.learning_rate is not None:

@@ -5,7 +5,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from loraflow.schemas.config import PipelineConfig
+from loraflow.schemas.config import DataConfig, PipelineConfig
 from loraflow.tasks.common.errors import LoraflowError
 
 
@@ -154,3 +154,13 @@ def flatten_config(config: PipelineConfig) -> dict[str, str]:
 
     walk("", dump_config(config))
     return flat
+
+
+def input_file(data: DataConfig, input_path: str | None) -> str | None:
+    """The input file in force: --input (input_path) over data.path; None when neither is set."""
+    return str(input_path or data.path) if (input_path or data.path) else None
+
+
+def with_input(config: PipelineConfig, input_path: str | None) -> PipelineConfig:
+    """The config with the input file in force as data.path."""
+    return config.model_copy(update={"data": config.data.model_copy(update={"path": input_file(config.data, input_path)})})

@@ -45,9 +45,10 @@ DATA_TASK = dict(cache_policy=INPUTS + TASK_SOURCE + RunFolderToken(), persist_r
 @task(name="resolve-inputs", cache_policy=NO_CACHE)
 def resolve_inputs(config: DataConfig, input_path: str | None, model_cache_dir: str | None) -> InputFiles:
     """The input file (argument, else data.path) and the model cache folder (else LORAFLOW_HOME/models)."""
+    from loraflow.tasks.common.config_files import input_file
     from loraflow.tasks.common.settings import loraflow_home
 
-    path = input_path or config.path
+    path = input_file(config, input_path)
     if not path:
         raise LoraflowError("no input data: pass --input PATH or set data.path in the config")
     return InputFiles(input_path=str(path), model_cache_dir=str(model_cache_dir or loraflow_home() / "models"))

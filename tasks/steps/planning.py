@@ -18,12 +18,11 @@ def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: 
 
     With `train.method: auto` the returned config names the method the estimate chose.
     """
+    from loraflow.tasks.common.config_files import with_input
     from loraflow.tasks.planning.estimate import require_fit
     from loraflow.tasks.planning.estimate_config import estimate_for_config
 
-    if input_path:  # --input overrides data.path
-        config = config.model_copy(update={"data": config.data.model_copy(update={"path": input_path})})
-    found = estimate_for_config(config)
+    found = estimate_for_config(with_input(config, input_path))
     data = found.to_dict()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (RunFolder(out_dir).estimate_json).write_text(json.dumps(data, indent=2))

@@ -76,7 +76,7 @@ def auto_unchecked_layers(train: TrainConfig, lora: LoraConfig, model_config: di
     from loraflow.tasks.planning.estimate import estimate_resources
     from loraflow.tasks.planning.estimate_shapes import shape_from_config
 
-    method = "lora" if train.method == "auto" else train.method  # as train_model trains an unresolved auto
+    method = train.trained_method
 
     def peak(**settings):
         return estimate_resources(model_config, method, lora.r, max_length, train.micro_batch_size, True, 0, 1.0,

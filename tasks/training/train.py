@@ -161,7 +161,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     val_examples = training_examples(read_jsonl(val_path), train.objective, val_path) if val_path and Path(val_path).is_file() else []
     if not train_examples:
         raise LoraflowError(f"no training examples in {train_path}: every record was quarantined or removed; see data/report.json")
-    method = train.method if train.method != "auto" else "lora"
+    method = train.trained_method
     device, bf16_ok = training_precision()
     if device == "cuda" and world_size() > 1:
         device = f"cuda:{local_rank()}"  # each DDP process loads its own copy (QLoRA: its own 4-bit weights) on its GPU

@@ -129,3 +129,10 @@ def test_the_wheel_installs_only_loraflow_at_the_top(tmp_path):
     for module in ("loraflow/tasks/training/train.py", "loraflow/flows/finetune.py", "loraflow/schemas/results/data.py",
                    "loraflow/services/feedback_api.py", "loraflow/services/serving/app.py", "loraflow/cli/__init__.py"):
         assert module in names
+
+
+def test_the_images_copy_every_installed_folder():
+    for dockerfile in ("Dockerfile.server", "Dockerfile.worker"):
+        text = (REPO / "docker" / dockerfile).read_text()
+        missing = [folder for folder in FOLDERS if f"COPY {folder} ./{folder}" not in text]
+        assert missing == [], dockerfile
