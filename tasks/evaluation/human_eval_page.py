@@ -2,7 +2,7 @@
 import html
 import json
 
-from loraflow.tasks.evaluation.human_eval_rubric import field_diff
+from loraflow.tasks.evaluation.human_eval_rubric import json_field_diff
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","PingFang SC",sans-serif;margin:0;background:#f5f6f8;color:#1d2430}
@@ -154,7 +154,7 @@ def _json_for_script(value) -> str:
 def render_rating_page(cases: list[dict], rubric: dict[str, str], title: str = "Human evaluation") -> str:
     """The rating page: the rubric, one card per case (a field diff for JSON answers) with 1-5 radios, keys, CSV/JSONL download."""
     shown = [{**{k: case[k] for k in ("id", "slice", "input", "reference", "output")},
-              "fields": field_diff(case["reference"], case["output"])} for case in cases]
+              "fields": json_field_diff(case["reference"], case["output"])} for case in cases]
     questions = "".join(f"<li><b>{html.escape(dim)}</b>: {html.escape(text)}</li>" for dim, text in rubric.items())
     script = _SCRIPT.replace("__DIMS__", _json_for_script(list(rubric)))
     return f"""<!DOCTYPE html>

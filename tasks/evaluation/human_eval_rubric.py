@@ -34,7 +34,7 @@ def _shown(value) -> str:
     return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
 
 
-def field_diff(reference: str, output: str) -> list[dict] | None:
+def json_field_diff(reference: str, output: str) -> list[dict] | None:
     """Each field of a JSON reference beside the model's value, marked same/different/missing/extra; None when not JSON."""
     expected = parse_json_object(reference)
     if expected is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.plots import LABEL_COLORS, grouped_bars, horizontal_counts, loss_curves
-from loraflow.tasks.evaluation.report_fields import field_diff, fields_section, request_text
+from loraflow.tasks.evaluation.report_fields import render_field_diff, fields_section, request_text
 from loraflow.tasks.evaluation.field_metrics import per_example_metric
 from loraflow.tasks.common.jsonl import read_jsonl
 from loraflow.tasks.tracking.run_extras import log_to_run, read_run_info
@@ -189,7 +189,7 @@ def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
     for case in cases:
         score = (case.get("score") or case.get("scores") or {}).get(metric)
         cause = f"<span class='tag'>{escape(case['cause'])}</span><br><span class='muted'>{escape(case.get('detail', ''))}</span>" if case.get("cause") else "–"
-        diff = field_diff(case.get("fields"))
+        diff = render_field_diff(case.get("fields"))
         answer = f"<td class='text'>{diff}<pre>{escape(str(case.get('prediction') or ''))}</pre></td>" if diff else _text_cell(case.get("prediction"))
         rows.append([escape(str(case.get("id"))), _num(score), f"<td>{cause}</td>", _text_cell(request_text(case.get("messages") or [])),
                      _text_cell(case.get("reference")), answer])

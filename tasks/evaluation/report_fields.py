@@ -94,7 +94,7 @@ def request_text(messages: list[dict]) -> str:
     return "\n\n".join(str(m["content"]) for m in turns)
 
 
-def field_diff(fields: dict | None) -> str:
+def render_field_diff(fields: dict | None) -> str:
     """A small table of the answer's fields, the wrong ones marked red with the reference value beside them."""
     if not fields:
         return ""

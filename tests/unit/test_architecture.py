@@ -3,6 +3,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -121,7 +122,12 @@ def test_pyproject_lists_every_package_folder():
 
 @pytest.mark.slow
 def test_the_wheel_installs_only_loraflow_at_the_top(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)], check=True,
+    source = tmp_path / "source"  # a copy: setuptools builds in the source tree (build/), which must stay clean
+    for folder in FOLDERS:
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)], check=True,
                    cwd=tmp_path, timeout=600)
     wheel = next(tmp_path.glob("loraflow-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

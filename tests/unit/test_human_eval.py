@@ -224,10 +224,10 @@ def test_the_task_cards_rubric_recorded_by_evaluation_is_the_default(run_dir: Pa
 
 
 def test_the_field_view_marks_missing_extra_and_non_json_answers():
-    from loraflow.tasks.evaluation.human_eval_rubric import field_diff
+    from loraflow.tasks.evaluation.human_eval_rubric import json_field_diff
 
-    rows = field_diff('{"a": 1, "b": "x"}', '```json\n{"a": 1, "c": true}\n```')
+    rows = json_field_diff('{"a": 1, "b": "x"}', '```json\n{"a": 1, "c": true}\n```')
     assert [(r["field"], r["status"]) for r in rows] == [("a", "same"), ("b", "missing"), ("c", "extra")]
     assert rows[2]["output"] == "true"
-    assert field_diff('{"a": 1}', "sorry, no") == [{"field": "(whole answer)", "reference": '{"a": 1}', "output": "sorry, no", "status": "not JSON"}]
-    assert field_diff("plain text", '{"a": 1}') is None
+    assert json_field_diff('{"a": 1}', "sorry, no") == [{"field": "(whole answer)", "reference": '{"a": 1}', "output": "sorry, no", "status": "not JSON"}]
+    assert json_field_diff("plain text", '{"a": 1}') is None

@@ -1,6 +1,0 @@
-"""`python -m loraflow.cli` runs the `loraflow` command."""
-import sys
-
-from loraflow.cli import main
-
-sys.exit(main())

@@ -1,1 +1,0 @@
-"""Contracts: the pipeline config and the pandera models of each data stage."""

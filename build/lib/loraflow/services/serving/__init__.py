@@ -1,1 +1,0 @@
-"""OpenAI-compatible serving: built-in transformers backend with dynamic batching, vLLM command, alias reload."""

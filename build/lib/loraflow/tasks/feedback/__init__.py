@@ -1,1 +1,0 @@
-"""Stage 6, feedback: the feedback store, its guards and retrain trigger, export to training data, badcase import, monitoring."""

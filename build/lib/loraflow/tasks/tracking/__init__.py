@@ -1,1 +1,0 @@
-"""MLflow tracking for every stage: the run per pipeline run, extras logged by later steps, links to what people look at."""
