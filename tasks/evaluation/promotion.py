@@ -1,24 +1,10 @@
 """The promotion gate: a pure decision over the evaluation summary, with every reason spelled out."""
-from dataclasses import dataclass, field
-
 from loraflow.schemas.config.evaluate import EvalConfig
 from loraflow.schemas.config.task_card import TaskCard
+from loraflow.schemas.results import PromotionDecision
 from loraflow.tasks.evaluation.compare import slice_deltas
 
 _EPS = 1e-9  # float noise must not flip a tie into a regression
-
-
-@dataclass(frozen=True)
-class PromotionDecision:
-    """Whether the candidate replaces the champion, and one reason per check ('pass: ...', 'fail: ...', 'skip: ...')."""
-
-    promote: bool
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def failures(self) -> list[str]:
-        """Only the reasons that blocked promotion."""
-        return [r for r in self.reasons if r.startswith("fail:")]
 
 
 def _check(ok: bool, text: str) -> tuple[bool, str]:
