@@ -162,7 +162,8 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     """
     from peft import PeftModel
     from transformers import EarlyStoppingCallback
-    from trl import SFTTrainer
+
+    from tasks.train_metrics import DeferredMetricsSFTTrainer
 
     speed = speed or resolve_speed(train, str(model.device), model.config.to_dict(), max_length, lora)
     peft_config = None
@@ -181,8 +182,8 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     else:
         args = build_sft_config(train, max_length, output_dir, bf16, len(train_dataset), eval_dataset is not None, speed,
                                 world_size)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                             processing_class=tokenizer, peft_config=peft_config, callbacks=all_callbacks)
+        trainer = DeferredMetricsSFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                                            processing_class=tokenizer, peft_config=peft_config, callbacks=all_callbacks)
     if speed.compile_layers:
         compile_decoder_layers(trainer.model)  # after peft wrapping, so the LoRA layers are inside the compiled graphs
     return trainer
