@@ -166,7 +166,10 @@ class StepTimer(TrainerCallback):
     def _mark(self):
         if DEV == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter(), getattr(self.trainer, "_total_train_tokens", 0)
+        # loraflow's trainer counts tokens over all ranks only when it logs (tasks/train_metrics.py): add this rank's
+        # tokens since then, times the ranks (every rank trains the same shapes here)
+        pending = getattr(self.trainer, "pending_local_tokens", lambda: 0)() * WORLD
+        return time.perf_counter(), getattr(self.trainer, "_total_train_tokens", 0) + pending
 
     def on_train_begin(self, *a, **k):
         self.last = self._mark()

@@ -3,6 +3,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from tasks.errors import LoraflowError
+from tasks.estimate_fsdp import fsdp_memory_parts
 from tasks.estimate_shapes import ModelShape, load_model_config, lora_params, shape_from_config
 
 GIB = 1024**3
@@ -208,10 +209,14 @@ def estimate_resources(
     fused_lm_head: bool = True,
     unchecked_layers: int = 0,
     lora_dropout: float = 0.0,
+    num_gpus: int = 1,
+    distributed: str = "ddp",
 ) -> ResourceEstimate:
     """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
 
     fused_lm_head=True models trl's SFTTrainer (loraflow's path); False the plain stack that ../shared/bench measured.
+    distributed="fsdp" with num_gpus > 1: the memory figures are per GPU under FSDP full sharding (tasks/estimate_fsdp.py);
+    DDP's per-GPU memory is the single GPU's.
     """
     config = model_config_path_or_dict
     shape = shape_from_config(config if isinstance(config, dict) else load_model_config(config))
@@ -223,12 +228,15 @@ def estimate_resources(
         opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
         parts = memory_breakdown(shape, candidate, trainable, seq_len, batch, checkpointing, opt, qlora_fp32,
                                  fused_lm_head, unchecked_layers if checkpointing else 0, lora_dropout)
+        if sharded:
+            parts = fsdp_memory_parts(parts, shape, candidate, num_gpus)
         return parts, sum(parts.values()), trainable
 
     def fits(allocated_gib: float) -> bool:
         return gpu_memory_gib is None or required_gib(allocated_gib) <= gpu_memory_gib * FIT_MARGIN
 
-    notes = []
+    sharded = distributed == "fsdp" and num_gpus > 1
+    notes = [f"fsdp over {num_gpus} GPUs: memory per GPU"] if sharded else []
     chosen = method
     if method == "auto":
         chosen = "lora" if fits(peak("lora", micro_batch, grad_checkpointing)[1]) else "qlora"

@@ -1,4 +1,4 @@
-"""Data-parallel training on several GPUs: train_model re-runs itself under torchrun, one DDP process per GPU.
+"""Training on several GPUs: train_model re-runs itself under torchrun, one DDP or FSDP process per GPU.
 
 `python -m tasks.launch SPEC.json` is the worker entry point torchrun starts; the launching process waits, then reads
 the result rank 0 wrote. Callbacks cannot cross processes: the MLflow live-metrics callback is rebuilt in rank 0 from
@@ -52,6 +52,11 @@ def torchrun_command(spec_path: Path, nproc: int) -> list[str]:
 def launch_training(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
                     max_length: int, out_dir: str, callbacks: list | None, nproc: int) -> dict:
     """Run train_model under torchrun on nproc GPUs and return rank 0's result."""
+    from tasks.distributed import resolve_distributed
+    from tasks.estimate_config import detect_device
+    from tasks.estimate_shapes import load_model_config
+
+    train = resolve_distributed(train, lora, load_model_config(model_path), max_length, detect_device()[1], nproc)
     launch_dir = Path(out_dir) / "train" / "launch"
     launch_dir.mkdir(parents=True, exist_ok=True)
     mlflow = next(({"tracking_uri": c.tracking_uri, "run_id": c.run_id} for c in callbacks or []
@@ -66,10 +71,11 @@ def launch_training(model_path: str, train_path: str, val_path: str | None, lora
     spec_path.write_text(json.dumps(spec, indent=1))
     Path(spec["result_path"]).unlink(missing_ok=True)
     env = {**os.environ, **SAFE_NCCL_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    logger.info("launching DDP training on %d GPUs: %s", nproc, " ".join(torchrun_command(spec_path, nproc)))
+    logger.info("launching %s training on %d GPUs: %s", train.distributed.upper(), nproc,
+                " ".join(torchrun_command(spec_path, nproc)))
     completed = subprocess.run(torchrun_command(spec_path, nproc), env=env, cwd=str(REPO))
     if completed.returncode != 0 or not Path(spec["result_path"]).is_file():
-        raise RuntimeError(f"DDP training on {nproc} GPUs failed (exit {completed.returncode}); the workers' output is above")
+        raise RuntimeError(f"{train.distributed.upper()} training on {nproc} GPUs failed (exit {completed.returncode}); the workers' output is above")
     result = json.loads(Path(spec["result_path"]).read_text())
     if result.get("error"):
         from tasks.errors import LoraflowError
@@ -79,7 +85,7 @@ def launch_training(model_path: str, train_path: str, val_path: str | None, lora
 
 
 def run_worker(spec_path: str) -> None:
-    """One DDP worker: train_model with this process's GPU; rank 0 writes the result file."""
+    """One DDP or FSDP worker: train_model with this process's GPU; rank 0 writes the result file."""
     import torch
 
     from tasks.errors import LoraflowError
@@ -87,6 +93,10 @@ def run_worker(spec_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text())
     torch.cuda.set_device(local_rank())
+    if spec["train"].get("distributed") == "fsdp":
+        from tasks.distributed import start_fsdp_worker
+
+        start_fsdp_worker()
     callbacks = []
     if spec["mlflow"] and rank() == 0:
         from tasks.tracking import MlflowMetricsCallback

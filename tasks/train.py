@@ -8,6 +8,7 @@ from pathlib import Path
 
 from schemas.config.lora import LoraConfig
 from schemas.config.train import TrainConfig
+from tasks.distributed import fsdp_arguments, fsdp_training_settings, resolve_distributed, uses_fsdp
 from tasks.errors import LoraflowError
 from tasks.jsonl import read_jsonl
 from tasks.oom import run_with_oom_fallback
@@ -44,20 +45,22 @@ def training_examples(records: list[dict], objective: str, path: str) -> list[di
 
 
 def load_model(model_path: str | None, method: str, device: str, bf16: bool, gradient_checkpointing: bool, *,
-               attn_implementation: str = "sdpa", qlora_fp32: str = "none", **from_pretrained_kwargs):
+               attn_implementation: str = "sdpa", qlora_fp32: str = "none", fsdp: bool = False, **from_pretrained_kwargs):
     """The base model for the method: 4-bit NF4 for QLoRA (never merged into), 16/32-bit otherwise.
 
+    fsdp: loaded for FSDP sharding (tasks/distributed.py): 4-bit weights stored in the compute dtype, no device_map.
     from_pretrained_kwargs go to `from_pretrained` (the GPU benchmark passes `config` and `state_dict` of a random model).
     """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = torch.bfloat16 if bf16 else torch.float32
-    kwargs: dict = {"dtype": dtype, "device_map": {"": device}, "attn_implementation": attn_implementation,
-                    **from_pretrained_kwargs}
+    kwargs: dict = {"dtype": dtype, "device_map": None if fsdp else {"": device},
+                    "attn_implementation": attn_implementation, **from_pretrained_kwargs}
     if method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
+            **({"bnb_4bit_quant_storage": dtype} if fsdp else {}),
         )
     loader = AutoModelForCausalLM
     if model_path is None:  # built in memory from `config` + `state_dict`: the Auto class needs a path, the model class not
@@ -129,6 +132,7 @@ def trainer_arguments(train: TrainConfig, output_dir: Path, bf16: bool, n_train:
         report_to=["tensorboard"],
         dataloader_num_workers=0,
         use_cpu=not _cuda(),
+        **fsdp_arguments(train, world_size),
     )
 
 
@@ -209,12 +213,14 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
 
     train.objective picks what is learned (sft, dpo, orpo, sft_then_dpo); init_adapter continues from a saved adapter.
 
-    With several GPUs (train.num_gpus, default all) it re-runs itself under torchrun, one DDP process per GPU.
+    With several GPUs (train.num_gpus, default all) it re-runs itself under torchrun, one DDP or FSDP process per GPU
+    (train.distributed).
     Returns paths (adapter or full model, log history, TensorBoard dir) and final metrics.
     """
     from transformers import AutoConfig, AutoTokenizer
     import datasets
 
+    from tasks.gpu_memory import GpuMemoryRecorder, memory_per_rank
     from tasks.launch import gpus_for, launch_training, local_rank, rank, world_size
     from tasks.train_callbacks import TrainingWatch
 
@@ -239,13 +245,21 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     bf16 = bf16_ok if train.bf16 is None else train.bf16
     if bf16 and not bf16_ok:
         raise LoraflowError("train.bf16=true but this device has no bf16 support; set train.bf16=false or leave it unset")
-    speed = resolve_speed(train, device, AutoConfig.from_pretrained(model_path).to_dict(), max_length, lora)
+    model_config = AutoConfig.from_pretrained(model_path).to_dict()
+    if world_size() > 1 and train.distributed == "auto":  # under a torchrun started by hand: decide as the launcher does
+        from tasks.estimate_config import detect_device
+
+        train = resolve_distributed(train, lora, model_config, max_length, detect_device()[1], world_size())
+    fsdp = uses_fsdp(train, world_size())
+    train = fsdp_training_settings(train) if fsdp else train
+    speed = resolve_speed(train, device, model_config, max_length, lora)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     adapter = lora if method in ("lora", "qlora") else None
     watch = TrainingWatch(on_finding=on_finding, report_dir=train_dir)
+    memory = GpuMemoryRecorder()
     fallbacks: list[dict] = []
 
     def attempt(micro_batch: int, accumulation: int):
@@ -253,7 +267,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         current = train.model_copy(update={"micro_batch_size": micro_batch, "effective_batch_size": micro_batch * accumulation})
         # On the CPU bf16 means autocast over fp32 weights (the Trainer's bf16 flag); on a GPU the weights are bf16 too.
         model = load_model(model_path, method, device, bf16 and device.startswith("cuda"), current.gradient_checkpointing,
-                           attn_implementation=speed.attn_implementation, qlora_fp32=train.qlora_fp32)
+                           attn_implementation=speed.attn_implementation, qlora_fp32=train.qlora_fp32, fsdp=fsdp)
         if init_adapter:
             from peft import PeftModel
 
@@ -262,7 +276,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
             model, tokenizer, current, adapter, max_length, checkpoints_dir(out), bf16,
             datasets.Dataset.from_list(train_examples),
             datasets.Dataset.from_list(val_examples) if val_examples else None,
-            [*(callbacks or []), watch], speed, world_size(),
+            [*(callbacks or []), watch, memory], speed, world_size(),
         )
         watch.attach(trainer)
         last = last_good_checkpoint(trainer.args.output_dir)
@@ -275,7 +289,8 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     seconds = time.perf_counter() - started
 
     saved_dir = out / "model" / ("adapter" if adapter else "full")
-    trainer.save_model(str(saved_dir))  # only the main process writes under DDP
+    trainer.save_model(str(saved_dir))  # only the main process writes under DDP (FSDP: every rank gathers, rank 0 writes)
+    gpu_memory = memory_per_rank(memory.memory)
     history_path = train_dir / "log_history.json"
     if rank() == 0:
         tokenizer.save_pretrained(str(saved_dir))
@@ -302,4 +317,6 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         "micro_batch_size": trainer.args.per_device_train_batch_size,
         "speed": speed.to_dict(),
         "world_size": world_size(),
+        "distributed": train.distributed if world_size() > 1 else None,
+        "gpu_memory_per_rank": gpu_memory,
     }
