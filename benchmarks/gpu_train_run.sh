@@ -56,6 +56,16 @@ has() { [[ "+$what+" == *"+$1+"* ]]; }  # stages joined with +: fsdp-tests+fsdp7
 if has fsdp-tests; then
   stage fsdp_tests python3 -m pytest tests/integration/test_gpu_fsdp.py -q -p no:cacheprovider -rs
 fi
+if has ddp; then
+  for n in ${DDP_N:-1 2}; do  # DDP_ENV: extra environment (e.g. OMP_NUM_THREADS=8), DDP_ARGS: more train_bench args
+    stage ddp$n${DDP_TAG:-} env ${DDP_ENV:-} python3 -m torch.distributed.run --standalone --nproc_per_node $n \
+      benchmarks/train_bench.py --skip-baseline --variants loraflow --settings ${DDP_SETTINGS:-1024x8,2048x2} --peak= \
+      --ragged= --json "$OUT/ddp$n${DDP_TAG:-}.json" ${DDP_ARGS:-}
+  done
+fi
+if has dpo; then
+  stage dpo env CUDA_VISIBLE_DEVICES=0 python3 benchmarks/preference_gpu_bench.py --json "$OUT/preference_gpu.json" ${DPO_ARGS:-}
+fi
 if has fsdp7b; then
   stage fsdp7b_build python3 benchmarks/fsdp_run.py build /tmp/fsdp7b --seq ${FSDP_SEQ:-1024} --records 160
   for run in ${FSDP_RUNS:-fsdp resume}; do
@@ -68,13 +78,4 @@ if has fsdp7b; then
               --gpus 1 --steps 4 --save-steps 1000 --seq ${FSDP_SEQ:-1024} --batch ${FSDP_BATCH:-8} --json "$OUT/fsdp7b_single.json" ;;
     esac
   done
-fi
-if has ddp; then
-  for n in 1 2; do
-    stage ddp$n python3 -m torch.distributed.run --standalone --nproc_per_node $n benchmarks/train_bench.py \
-      --skip-baseline --variants loraflow --settings ${DDP_SETTINGS:-1024x8,2048x2} --peak= --ragged= --json "$OUT/ddp$n.json"
-  done
-fi
-if has dpo; then
-  stage dpo env CUDA_VISIBLE_DEVICES=0 python3 benchmarks/preference_gpu_bench.py --json "$OUT/preference_gpu.json" ${DPO_ARGS:-}
 fi
