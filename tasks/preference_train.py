@@ -3,7 +3,6 @@ from pathlib import Path
 
 from schemas.config.lora import LoraConfig
 from schemas.config.train import TrainConfig
-from schemas.preferences import is_pair
 from tasks.errors import LoraflowError
 from tasks.speed import SpeedPlan
 from tasks.train import trainer_arguments
@@ -11,6 +10,8 @@ from tasks.train import trainer_arguments
 
 def to_preference_examples(records: list[dict], objective: str, path: str) -> list[dict]:
     """trl's conversational preference examples: prompt turns, the chosen and the rejected answer as one turn each."""
+    from schemas.preferences import is_pair  # pandera: not imported where the trainer alone is built (GPU benchmarks)
+
     examples = []
     for record in records:
         if not is_pair(record):
