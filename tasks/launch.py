@@ -72,7 +72,7 @@ def launch_training(model_path: str, train_path: str, val_path: str | None, lora
     Path(spec["result_path"]).unlink(missing_ok=True)
     env = {**os.environ, **SAFE_NCCL_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     # torchrun gives each worker one OpenMP thread unless told otherwise; the host work of a step (batch collation,
-    # launches) then slows the ranks unevenly: 2 x H200 at 2048x2 scaled 1.47x with it, 1.77x with 8 (RESULTS.md)
+    # launches) then slows the ranks unevenly: 2 x H200 at 2048x2 scaled 1.47x with it, 1.77-1.93x with 8 (RESULTS.md)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     logger.info("launching %s training on %d GPUs: %s", train.distributed.upper(), nproc,
                 " ".join(torchrun_command(spec_path, nproc)))
