@@ -91,6 +91,18 @@ def fsdp_training_settings(train: TrainConfig) -> TrainConfig:
     return train
 
 
+def worker_settings(train: TrainConfig, lora: LoraConfig, model_config: dict, max_length: int,
+                    world_size: int) -> tuple[TrainConfig, bool]:
+    """In a training process: the train settings in force and whether it shards (auto still unresolved only under a
+    torchrun started by hand: decided here as the launcher decides)."""
+    if world_size > 1 and train.distributed == "auto":
+        from tasks.estimate_config import detect_device
+
+        train = resolve_distributed(train, lora, model_config, max_length, detect_device()[1], world_size)
+    fsdp = uses_fsdp(train, world_size)
+    return (fsdp_training_settings(train) if fsdp else train), fsdp
+
+
 def start_fsdp_worker() -> None:
     """In an FSDP worker, before the model loads: the loading switches and the process group (rank 0 loads bf16 LoRA
     weights once, the others receive them when the model is sharded)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from schemas.config.lora import LoraConfig
 from schemas.config.train import TrainConfig
-from tasks.distributed import fsdp_arguments, fsdp_training_settings, resolve_distributed, uses_fsdp
+from tasks.distributed import fsdp_arguments, worker_settings
 from tasks.errors import LoraflowError
 from tasks.jsonl import read_jsonl
 from tasks.oom import run_with_oom_fallback
@@ -246,12 +246,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     if bf16 and not bf16_ok:
         raise LoraflowError("train.bf16=true but this device has no bf16 support; set train.bf16=false or leave it unset")
     model_config = AutoConfig.from_pretrained(model_path).to_dict()
-    if world_size() > 1 and train.distributed == "auto":  # under a torchrun started by hand: decide as the launcher does
-        from tasks.estimate_config import detect_device
-
-        train = resolve_distributed(train, lora, model_config, max_length, detect_device()[1], world_size())
-    fsdp = uses_fsdp(train, world_size())
-    train = fsdp_training_settings(train) if fsdp else train
+    train, fsdp = worker_settings(train, lora, model_config, max_length, world_size())
     speed = resolve_speed(train, device, model_config, max_length, lora)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)

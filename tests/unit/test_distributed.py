@@ -118,3 +118,14 @@ def test_loraflow_estimate_predicts_the_per_gpu_peak_for_fsdp(tmp_path, capsys):
     assert "train.distributed auto -> fsdp on 4 GPUs" in sharded["notes"]
     assert main(base + ["--gpus", "4", "--set", "train.distributed=ddp"]) == 0
     assert json.loads(capsys.readouterr().out)["peak_gpu_memory_gib"] == single["peak_gpu_memory_gib"]
+
+
+def test_an_fsdp_worker_trains_without_compiled_layers_unless_asked():
+    from tasks.distributed import worker_settings
+
+    train, fsdp = worker_settings(TrainConfig(method="qlora", distributed="fsdp"), LoraConfig(), LLAMA2_7B, 1024, 2)
+    assert fsdp and train.compile_layers is False
+    train, fsdp = worker_settings(TrainConfig(distributed="fsdp", compile_layers=True), LoraConfig(), LLAMA2_7B, 1024, 2)
+    assert fsdp and train.compile_layers is True
+    train, fsdp = worker_settings(TrainConfig(distributed="fsdp"), LoraConfig(), LLAMA2_7B, 1024, 1)
+    assert not fsdp and train.compile_layers is None
