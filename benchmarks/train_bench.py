@@ -39,6 +39,8 @@ ap.add_argument("--warm", type=int, default=3)
 ap.add_argument("--meas", type=int, default=6)
 ap.add_argument("--budget", type=float, default=540.0, help="seconds; later stages are skipped past it")
 ap.add_argument("--json", default=None, help="output JSON (default $OUT/train_bench.json)")
+ap.add_argument("--trl-metrics", action="store_true", help="train with trl's own SFTTrainer metrics (a gather and "
+                "a host sync per metric per micro-batch) instead of loraflow's deferred ones: the A/B for DDP scaling")
 ap.add_argument("--profile", action="store_true", help="profile 2 extra, untimed steps of each variant's first shape "
                 "(kernel table to $OUT/profile_VARIANT_SHAPE.txt)")
 args = ap.parse_args()
@@ -166,7 +168,10 @@ class StepTimer(TrainerCallback):
     def _mark(self):
         if DEV == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter(), getattr(self.trainer, "_total_train_tokens", 0)
+        # loraflow's trainer counts tokens over all ranks only when it logs (tasks/train_metrics.py): add this rank's
+        # tokens since then, times the ranks (every rank trains the same shapes here)
+        pending = getattr(self.trainer, "pending_local_tokens", lambda: 0)() * WORLD
+        return time.perf_counter(), getattr(self.trainer, "_total_train_tokens", 0) + pending
 
     def on_train_begin(self, *a, **k):
         self.last = self._mark()
@@ -265,6 +270,10 @@ def loraflow_run(model, train: TrainConfig, lora: LoraConfig, dataset, max_len: 
         trainer = build_trainer(model, tokenizer(), train, lora, max_len, Path(tmp), DEV == "cuda", dataset, None,
                                 callbacks, speed, WORLD)
         timer.trainer = trainer
+        if args.trl_metrics and train.objective == "sft":
+            from trl import SFTTrainer
+
+            trainer.__class__ = SFTTrainer  # the same set-up; trl's compute_loss and log
         base.free()
         result = trainer.train()
     peak = torch.cuda.max_memory_allocated() / base.GIB if DEV == "cuda" else None

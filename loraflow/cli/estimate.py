@@ -13,6 +13,8 @@ def register(subparsers) -> None:
     parser.add_argument("--train-jsonl", help="A split train.jsonl to count tokens from (e.g. RUN/data/train.jsonl).")
     parser.add_argument("--gpu-memory", type=float, metavar="GIB", help="GPU memory to plan for (default: the detected GPU).")
     parser.add_argument("--device", help="Card for the throughput table: H100, H200, A100, cpu (default: detected).")
+    parser.add_argument("--gpus", type=int, metavar="N", help="GPUs to plan for (default: train.num_gpus, else the "
+                        "visible ones); with train.distributed fsdp (or auto, when DDP does not fit) memory is per GPU.")
     parser.set_defaults(handler=run_estimate)
 
 
@@ -25,11 +27,11 @@ def run_estimate(args) -> int:
     device = args.device
     gpu = args.gpu_memory
     if device is None and gpu is not None:
-        from loraflow.tasks.planning.estimate_config import detect_device
+        from loraflow.tasks.common.device import detect_device
 
         device = detect_device()[0]
     estimate = estimate_for_config(config, n_train_tokens=args.tokens, train_jsonl=args.train_jsonl,
-                                   gpu_memory_gib=gpu, device=device)
+                                   gpu_memory_gib=gpu, device=device, num_gpus=args.gpus)
     if args.json:
         print(json.dumps(estimate.to_dict(), ensure_ascii=False))
         return 0

@@ -64,6 +64,12 @@ class TrainConfig(Section):
     num_gpus: int | None = Field(
         None, ge=1, description="GPUs for data-parallel training (DDP through torchrun, one process per GPU); "
         "default: every visible GPU. 1 keeps training in this process.")
+    distributed: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto", description="How training spreads over several GPUs (torchrun, one process per GPU): ddp (a whole copy "
+        "of the model on every GPU; fastest while it fits), fsdp (FSDP + QLoRA/LoRA: weights, adapter, gradients and "
+        "optimizer state sharded across the GPUs through accelerate's FSDP2, for a model whose weights and activations "
+        "do not fit one card; needs qlora_fp32 none), or auto: fsdp when the resource estimate says DDP does not fit "
+        "one card, else ddp. Ignored on one GPU.")
 
     @property
     def trained_method(self) -> str:

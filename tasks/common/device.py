@@ -44,3 +44,13 @@ def training_precision() -> tuple[str, bool]:
     if torch.cuda.is_available():
         return "cuda", torch.cuda.is_bf16_supported()
     return "cpu", bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def detect_device() -> tuple[str, float | None]:
+    """(device name, GPU memory in GiB) of CUDA device 0, or ('cpu', None) without a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu", None
+    props = torch.cuda.get_device_properties(0)
+    return props.name, props.total_memory / 1024**3

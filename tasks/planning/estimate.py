@@ -3,19 +3,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from loraflow.tasks.common.errors import LoraflowError
-from loraflow.tasks.planning.estimate_shapes import ModelShape, load_model_config, lora_params, shape_from_config
+from loraflow.tasks.planning.estimate_fsdp import fsdp_memory_parts
+from loraflow.tasks.planning.estimate_disk import disk_breakdown
+from loraflow.tasks.planning.estimate_shapes import (GIB, NF4_BYTES, NF4_CONST_BYTES, OPTIMIZER_BYTES, ModelShape,
+                                                      load_model_config, lora_params, shape_from_config)
 
-GIB = 1024**3
 Method = Literal["lora", "qlora", "full"]
 
-# Bytes per stored value.
-NF4_BYTES = 0.5
-# Double quantisation: one 8-bit absmax per 64 weights plus one fp32 absmax per 256 of those blocks.
-NF4_CONST_BYTES = 1 / 64 + 4 / (64 * 256)
 # A compiled decoder layer saves ~2/3 of the eager layer's tensors: 1.47 GiB per unchecked 7B layer at 8192 tokens
 # (qlora_fp32 none, H100, benchmarks/results/train_bench_h100_2026-11-27_run3_unchecked.json) vs 2.21 GiB eager.
 COMPILED_LAYER_FRACTION = 0.665
-OPTIMIZER_BYTES = {"adamw": 8.0, "paged_adamw_8bit": 2.0}  # two moments per trainable parameter
 # train.optimizer names -> the estimate's optimizer kinds (auto is fused fp32 AdamW on CUDA)
 OPTIMIZER_KIND = {"auto": "adamw", "adamw_torch_fused": "adamw", "adamw_torch": "adamw",
                   "paged_adamw_8bit": "paged_adamw_8bit", "adamw_8bit": "paged_adamw_8bit"}
@@ -169,23 +166,6 @@ def tokens_per_second(
     return speed
 
 
-def disk_breakdown(
-    shape: ModelShape, method: Method, trainable: int, optimizer: str, checkpoints_kept: int, merge: bool,
-    quantize: list[str],
-) -> dict[str, float]:
-    """Disk bytes by output, in GiB: kept checkpoints, the final adapter/model, merged and quantised copies."""
-    optimizer_state = trainable * OPTIMIZER_BYTES[optimizer]
-    trained = trainable * 4.0 if method != "full" else shape.total_params * 2.0
-    parts = {"checkpoints": checkpoints_kept * (trained + optimizer_state), "final": trained}
-    if merge and method != "full":
-        parts["merged_bf16"] = shape.total_params * 2.0
-    other = shape.embedding_params + shape.norm_params
-    for kind in quantize:
-        per_weight = 1.0 if kind == "int8" else NF4_BYTES + NF4_CONST_BYTES
-        parts[f"quantized_{kind}"] = shape.layer_linear_params * per_weight + other * 2.0
-    return {name: value / GIB for name, value in parts.items()}
-
-
 def estimate_resources(
     model_config_path_or_dict: str | dict,
     method: str,
@@ -208,10 +188,14 @@ def estimate_resources(
     fused_lm_head: bool = True,
     unchecked_layers: int = 0,
     lora_dropout: float = 0.0,
+    num_gpus: int = 1,
+    distributed: str = "ddp",
 ) -> ResourceEstimate:
     """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
 
     fused_lm_head=True models trl's SFTTrainer (loraflow's path); False the plain stack that ../shared/bench measured.
+    distributed="fsdp" with num_gpus > 1: the memory figures are per GPU under FSDP full sharding (tasks/estimate_fsdp.py);
+    DDP's per-GPU memory is the single GPU's.
     """
     config = model_config_path_or_dict
     shape = shape_from_config(config if isinstance(config, dict) else load_model_config(config))
@@ -223,12 +207,15 @@ def estimate_resources(
         opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
         parts = memory_breakdown(shape, candidate, trainable, seq_len, batch, checkpointing, opt, qlora_fp32,
                                  fused_lm_head, unchecked_layers if checkpointing else 0, lora_dropout)
+        if sharded:
+            parts = fsdp_memory_parts(parts, shape, candidate, num_gpus)
         return parts, sum(parts.values()), trainable
 
     def fits(allocated_gib: float) -> bool:
         return gpu_memory_gib is None or required_gib(allocated_gib) <= gpu_memory_gib * FIT_MARGIN
 
-    notes = []
+    sharded = distributed == "fsdp" and num_gpus > 1
+    notes = [f"fsdp over {num_gpus} GPUs: memory per GPU"] if sharded else []
     chosen = method
     if method == "auto":
         chosen = "lora" if fits(peak("lora", micro_batch, grad_checkpointing)[1]) else "qlora"

@@ -5,22 +5,21 @@ import re
 from pathlib import Path
 
 from loraflow.schemas.config import PipelineConfig
+from loraflow.tasks.training.distributed import pick_distributed
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
 from loraflow.tasks.planning.estimate_shapes import load_model_config
 from loraflow.tasks.training.speed import auto_unchecked_layers
+from loraflow.tasks.common.device import detect_device
 from loraflow.tasks.common.jsonl import iter_jsonl
 
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 
 
-def detect_device() -> tuple[str, float | None]:
-    """(device name, GPU memory in GiB) of CUDA device 0, or ('cpu', None) without a GPU."""
+def detect_gpu_count() -> int:
+    """Visible CUDA GPUs (0 without CUDA)."""
     import torch
 
-    if not torch.cuda.is_available():
-        return "cpu", None
-    props = torch.cuda.get_device_properties(0)
-    return props.name, props.total_memory / 1024**3
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def approx_tokens(text: str) -> int:
@@ -93,8 +92,13 @@ def estimate_for_config(
     train_jsonl: str | Path | None = None,
     gpu_memory_gib: float | None = None,
     device: str | None = None,
+    num_gpus: int | None = None,
 ) -> ResourceEstimate:
-    """Estimate memory, time and disk for a pipeline config on the detected (or given) device."""
+    """Estimate memory, time and disk for a pipeline config on the detected (or given) device.
+
+    num_gpus (default: train.num_gpus, else the visible GPUs) with train.distributed: under fsdp (or auto, when DDP
+    does not fit one card) the memory figures are per GPU with the model sharded over them.
+    """
     if device is None:
         device, detected = detect_device()
         gpu_memory_gib = gpu_memory_gib if gpu_memory_gib is not None else detected
@@ -112,12 +116,15 @@ def estimate_for_config(
         name = str(Path(config.model.cache_dir or ".loraflow/models") / f"{Path(name).name}-{Path(config.model.gguf_file).stem}")
     model_config = load_model_config(name)
 
-    def estimate_with(unchecked_layers: int) -> ResourceEstimate:
+    gpus = num_gpus if num_gpus is not None else (train.num_gpus or max(1, detect_gpu_count()))
+
+    def estimate_with(unchecked_layers: int, distributed: str = "ddp") -> ResourceEstimate:
         return estimate_resources(
             model_config, train.method, config.lora.r, config.model.max_length, train.micro_batch_size,
             train.gradient_checkpointing, n_train_tokens, epochs, gpu_memory_gib, target_modules=config.lora.target_modules,
             device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
             qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
+            num_gpus=gpus, distributed=distributed,
         )
 
     unchecked = train.unchecked_layers
@@ -129,7 +136,12 @@ def estimate_for_config(
             unchecked = auto_unchecked_layers(train.model_copy(update={"method": method}), config.lora, model_config,
                                               config.model.max_length, gpu_memory_gib)
     estimate = estimate_with(unchecked)
+    distributed = pick_distributed(train.distributed, estimate.fits, gpus)
+    if distributed == "fsdp" and gpus > 1:
+        estimate = estimate_with(unchecked, "fsdp")
     notes = [*estimate.notes, f"device {device}", f"train tokens per epoch: {n_train_tokens:,} from {source}"]
+    if gpus > 1:
+        notes.append(f"train.distributed {train.distributed} -> {distributed} on {gpus} GPUs")
     if train.unchecked_layers == "auto" and train.gradient_checkpointing:
         notes.append(f"train.unchecked_layers auto -> {unchecked}")
     if device == "cpu":

@@ -5,6 +5,13 @@ from pathlib import Path
 
 from loraflow.tasks.common.errors import LoraflowError
 
+GIB = 1024**3
+# Bytes per stored value: NF4 weights, plus double quantisation (one 8-bit absmax per 64 weights and one fp32 absmax
+# per 256 of those blocks); the optimizer's two moments per trainable parameter.
+NF4_BYTES = 0.5
+NF4_CONST_BYTES = 1 / 64 + 4 / (64 * 256)
+OPTIMIZER_BYTES = {"adamw": 8.0, "paged_adamw_8bit": 2.0}
+
 # The lead's special model names (tasks/models.py) and the shapes they build.
 BUILTIN_CONFIGS: dict[str, dict] = {
     "tiny-random": {

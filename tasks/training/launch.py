@@ -1,4 +1,4 @@
-"""Data-parallel training on several GPUs: train_model re-runs itself under torchrun, one DDP process per GPU.
+"""Training on several GPUs: train_model re-runs itself under torchrun, one DDP or FSDP process per GPU.
 
 `python -m loraflow.tasks.training.worker SPEC.json` is the entry point torchrun starts in each worker; the launching
 process waits, then reads the result rank 0 wrote. Callbacks cannot cross processes: the MLflow live-metrics callback
@@ -53,6 +53,11 @@ def torchrun_command(spec_path: Path, nproc: int) -> list[str]:
 def launch_training(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
                     max_length: int, out_dir: str, callbacks: list | None, nproc: int) -> dict:
     """Run train_model under torchrun on nproc GPUs and return rank 0's result."""
+    from loraflow.tasks.training.distributed import resolve_distributed
+    from loraflow.tasks.common.device import detect_device
+    from loraflow.tasks.planning.estimate_shapes import load_model_config
+
+    train = resolve_distributed(train, lora, load_model_config(model_path), max_length, detect_device()[1], nproc)
     launch_dir = RunFolder(out_dir).train / "launch"
     launch_dir.mkdir(parents=True, exist_ok=True)
     mlflow = next((c.run.to_dict() for c in callbacks or [] if isinstance(getattr(c, "run", None), TrackingRun)), None)
@@ -66,10 +71,14 @@ def launch_training(model_path: str, train_path: str, val_path: str | None, lora
     spec_path.write_text(json.dumps(spec, indent=1))
     Path(spec["result_path"]).unlink(missing_ok=True)
     env = {**os.environ, **SAFE_NCCL_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(import_root()), os.environ.get("PYTHONPATH")]))}
-    logger.info("launching DDP training on %d GPUs: %s", nproc, " ".join(torchrun_command(spec_path, nproc)))
+    # torchrun gives each worker one OpenMP thread unless told otherwise; the host work of a step (batch collation,
+    # launches) then slows the ranks unevenly: 2 x H200 at 2048x2 scaled 1.47x with it, 1.77-1.93x with 8 (RESULTS.md)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    logger.info("launching %s training on %d GPUs: %s", train.distributed.upper(), nproc,
+                " ".join(torchrun_command(spec_path, nproc)))
     completed = subprocess.run(torchrun_command(spec_path, nproc), env=env)
     if completed.returncode != 0 or not Path(spec["result_path"]).is_file():
-        raise RuntimeError(f"DDP training on {nproc} GPUs failed (exit {completed.returncode}); the workers' output is above")
+        raise RuntimeError(f"{train.distributed.upper()} training on {nproc} GPUs failed (exit {completed.returncode}); the workers' output is above")
     result = json.loads(Path(spec["result_path"]).read_text())
     if result.get("error"):
         from loraflow.tasks.common.errors import LoraflowError

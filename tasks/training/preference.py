@@ -4,7 +4,6 @@ from pathlib import Path
 
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
-from loraflow.schemas.preferences import is_pair
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.training.speed import SpeedPlan
 from loraflow.tasks.training.trainer_args import trainer_arguments
@@ -12,6 +11,8 @@ from loraflow.tasks.training.trainer_args import trainer_arguments
 
 def to_preference_examples(records: list[dict], objective: str, path: str) -> list[dict]:
     """trl's conversational preference examples: prompt turns, the chosen and the rejected answer as one turn each."""
+    from loraflow.schemas.preferences import is_pair  # pandera: not imported where the trainer alone is built (GPU benchmarks)
+
     examples = []
     for record in records:
         if not is_pair(record):

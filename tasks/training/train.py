@@ -10,6 +10,7 @@ from loraflow.schemas.config.train import TrainConfig
 from loraflow.tasks.common.device import training_precision
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.jsonl import read_jsonl
+from loraflow.tasks.training.distributed import worker_settings
 from loraflow.tasks.training.oom import run_with_oom_fallback
 from loraflow.tasks.training.lora_setup import peft_lora_config
 from loraflow.tasks.training.resume import checkpoints_dir, last_good_checkpoint
@@ -42,20 +43,22 @@ def training_examples(records: list[dict], objective: str, path: str) -> list[di
 
 
 def load_model(model_path: str | None, method: str, device: str, bf16: bool, gradient_checkpointing: bool, *,
-               attn_implementation: str = "sdpa", qlora_fp32: str = "none", **from_pretrained_kwargs):
+               attn_implementation: str = "sdpa", qlora_fp32: str = "none", fsdp: bool = False, **from_pretrained_kwargs):
     """The base model for the method: 4-bit NF4 for QLoRA (never merged into), 16/32-bit otherwise.
 
+    fsdp: loaded for FSDP sharding (tasks/distributed.py): 4-bit weights stored in the compute dtype, no device_map.
     from_pretrained_kwargs go to `from_pretrained` (the GPU benchmark passes `config` and `state_dict` of a random model).
     """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = torch.bfloat16 if bf16 else torch.float32
-    kwargs: dict = {"dtype": dtype, "device_map": {"": device}, "attn_implementation": attn_implementation,
-                    **from_pretrained_kwargs}
+    kwargs: dict = {"dtype": dtype, "device_map": None if fsdp else {"": device},
+                    "attn_implementation": attn_implementation, **from_pretrained_kwargs}
     if method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
+            **({"bnb_4bit_quant_storage": dtype} if fsdp else {}),
         )
     loader = AutoModelForCausalLM
     if model_path is None:  # built in memory from `config` + `state_dict`: the Auto class needs a path, the model class not
@@ -92,7 +95,8 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     """
     from peft import PeftModel
     from transformers import EarlyStoppingCallback
-    from trl import SFTTrainer
+
+    from loraflow.tasks.training.train_metrics import DeferredMetricsSFTTrainer
 
     speed = speed or resolve_speed(train, str(model.device), model.config.to_dict(), max_length, lora)
     peft_config = None
@@ -111,8 +115,8 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     else:
         args = build_sft_config(train, max_length, output_dir, bf16, len(train_dataset), eval_dataset is not None, speed,
                                 world_size)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                             processing_class=tokenizer, peft_config=peft_config, callbacks=all_callbacks)
+        trainer = DeferredMetricsSFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                                            processing_class=tokenizer, peft_config=peft_config, callbacks=all_callbacks)
     if speed.compile_layers:
         compile_decoder_layers(trainer.model)  # after peft wrapping, so the LoRA layers are inside the compiled graphs
     return trainer
@@ -138,12 +142,14 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
 
     train.objective picks what is learned (sft, dpo, orpo, sft_then_dpo); init_adapter continues from a saved adapter.
 
-    With several GPUs (train.num_gpus, default all) it re-runs itself under torchrun, one DDP process per GPU.
+    With several GPUs (train.num_gpus, default all) it re-runs itself under torchrun, one DDP or FSDP process per GPU
+    (train.distributed).
     Returns paths (adapter or full model, log history, TensorBoard dir) and final metrics.
     """
     from transformers import AutoConfig, AutoTokenizer
     import datasets
 
+    from loraflow.tasks.training.gpu_memory import GpuMemoryRecorder, memory_per_rank
     from loraflow.tasks.training.launch import gpus_for, launch_training, local_rank, rank, world_size
     from loraflow.tasks.training.callbacks import TrainingWatch
 
@@ -168,13 +174,16 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     bf16 = bf16_ok if train.bf16 is None else train.bf16
     if bf16 and not bf16_ok:
         raise LoraflowError("train.bf16=true but this device has no bf16 support; set train.bf16=false or leave it unset")
-    speed = resolve_speed(train, device, AutoConfig.from_pretrained(model_path).to_dict(), max_length, lora)
+    model_config = AutoConfig.from_pretrained(model_path).to_dict()
+    train, fsdp = worker_settings(train, lora, model_config, max_length, world_size())
+    speed = resolve_speed(train, device, model_config, max_length, lora)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     adapter = lora if method in ("lora", "qlora") else None
     watch = TrainingWatch(on_finding=on_finding, report_dir=train_dir)
+    memory = GpuMemoryRecorder()
     fallbacks: list[dict] = []
 
     def attempt(micro_batch: int, accumulation: int):
@@ -182,7 +191,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         current = train.model_copy(update={"micro_batch_size": micro_batch, "effective_batch_size": micro_batch * accumulation})
         # On the CPU bf16 means autocast over fp32 weights (the Trainer's bf16 flag); on a GPU the weights are bf16 too.
         model = load_model(model_path, method, device, bf16 and device.startswith("cuda"), current.gradient_checkpointing,
-                           attn_implementation=speed.attn_implementation, qlora_fp32=train.qlora_fp32)
+                           attn_implementation=speed.attn_implementation, qlora_fp32=train.qlora_fp32, fsdp=fsdp)
         if init_adapter:
             from peft import PeftModel
 
@@ -191,7 +200,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
             model, tokenizer, current, adapter, max_length, checkpoints_dir(out), bf16,
             datasets.Dataset.from_list(train_examples),
             datasets.Dataset.from_list(val_examples) if val_examples else None,
-            [*(callbacks or []), watch], speed, world_size(),
+            [*(callbacks or []), watch, memory], speed, world_size(),
         )
         watch.attach(trainer)
         last = last_good_checkpoint(trainer.args.output_dir)
@@ -204,7 +213,8 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     seconds = time.perf_counter() - started
 
     saved_dir = out / "model" / ("adapter" if adapter else "full")
-    trainer.save_model(str(saved_dir))  # only the main process writes under DDP
+    trainer.save_model(str(saved_dir))  # only the main process writes under DDP (FSDP: every rank gathers, rank 0 writes)
+    gpu_memory = memory_per_rank(memory.memory)
     history_path = train_dir / "log_history.json"
     if rank() == 0:
         tokenizer.save_pretrained(str(saved_dir))
@@ -231,4 +241,6 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         "micro_batch_size": trainer.args.per_device_train_batch_size,
         "speed": speed.to_dict(),
         "world_size": world_size(),
+        "distributed": train.distributed if world_size() > 1 else None,
+        "gpu_memory_per_rank": gpu_memory,
     }

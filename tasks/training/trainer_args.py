@@ -4,6 +4,7 @@ from pathlib import Path
 
 from loraflow.schemas.config.train import TrainConfig
 from loraflow.tasks.common.device import device as current_device
+from loraflow.tasks.training.distributed import fsdp_arguments
 from loraflow.tasks.training.speed import SpeedPlan, resolve_speed
 
 VAL_POINTS = 5  # validation-loss evaluations over a run when train.eval_steps is not set
@@ -53,6 +54,7 @@ def trainer_arguments(train: TrainConfig, output_dir: Path, bf16: bool, n_train:
         report_to=["tensorboard"],
         dataloader_num_workers=0,
         use_cpu=not current_device() == "cuda",
+        **fsdp_arguments(train, world_size),
     )
 
 

@@ -10,7 +10,7 @@ from loraflow.tasks.training.launch import local_rank, rank
 
 
 def run_worker(spec_path: str) -> None:
-    """One DDP worker: train_model with this process's GPU; rank 0 writes the result file."""
+    """One DDP or FSDP worker: train_model with this process's GPU; rank 0 writes the result file."""
     import torch
 
     from loraflow.tasks.common.errors import LoraflowError
@@ -18,6 +18,10 @@ def run_worker(spec_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text())
     torch.cuda.set_device(local_rank())
+    if spec["train"].get("distributed") == "fsdp":
+        from loraflow.tasks.training.distributed import start_fsdp_worker
+
+        start_fsdp_worker()
     callbacks = []
     if spec["mlflow"] and rank() == 0:
         from loraflow.tasks.tracking.runs import MlflowMetricsCallback

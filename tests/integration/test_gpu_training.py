@@ -150,7 +150,7 @@ def _llama_config(hidden: int, intermediate: int, layers: int, heads: int, kv_he
 def test_method_auto_picks_by_the_detected_card():
     """On the detected GPU: a 7B model fits as bf16 LoRA (picked), a 70B one does not (QLoRA picked)."""
     from loraflow.tasks.planning.estimate import estimate_resources
-    from loraflow.tasks.planning.estimate_config import detect_device
+    from loraflow.tasks.common.device import detect_device
 
     device, memory = detect_device()
     assert device != "cpu" and memory > 40
