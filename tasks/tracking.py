@@ -198,10 +198,17 @@ def close_previous_run(previous: dict) -> str | None:
 class MlflowMetricsCallback(TrainerCallback):
     """Logs train loss, learning rate, grad norm, tokens/s, GPU memory and val loss live to the MLflow run."""
 
-    def __init__(self, tracking_uri: str, run_id: str):
-        self.tracking_uri, self.run_id = tracking_uri, run_id
+    def __init__(self, tracking_uri: str, run_id: str, prefix: str = ""):
+        self.tracking_uri, self.run_id, self.prefix = tracking_uri, run_id, prefix
         self._last_time: float | None = None
         self._last_tokens = 0
+
+    def for_phase(self, phase: str) -> "MlflowMetricsCallback":
+        """A callback for one phase of a multi-phase training (sft_then_dpo): its metrics as `<phase>/<name>`.
+
+        Every phase's trainer counts its steps from 0, so under the same names the phases' points would collide.
+        """
+        return MlflowMetricsCallback(self.tracking_uri, self.run_id, f"{self.prefix}{phase}/")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -216,7 +223,7 @@ class MlflowMetricsCallback(TrainerCallback):
         if "epoch" in logs:
             metrics["epoch"] = logs["epoch"]
         if metrics:
-            log_metrics(self.tracking_uri, self.run_id, metrics, step=state.global_step)
+            log_metrics(self.tracking_uri, self.run_id, {self.prefix + k: v for k, v in metrics.items()}, step=state.global_step)
 
 
 def _gpu_memory() -> dict[str, float]:
