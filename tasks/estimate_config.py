@@ -118,6 +118,7 @@ def estimate_for_config(
             train.gradient_checkpointing, n_train_tokens, epochs, gpu_memory_gib, target_modules=config.lora.target_modules,
             device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
             qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
+            objective=train.objective,
         )
 
     unchecked = train.unchecked_layers
