@@ -3,7 +3,9 @@
 The bundled example (examples/preferences/pairs.jsonl: tickets whose rejected answer follows a negated decoy word)
 goes through the real data stages (ingest, validate, clean, split), the base model is scored on the test pairs
 (does it give the chosen answer more log-probability than the rejected one) and on the task (greedy JSON extraction,
-json_field_accuracy), trained with train_model on the first --train-pairs training pairs, and scored again.
+json_field_accuracy and each answer field), trained with train_model on the first --train-pairs training pairs, and
+scored again. With --objective sft_then_dpo the supervised phase's adapter is scored too (row `sft`): the SFT-only
+model the DPO phase starts from, so the table shows whether DPO bought preference accuracy with the task.
 
     OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/preference_bench.py \\
         --model .loraflow/models/smollm2-135m-instruct --train-pairs 96 --test-pairs 24 --batch 4 --lr 1e-3 --threads 1
@@ -25,6 +27,8 @@ from loraflow.tasks.common.config_files import load_config  # noqa: E402
 from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "preferences" / "pipeline.yaml"
+TASK_METRICS = ("json_field_accuracy", "json_field_score", "json_valid")
+FIELD_STATS = (".accuracy", ".exact_match")  # field.<name>.<stat>: the shown stat of each answer field
 
 
 def prepare_splits(config, out: Path) -> dict:
@@ -53,7 +57,7 @@ def score(label: str, model: str, adapter: str | None, test: str, config, out: P
         row["accuracy_vs_reference"] = round(pairs["accuracy_vs_reference"], 4)
     if task_metric:
         metrics = evaluate_model(model, adapter, test, config.eval, config.task_card, str(out), label)["metrics"]
-        row.update({k: round(metrics[k], 4) for k in ("json_field_accuracy", "json_valid") if k in metrics})
+        row.update({k: round(v, 4) for k, v in metrics.items() if k in TASK_METRICS or k.endswith(FIELD_STATS)})
     row["score_seconds"] = round(time.perf_counter() - started, 1)
     return row
 
@@ -74,8 +78,16 @@ def bench(args) -> list[dict]:
     started = time.perf_counter()
     trained = train_model(args.model, str(train), None, config.lora, config.train, config.model.max_length, str(out / "run"))
     seconds = time.perf_counter() - started
-    candidate = score(args.objective, args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
     metrics = trained["metrics"]
+    if "sft_phase" in trained:  # the supervised phase alone: the model DPO starts from (and its reference)
+        sft = score("sft", args.model, trained["sft_phase"]["adapter_path"], str(test), config, out, args.task_metric)
+        sft.update({"train_pairs": metrics["sft_train_examples"], "steps": metrics["sft_global_step"],
+                    "train_seconds": round(metrics["sft_train_seconds"], 1),
+                    "final_train_loss": round(metrics.get("sft_train_loss", float("nan")), 4)})
+        print(f"sft: {sft}", file=sys.stderr, flush=True)
+        rows.append(sft)
+        seconds -= metrics["sft_train_seconds"]  # the candidate row's seconds: its DPO phase
+    candidate = score(args.objective, args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
     candidate.update({"train_pairs": metrics["train_examples"], "steps": metrics["global_step"],
                       "train_seconds": round(seconds, 1), "final_train_loss": round(metrics.get("train_loss", float("nan")), 4)})
     return rows + [candidate]
@@ -97,8 +109,9 @@ def main() -> int:
     args = parser.parse_args()
     apply_threads(args)
     when, header, rows = run_models([args.model], lambda _: bench(args))
-    headings = ["model", "pairs", "preference_accuracy", "accuracy_vs_reference", "mean_margin", "json_field_accuracy",
-                "json_valid", "train_pairs", "steps", "train_seconds", "score_seconds"]
+    fields = sorted({k for row in rows for k in row if k.startswith("field.")})
+    headings = ["model", "pairs", "preference_accuracy", "accuracy_vs_reference", "mean_margin", *TASK_METRICS, *fields,
+                "train_pairs", "steps", "train_seconds", "score_seconds"]
     print_report("Preference tuning (held-out pairs)", when, header, headings,
                  [[row.get(h, "") for h in headings] for row in rows])
     return emit_json(when, header, rows, args.json)

@@ -26,6 +26,9 @@ class TrainingResult(Result):
     speed: dict[str, Any] = field(default_factory=dict)
     world_size: int = 1
     base_model_path: str | None = None
+    distributed: str | None = None  # ddp or fsdp when several GPUs trained
+    gpu_memory_per_rank: list[dict[str, Any]] | dict[str, Any] | None = None
+    sft_phase: dict[str, Any] | None = None  # sft_then_dpo: the supervised phase's adapter, log history, TensorBoard
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from typing import Literal
 
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.planning.estimate_fsdp import fsdp_memory_parts
+from loraflow.tasks.planning.estimate_objective import compute_factor, objective_note, phases_for, reference_bytes
 from loraflow.tasks.planning.estimate_disk import disk_breakdown
 from loraflow.tasks.planning.estimate_shapes import (GIB, NF4_BYTES, NF4_CONST_BYTES, OPTIMIZER_BYTES, ModelShape,
                                                       load_model_config, lora_params, shape_from_config)
@@ -190,26 +191,39 @@ def estimate_resources(
     lora_dropout: float = 0.0,
     num_gpus: int = 1,
     distributed: str = "ddp",
+    objective: str = "sft",
 ) -> ResourceEstimate:
     """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
 
     fused_lm_head=True models trl's SFTTrainer (loraflow's path); False the plain stack that ../shared/bench measured.
     distributed="fsdp" with num_gpus > 1: the memory figures are per GPU under FSDP full sharding (tasks/estimate_fsdp.py);
     DDP's per-GPU memory is the single GPU's.
+    objective (train.objective): pairs are two sequences per example, DPO adds its reference (tasks/planning/estimate_objective.py);
+    n_train_tokens counts the prompt and the chosen answer once, as for sft.
     """
     config = model_config_path_or_dict
     shape = shape_from_config(config if isinstance(config, dict) else load_model_config(config))
     if method not in ("lora", "qlora", "full", "auto"):
         raise LoraflowError(f"train.method={method!r} is not one of lora, qlora, full, auto; fix train.method")
 
+    phases = phases_for(objective)
+
     def peak(candidate: str, batch: int, checkpointing: bool) -> tuple[dict[str, float], float, int]:
+        """The peak over the objective's phases (sft_then_dpo: its DPO phase, with twice the sequences)."""
         trainable = shape.total_params if candidate == "full" else lora_params(shape, lora_r, target_modules)
         opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
-        parts = memory_breakdown(shape, candidate, trainable, seq_len, batch, checkpointing, opt, qlora_fp32,
-                                 fused_lm_head, unchecked_layers if checkpointing else 0, lora_dropout)
+        highest: dict[str, float] = {}
+        for phase in phases:
+            parts = memory_breakdown(shape, candidate, trainable, seq_len, batch * phase.sequences, checkpointing, opt,
+                                     qlora_fp32, fused_lm_head and phase.fused_lm_head,
+                                     unchecked_layers if checkpointing else 0, lora_dropout)
+            if phase.reference_forward:
+                parts["reference"] = reference_bytes(phase, candidate, shape.total_params, trainable) / GIB
+            if sum(parts.values()) > sum(highest.values()):
+                highest = parts
         if sharded:
-            parts = fsdp_memory_parts(parts, shape, candidate, num_gpus)
-        return parts, sum(parts.values()), trainable
+            highest = fsdp_memory_parts(highest, shape, candidate, num_gpus)
+        return highest, sum(highest.values()), trainable
 
     def fits(allocated_gib: float) -> bool:
         return gpu_memory_gib is None or required_gib(allocated_gib) <= gpu_memory_gib * FIT_MARGIN
@@ -236,8 +250,19 @@ def estimate_resources(
     if device not in table and _device_family(device) not in table:
         notes.append(f"no measured throughput for {device}; training time uses the H100 numbers")
     opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
-    speed = tokens_per_second(shape, chosen, seq_len, micro_batch, grad_checkpointing, device, throughput_table)
+    # Each phase goes over the data once per epoch; a pair's two sequences both train, DPO's reference forward slows it.
+    seconds, speed = 0.0, 0.0
+    for phase in phases:
+        raw = tokens_per_second(shape, chosen, seq_len, micro_batch * phase.sequences, grad_checkpointing, device,
+                                throughput_table)
+        speed = raw / compute_factor(phase, grad_checkpointing)  # reported: the last phase's trained tokens/s
+        seconds += n_train_tokens * phase.sequences * epochs / speed
     disk = disk_breakdown(shape, chosen, trainable, opt, checkpoints_kept, merge, list(quantize))
+    if len(phases) > 1:  # sft_then_dpo keeps the supervised phase's checkpoints and adapter in sft_phase/
+        disk["sft_phase"] = disk["checkpoints"] + disk["final"]
+    note = objective_note(objective, grad_checkpointing, separate_reference_gib(shape, chosen), chosen)
+    if note:
+        notes.append(note)
     return ResourceEstimate(
         method=chosen,
         requested_method=method,
@@ -245,7 +270,7 @@ def estimate_resources(
         required_gpu_memory_gib=round(required_gib(allocated), 3),
         gpu_memory_gib=gpu_memory_gib,
         fits=fits(allocated),
-        train_hours=round(n_train_tokens * epochs / speed / 3600, 4),
+        train_hours=round(seconds / 3600, 4),
         tokens_per_s=round(speed, 1),
         disk_gib=round(sum(disk.values()), 3),
         total_params=shape.total_params,
@@ -255,6 +280,13 @@ def estimate_resources(
         recommendation=recommendation,
         notes=notes,
     )
+
+
+def separate_reference_gib(shape: ModelShape, method: str) -> float:
+    """GiB a second, frozen reference model would take (plain trl DPO with ref_model=...): the method's base weights."""
+    if method == "qlora":
+        return (shape.layer_linear_params * (NF4_BYTES + NF4_CONST_BYTES) + (shape.embedding_params + shape.norm_params) * 2) / GIB
+    return shape.total_params * 2.0 / GIB
 
 
 def required_gib(allocated_gib: float) -> float:

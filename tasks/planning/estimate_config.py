@@ -125,6 +125,7 @@ def estimate_for_config(
             device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
             qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
             num_gpus=gpus, distributed=distributed,
+            objective=train.objective,
         )
 
     unchecked = train.unchecked_layers

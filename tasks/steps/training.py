@@ -86,6 +86,9 @@ def train(model_path: str, splits: Splits, lora: LoraConfig, config: TrainConfig
     tracking.log_metrics(run, tracking.train_summary_metrics(result.metrics))
     tracking.log_artifacts(run, result.log_history, "train")
     tracking.log_artifacts(run, result.tensorboard_dir, "train/tensorboard")
+    if result.sft_phase:  # sft_then_dpo: the supervised phase's curves beside the DPO phase's
+        tracking.log_artifacts(run, result.sft_phase["log_history"], "train/sft_phase")
+        tracking.log_artifacts(run, result.sft_phase["tensorboard_dir"], "train/sft_phase/tensorboard")
     if result.adapter_path:
         tracking.log_artifacts(run, result.adapter_path, "adapter")
     if result.stopped_on_non_finite is not None:

@@ -200,10 +200,17 @@ def close_previous_run(previous: dict) -> str | None:
 class MlflowMetricsCallback(TrainerCallback):
     """Logs train loss, learning rate, grad norm, tokens/s, GPU memory and val loss live to the MLflow run."""
 
-    def __init__(self, run: TrackingRun):
-        self.run = run
+    def __init__(self, run: TrackingRun, prefix: str = ""):
+        self.run, self.prefix = run, prefix
         self._last_time: float | None = None
         self._last_tokens = 0
+
+    def for_phase(self, phase: str) -> "MlflowMetricsCallback":
+        """A callback for one phase of a multi-phase training (sft_then_dpo): its metrics as `<phase>/<name>`.
+
+        Every phase's trainer counts its steps from 0, so under the same names the phases' points would collide.
+        """
+        return MlflowMetricsCallback(self.run, f"{self.prefix}{phase}/")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -218,7 +225,7 @@ class MlflowMetricsCallback(TrainerCallback):
         if "epoch" in logs:
             metrics["epoch"] = logs["epoch"]
         if metrics:
-            log_metrics(self.run, metrics, step=state.global_step)
+            log_metrics(self.run, {self.prefix + k: v for k, v in metrics.items()}, step=state.global_step)
 
 
 def _gpu_memory() -> dict[str, float]:

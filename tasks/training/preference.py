@@ -64,8 +64,11 @@ def train_sft_then_dpo(train_model: Callable[..., dict], model_path: str, train_
     if train.method == "full":
         raise LoraflowError("train.objective=sft_then_dpo continues from the supervised adapter, so it needs "
                             "train.method lora or qlora; change train.method or use train.objective=dpo.")
+    # Each phase's trainer counts steps from 0: the supervised phase logs under its own names (MLflow `sft_phase/...`;
+    # TensorBoard: its own folder, sft_phase/train/tensorboard), so the two curves never share a step.
+    sft_callbacks = [c.for_phase("sft_phase") if hasattr(c, "for_phase") else c for c in callbacks or []]
     sft = train_model(model_path, train_path, val_path, lora, train.model_copy(update={"objective": "sft"}), max_length,
-                      str(Path(out_dir) / "sft_phase"), callbacks, on_finding)
+                      str(Path(out_dir) / "sft_phase"), sft_callbacks, on_finding)
     dpo = train_model(model_path, train_path, val_path, lora, train.model_copy(update={"objective": "dpo"}), max_length,
                       out_dir, callbacks, on_finding, init_adapter=sft["adapter_path"])
     dpo["metrics"].update({f"sft_{k}": v for k, v in sft["metrics"].items()})

@@ -23,7 +23,7 @@ def test_sweep_runs_each_trial_as_a_child_run_and_reports_the_best(prefect_harne
     summary = json.loads((out / "sweep.json").read_text())
     trials = summary["trials"]
     assert [t["overrides"] for t in trials] == [["train.learning_rate=1e-4"], ["train.learning_rate=1e-3"]]
-    assert all(isinstance(t["val_loss"], float) and "error" not in t for t in trials)
+    assert all(isinstance(t["val_loss"], float) and t["error"] is None for t in trials)
     best = summary["best"]
     assert best["val_loss"] == min(t["val_loss"] for t in trials)
     assert f"best: {best['name']}" in printed

@@ -113,3 +113,42 @@ def test_pairs_longer_than_max_length_are_a_clear_error(tiny_model_path, pairs):
     config = TrainConfig(objective="dpo", micro_batch_size=4, effective_batch_size=4)
     with pytest.raises(LoraflowError, match="model.max_length=4"):
         train_model(str(tiny_model_path), str(pairs / "train.jsonl"), None, LoraConfig(), config, 4, str(pairs / "short"))
+
+
+def _series(client, run_id: str, name: str) -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in client.get_metric_history(run_id, name)]
+
+
+def _tensorboard_steps(folder, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    [events] = {p.parent for p in folder.rglob("events.out.tfevents*")}
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    return [s.step for s in accumulator.Scalars(tag)]
+
+
+def test_sft_then_dpo_phases_log_from_step_one_in_their_own_series(tiny_model_path, pairs):
+    """MLflow: the supervised phase as sft_phase/<name>, the DPO phase under the plain names, no step twice in a series;
+    TensorBoard: one folder per phase, each counting from its first step."""
+    from mlflow import MlflowClient
+
+    from loraflow.schemas.results import TrackingRun
+    from loraflow.tasks.tracking.runs import MlflowMetricsCallback
+
+    uri = f"sqlite:///{pairs / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    run_id = client.create_run(client.create_experiment("phases")).info.run_id
+    config = TrainConfig(objective="sft_then_dpo", learning_rate=5e-3, epochs=2, effective_batch_size=4,
+                         micro_batch_size=4, logging_steps=1, early_stopping_patience=0)
+    result = train_model(str(tiny_model_path), str(pairs / "train.jsonl"), None, LoraConfig(r=8), config, 96,
+                         str(pairs / "phases"), [MlflowMetricsCallback(TrackingRun(uri, run_id))])
+
+    sft, dpo = _series(client, run_id, "sft_phase/train_loss"), _series(client, run_id, "train_loss")
+    assert [step for step, _ in sft] == list(range(1, 9)) and [step for step, _ in dpo] == list(range(1, 9))
+    sft_history = [h["loss"] for h in _history(result["sft_phase"]["log_history"]) if "loss" in h]
+    assert [value for _, value in sft] == pytest.approx(sft_history)  # the supervised losses, not the DPO ones
+    assert [step for step, _ in _series(client, run_id, "train_reward_margin")] == list(range(1, 9))
+    assert not _series(client, run_id, "sft_phase/train_reward_margin")
+    assert _tensorboard_steps(pairs / "phases" / "sft_phase" / "train" / "tensorboard", "train/loss") == list(range(1, 9))
+    assert _tensorboard_steps(pairs / "phases" / "train" / "tensorboard", "train/loss") == list(range(1, 9))
