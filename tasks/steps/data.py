@@ -66,11 +66,17 @@ def fingerprint_input(input_path: str) -> str:
 
 @task(name="ingest", **DATA_TASK)
 def ingest(input_path: str, input_digest: str, config: DataConfig, out_dir: str) -> dict:
-    """Read and normalise the input file to canonical records; unparseable rows are quarantined."""
-    from tasks.ingest import ingest_records
+    """Read and normalise the input file to canonical records; unparseable rows are quarantined.
+
+    Large JSON Lines inputs (data.streaming, data.engine) stream through the stages in bounded memory.
+    """
+    from tasks import data_stages
 
     get_run_logger().info("stage: ingest %s", input_path)
-    return ingest_records(input_path, config, out_dir)
+    result = data_stages.ingest(input_path, config, out_dir)
+    if result["streaming"]:
+        get_run_logger().info("data stages stream on the %s engine", result["streaming"]["engine"])
+    return result
 
 
 @task(name="prepare-base-model", retries=2, retry_delay_seconds=10, retry_condition_fn=not_user_error,
@@ -95,15 +101,13 @@ def prepare_base_model(config: ModelConfig, records_path: str, cache_dir: str, i
 def validate(ingested: dict, config: DataConfig, languages: list[str], tokenizer_path: str, max_tokens: int,
              out_dir: str) -> dict:
     """Validate canonical records against the pandera contract; invalid rows go to quarantine with reasons."""
-    from tasks.validate import validate_records
+    from tasks import data_stages
 
     get_run_logger().info("stage: validate")
     from tasks.data_report import write_data_report
 
-    counts = ingested["counts"]
     try:
-        return validate_records(ingested["records"], config, languages, tokenizer_path, max_tokens, out_dir,
-                                prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input"))
+        return data_stages.validate(ingested, config, languages, tokenizer_path, max_tokens, out_dir)
     except LoraflowError as error:
         if getattr(error, "result", None):  # too many invalid rows: still leave the report of what was found
             write_data_report(out_dir, [ingested, error.result], tokenizer_path)
@@ -113,19 +117,19 @@ def validate(ingested: dict, config: DataConfig, languages: list[str], tokenizer
 @task(name="clean", **DATA_TASK)
 def clean(validated: dict, config: CleanConfig, languages: list[str], out_dir: str) -> dict:
     """Normalise, deduplicate (exact + near) and filter low-quality records, each removal with a reason."""
-    from tasks.clean import clean_records
+    from tasks import data_stages
 
     get_run_logger().info("stage: clean")
-    return clean_records(validated["records"], config, languages, out_dir)
+    return data_stages.clean(validated, config, languages, out_dir)
 
 
 @task(name="split", **DATA_TASK)
 def split(cleaned: dict, config: SplitConfig, out_dir: str) -> dict:
     """Split into train/val/test without leakage (and keep a frozen test set)."""
-    from tasks.split import split_records
+    from tasks import data_stages
 
     get_run_logger().info("stage: split")
-    result = split_records(cleaned["records"], config, out_dir)
+    result = data_stages.split(cleaned, config, out_dir)
     if result["counts"]["ratio_note"]:
         get_run_logger().warning("split: %s", result["counts"]["ratio_note"])
     return result
