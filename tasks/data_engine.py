@@ -71,6 +71,11 @@ def dask_client(address: str | None, workers: int):
 
 
 def _close(client, cluster) -> None:
+    import logging
+
+    # At exit other logging handlers (Prefect's) may be gone already: the cluster closes quietly.
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         client.close()
         cluster.close()
