@@ -1,0 +1,105 @@
+"""Dask or Ray for `data.engine`: the same streamed stages on each, on a local cluster of N worker processes.
+
+Measures, per framework: the cluster's cold start, the round trip of 200 empty tasks, and ingest -> validate ->
+clean -> split of the data_bench records with the stages' partition work on the cluster (wall s, records/s), and
+checks the outputs equal the local engine's. Ray is not a loraflow dependency: install it beside the venv to run
+this (pip install --target DIR ray; PYTHONPATH=DIR).
+
+    benchmarks/engine_choice.py --records 100000 --workers 2
+"""
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from data_scale_bench import OUTPUTS  # noqa: E402
+
+
+class RayEngine:
+    """The engine interface of tasks.data_engine on Ray tasks (one CPU each)."""
+
+    name = "ray"
+
+    def __init__(self, workers: int):
+        import ray
+
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
+        self.ray, self.workers, self.remote = ray, workers, {}
+
+    def map(self, fn, items, **kwargs):
+        if fn not in self.remote:
+            self.remote[fn] = self.ray.remote(num_cpus=1)(fn)
+        return self.ray.get([self.remote[fn].remote(item, **kwargs) for item in items])
+
+
+def _noop(x):
+    return x
+
+
+def stages(engine, src: Path, out: Path, part_bytes: int) -> float:
+    from schemas.config import CleanConfig, DataConfig, SplitConfig
+    from tasks.stream_clean import clean_stream
+    from tasks.stream_ingest import ingest_stream
+    from tasks.stream_split import split_stream
+    from tasks.stream_validate import validate_stream
+
+    t = time.perf_counter()
+    i = ingest_stream(str(src), DataConfig(), str(out), engine, part_bytes)
+    v = validate_stream(i["records"], DataConfig(), ["en", "zh"], None, 4096, str(out), engine, part_bytes)
+    c = clean_stream(v["records"], CleanConfig(), ["en", "zh"], str(out), engine, part_bytes)
+    split_stream(c["records"], SplitConfig(), str(out), engine, part_bytes)
+    return time.perf_counter() - t
+
+
+def digest(out: Path) -> str:
+    h = hashlib.sha256()
+    for name in OUTPUTS:
+        h.update((out / name).read_bytes())
+    return h.hexdigest()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--part-mb", type=float, default=8.0, help="partition size (small: several per worker)")
+    parser.add_argument("--frameworks", default="dask,ray")
+    args = parser.parse_args()
+    from data_bench import generate
+    from tasks.data_engine import LocalEngine, engine_for
+
+    rows = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        src = Path(tmp) / "in.jsonl"
+        generate(src, args.records)
+        part = int(args.part_mb * 1e6)
+        local_s = stages(LocalEngine(), src, Path(tmp) / "local", part)
+        reference = digest(Path(tmp) / "local")
+        rows.append(("local (in-process)", "-", "-", local_s, True))
+        for name in args.frameworks.split(","):
+            t = time.perf_counter()
+            engine = engine_for("dask", args.workers) if name == "dask" else RayEngine(args.workers)
+            start = time.perf_counter() - t
+            engine.map(_noop, [0])  # workers warm
+            t = time.perf_counter()
+            engine.map(_noop, list(range(200)))
+            tasks = time.perf_counter() - t
+            wall = stages(engine, src, Path(tmp) / name, part)
+            rows.append((f"{name}, {args.workers} workers", f"{start:.1f}", f"{tasks * 1000 / 200:.1f}", wall,
+                         digest(Path(tmp) / name) == reference))
+    print(f"| engine | cold start s | ms per empty task (200) | stages wall s ({args.records:,} records) | records/s | "
+          "outputs equal local |\n|---|---:|---:|---:|---:|---|")
+    for name, start, task_ms, wall, same in rows:
+        print(f"| {name} | {start} | {task_ms} | {wall:.1f} | {args.records / wall:,.0f} | {'yes' if same else 'NO'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
