@@ -45,14 +45,14 @@ def _rss_tree_gib() -> float:
     return total / 2**30
 
 
-def child(path: str, input_path: str, out: str, result_file: str) -> None:
+def child(path: str, input_path: str, out: str, result_file: str, partition_mb: str) -> None:
     """Run the four stages on one path and write timings, counts, peak RSS and output digests as JSON."""
     from schemas.config import CleanConfig, DataConfig, SplitConfig
     from tasks import data_stages
 
     engine, _, workers = path.partition(":")
     config = DataConfig(streaming="off" if path == "memory" else "on", engine="dask" if engine == "dask" else "local",
-                        workers=int(workers or 2))
+                        workers=int(workers or 2), partition_mb=float(partition_mb))
     peak = [0.0]
     stop = threading.Event()
 
@@ -90,13 +90,14 @@ def child(path: str, input_path: str, out: str, result_file: str) -> None:
         "counts": {s["stage"]: s["counts"] for s in (ingested, validated, cleaned, split)}}))
 
 
-def markdown(n: int, results: list[dict], load_before: float, gen: dict, when: str) -> str:
+def markdown(n: int, results: list[dict], load_before: float, gen: dict, when: str, partition_mb: float = 64.0) -> str:
     from bench_common import cpu_name
 
     lines = [f"### {n:,} records, {when} UTC", "",
              f"Machine: {cpu_name()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, 1-min load average "
              f"before the run {load_before:.2f} (a shared machine). Generated {gen['exact']:,} exact and {gen['near']:,} near copies.",
-             f"Command: `benchmarks/data_scale_bench.py --records {n} --paths {','.join(r['path'] for r in results)}`", "",
+             f"Command: `benchmarks/data_scale_bench.py --records {n} --paths {','.join(r['path'] for r in results)} "
+             f"--partition-mb {partition_mb:g}`", "",
              "| path | stage | wall s | records/s (wall) | CPU s (driver) |", "|---|---|---:|---:|---:|"]
     for r in results:
         stages = {k: v for k, v in r["timings"].items() if "not counted" not in k}
@@ -123,7 +124,8 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--paths", default="memory,stream", help="comma-separated: memory, stream, dask:N (N workers)")
     parser.add_argument("--json", help="also write the raw results here")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--partition-mb", type=float, default=64.0, help="data.partition_mb of the streamed paths")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -138,14 +140,15 @@ def main() -> int:
         gen = generate(src, args.records)
         for path in args.paths.split(","):
             out, result = Path(tmp) / path.replace(":", "-"), Path(tmp) / f"{path.replace(':', '-')}.json"
-            subprocess.run([sys.executable, __file__, "--child", path, str(src), str(out), str(result)], check=True)
+            subprocess.run([sys.executable, __file__, "--child", path, str(src), str(out), str(result), str(args.partition_mb)],
+                           check=True)
             results.append(json.loads(result.read_text()))
             subprocess.run(["rm", "-rf", str(out)], check=True)
             print(f"{path}: done", file=sys.stderr, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"records": args.records, "load_before": load_before, "when": when,
                                                "generated": gen, "results": results}, indent=1))
-    print(markdown(args.records, results, load_before, gen, when))
+    print(markdown(args.records, results, load_before, gen, when, args.partition_mb))
     return 0
 
 
