@@ -218,3 +218,25 @@ def test_partitions_cover_every_line_once(tmp_path):
     parts = stream_io.partitions(path, 500)
     lines = [n for p in parts for batch in stream_io.line_batches(p, 13) for n, _ in batch]
     assert lines == list(range(1, 1002)) and len(parts) > 10
+
+
+def test_validate_pilot_and_stop_stream_like_in_memory(mixed_input, tmp_path, small_batches):
+    from tasks.errors import LoraflowError
+
+    for config in (DataConfig(pilot=700), DataConfig(max_invalid_share=0.0)):
+        runs = {}
+        for name in ("memory", "stream"):
+            out = tmp_path / name / str(config.pilot)
+            i = (ingest_records(str(mixed_input), config, str(out)) if name == "memory"
+                 else ingest_stream(str(mixed_input), config, str(out), LocalEngine(), PART_BYTES))
+            args = (i["records"], config, ["en", "zh"], None, 4096, str(out))
+            prior = (i["counts"]["quarantined"], i["counts"]["input"])
+            try:
+                runs[name] = (validate_records(*args, *prior) if name == "memory"
+                              else validate_stream(*args, LocalEngine(), PART_BYTES, *prior))["counts"]
+            except LoraflowError as error:  # over data.max_invalid_share: the same stop, the same merged quarantine
+                runs[name] = (str(error).replace(str(out), "OUT"), error.result["counts"],
+                              (out / "data" / "quarantine.jsonl").read_bytes())
+            runs[name + "_files"] = [(out / "data" / "stages" / f).read_bytes() for f in ("validated.jsonl", "quarantine_validate.jsonl")]
+        assert runs["memory"] == runs["stream"] and runs["memory_files"] == runs["stream_files"]
+    assert isinstance(runs["memory"], tuple) and "data.max_invalid_share=0" in runs["memory"][0]
