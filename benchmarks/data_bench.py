@@ -169,7 +169,7 @@ def markdown(r: dict, load_before: float) -> str:
               f"leakage moves {r['split']['leakage_moves']}.", "",
               f"Near-duplicate stage on {r['nd_n']:,} texts (threshold 0.85, 128 permutations, 3-grams):", "",
               "| implementation | wall s | CPU s | near duplicates found |", "|---|---:|---:|---:|",
-              f"| loraflow (`tasks/dedup.py`, vectorised) | {r['ours_s'][0]:.1f} | {r['ours_s'][1]:.1f} | {r['ours']:,} |",
+              f"| loraflow (`tasks/data/dedup.py`, vectorised) | {r['ours_s'][0]:.1f} | {r['ours_s'][1]:.1f} | {r['ours']:,} |",
               f"| datasketch MinHash + MinHashLSH | {r['theirs_s'][0]:.1f} | {r['theirs_s'][1]:.1f} | {r['theirs']:,} |", "",
               f"Speed-up: **{r['theirs_s'][0] / r['ours_s'][0]:.1f}x** wall, **{r['theirs_s'][1] / r['ours_s'][1]:.1f}x** CPU."]
     return "\n".join(lines)

@@ -168,7 +168,7 @@ class StepTimer(TrainerCallback):
     def _mark(self):
         if DEV == "cuda":
             torch.cuda.synchronize()
-        # loraflow's trainer counts tokens over all ranks only when it logs (tasks/train_metrics.py): add this rank's
+        # loraflow's trainer counts tokens over all ranks only when it logs (tasks/training/train_metrics.py): add this rank's
         # tokens since then, times the ranks (every rank trains the same shapes here)
         pending = getattr(self.trainer, "pending_local_tokens", lambda: 0)() * WORLD
         return time.perf_counter(), getattr(self.trainer, "_total_train_tokens", 0) + pending

@@ -26,18 +26,20 @@ class DataStageResult(Result):
     counts: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)
     kind: str = "sft"
+    streaming: dict[str, Any] | None = None  # the streamed path's plan (engine, workers, ...); None: in memory
 
     @classmethod
     def from_stage(cls, data: dict[str, Any]) -> "DataStageResult":
         """From a stage function's dict: every other str value is a file of the stage."""
-        fixed = {"stage", "records", "counts", "kind"}
+        fixed = {"stage", "records", "counts", "kind", "streaming"}
         files = {k: v for k, v in data.items() if k not in fixed and isinstance(v, str)}
         return cls(stage=data["stage"], records=data["records"], counts=data["counts"], files=files,
-                   kind=data.get("kind", "sft"))
+                   kind=data.get("kind", "sft"), streaming=data.get("streaming"))
 
     def to_stage(self) -> dict[str, Any]:
-        """The stage function's dict again (what the data report reads)."""
-        return {"stage": self.stage, "records": self.records, "counts": self.counts, "kind": self.kind, **self.files}
+        """The stage function's dict again (what the next stage and the data report read)."""
+        return {"stage": self.stage, "records": self.records, "counts": self.counts, "kind": self.kind,
+                "streaming": self.streaming, **self.files}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Splits(Result):
     counts: dict[str, Any]
     moves: str = ""
     leakage_moves_sample: list = field(default_factory=list)
+    streaming: dict[str, Any] | None = None
 
     def paths(self) -> dict[str, str]:
         """The split files by name (val left out when there is none)."""

@@ -59,17 +59,19 @@ def read_lines(path: Path) -> tuple[list[Line], str]:
     if not encoding.startswith("utf-8"):
         text, encoding = read_text(path)
         return [Line(n, t.removesuffix("\r"), t.removesuffix("\r")) for n, t in _numbered(text.split("\n"))], encoding
-    lines = []
-    for n, chunk in _numbered(data.removeprefix(codecs.BOM_UTF8).split(b"\n")):
-        chunk = chunk.removesuffix(b"\r")
-        try:
-            text = chunk.decode("utf-8")
-            lines.append(Line(n, text, text))
-        except UnicodeDecodeError as error:
-            lines.append(Line(n, None, chunk.decode("utf-8", "backslashreplace"),
-                              f"not valid UTF-8 (byte 0x{chunk[error.start]:02x} at column {error.start + 1}); "
-                              "save the file as UTF-8"))
-    return lines, encoding
+    return [utf8_line(n, chunk) for n, chunk in _numbered(data.removeprefix(codecs.BOM_UTF8).split(b"\n"))], encoding
+
+
+def utf8_line(n: int, chunk: bytes) -> Line:
+    """Line n of a UTF-8 file from its bytes (without the "\\n"; a trailing "\\r" is dropped); a Line with a problem
+    when it does not decode."""
+    chunk = chunk.removesuffix(b"\r")
+    try:
+        text = chunk.decode("utf-8")
+        return Line(n, text, text)
+    except UnicodeDecodeError as error:
+        return Line(n, None, chunk.decode("utf-8", "backslashreplace"),
+                    f"not valid UTF-8 (byte 0x{chunk[error.start]:02x} at column {error.start + 1}); save the file as UTF-8")
 
 
 def _numbered(parts: list) -> list:

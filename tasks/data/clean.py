@@ -29,6 +29,13 @@ def _removal(record: dict, reason: str, detail: str, duplicate_of: str | None = 
     return {**row, "stage": "clean", "record": record}
 
 
+def near_removal(record: dict, kept: dict, sim: float, config: CleanConfig) -> dict:
+    """The removed.jsonl row of a near duplicate of the earlier kept record."""
+    return {**_removal(record, "near_duplicate", f"estimated Jaccard {sim:.2f} >= clean.near_dup_threshold={config.near_dup_threshold} "
+                       f"(clean.near_dup_compare={config.near_dup_compare})", kept["id"], sim),
+            "duplicate_of_messages": kept["messages"]}
+
+
 def _empty_turn(record: dict) -> str | None:
     for i, m in enumerate(record["messages"]):
         if not m["content"]:
@@ -65,6 +72,24 @@ def _json_value(text: str):
     return value if isinstance(value, (dict, list)) else None
 
 
+def clean_one(record: dict, config: CleanConfig, languages: list[str]) -> tuple[dict, tuple[str, str] | None]:
+    """The record normalised and language-tagged, and the (reason, detail) of the first filter it fails, or None."""
+    if config.normalize:
+        record = normalize_record(record)
+    meta = record["metadata"]
+    if not isinstance(meta.get("language"), str):
+        meta["language"] = detect_language(conversation_text([m for m in record["messages"] if m["role"] != "system"]))
+    empty = _empty_turn(record)
+    return record, (("too_short", empty) if empty else quality_problem(record["messages"], meta["language"], config, languages))
+
+
+def conflict_reviews(members: list[dict], key: str) -> list[dict]:
+    """Review rows for records sharing a prompt (content key `key`) whose answers conflict."""
+    ids = [r["id"] for r in members]
+    return [{**r, "review": {"reason": "conflicting_answers", "group": key[:16],
+                             "conflicts_with": [x for x in ids if x != r["id"]], "stage": "clean"}} for r in members]
+
+
 def clean_records(records_path: str, config: CleanConfig, languages: list[str], out_dir: str) -> dict:
     """Normalise and filter records; every removal carries a reason code, conflicts go to review."""
     n_input = 0
@@ -72,13 +97,7 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
     survivors = []
     for record in progress(iter_jsonl(records_path), "clean"):  # streamed: raw copies never pile up beside the normalised ones
         n_input += 1
-        if config.normalize:
-            record = normalize_record(record)
-        meta = record["metadata"]
-        if not isinstance(meta.get("language"), str):
-            meta["language"] = detect_language(conversation_text([m for m in record["messages"] if m["role"] != "system"]))
-        empty = _empty_turn(record)
-        problem = ("too_short", empty) if empty else quality_problem(record["messages"], meta["language"], config, languages)
+        record, problem = clean_one(record, config, languages)
         if problem:
             removed.append(_removal(record, *problem))
         else:
@@ -110,11 +129,7 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
         for key, members in groups.items():
             answers = [records[j]["messages"][-1]["content"] for j in members]
             if len(members) > 1 and _answers_conflict(answers, config.near_dup_threshold):
-                ids = [records[j]["id"] for j in members]
-                for j in members:
-                    others = [x for x in ids if x != records[j]["id"]]
-                    review.append({**records[j], "review": {"reason": "conflicting_answers", "group": key[:16],
-                                                            "conflicts_with": others, "stage": "clean"}})
+                review += conflict_reviews([records[j] for j in members], key)
                 conflicted.update(members)
         records = [r for j, r in enumerate(records) if j not in conflicted]
 
@@ -124,10 +139,7 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
                                config.minhash_perm, config.ngram_zh, config.ngram_en)
         del langs
         for j, (i, sim) in sorted(dups.items()):
-            removed.append({**_removal(records[j], "near_duplicate",
-                                       f"estimated Jaccard {sim:.2f} >= clean.near_dup_threshold={config.near_dup_threshold} "
-                                       f"(clean.near_dup_compare={config.near_dup_compare})", records[i]["id"], sim),
-                            "duplicate_of_messages": records[i]["messages"]})
+            removed.append(near_removal(records[j], records[i], sim, config))
         records = [r for j, r in enumerate(records) if j not in dups]
 
     # The cleaned output must meet the CleanRecord contract; a failure here is a bug in cleaning, not bad data.

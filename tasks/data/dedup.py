@@ -152,17 +152,26 @@ def candidate_pairs(sig: np.ndarray, has: np.ndarray, threshold: float, max_run:
     """Index pairs (i < j) sharing at least one LSH band; buckets larger than max_run pair within a window."""
     bands, rows = lsh_params(threshold, sig.shape[1])
     eligible = np.flatnonzero(has)
+    found = [band_pairs(band_key(sig[eligible], band, rows), eligible, max_run) for band in range(bands)]
+    return unique_pairs(found)
+
+
+def band_key(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """One uint64 key per signature row for LSH band `band` (rows `rows` wide): equal bands give equal keys."""
+    cols = sig[:, band * rows:(band + 1) * rows].astype(np.uint64)
+    key = np.zeros(len(sig), dtype=np.uint64)
+    for c in range(cols.shape[1]):
+        key = (key ^ cols[:, c]) * _M1
+    return key
+
+
+def band_pairs(key: np.ndarray, eligible: np.ndarray, max_run: int = 32) -> np.ndarray:
+    """Pairs of `eligible` indices whose band keys are equal (runs longer than max_run pair within a window)."""
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    same = sorted_key[1:] == sorted_key[:-1]
     found = []
-    for band in range(bands):
-        cols = sig[eligible, band * rows:(band + 1) * rows].astype(np.uint64)
-        key = np.zeros(len(eligible), dtype=np.uint64)
-        for c in range(cols.shape[1]):
-            key = (key ^ cols[:, c]) * _M1
-        order = np.argsort(key, kind="stable")
-        sorted_key = key[order]
-        same = sorted_key[1:] == sorted_key[:-1]
-        if not same.any():
-            continue
+    if same.any():
         for d in range(1, max_run):
             # Members d apart in a sorted run share the band key when all keys between them are equal.
             run = same if d == 1 else run[:-1] & same[d - 1:]
@@ -170,15 +179,24 @@ def candidate_pairs(sig: np.ndarray, has: np.ndarray, threshold: float, max_run:
             if len(hit) == 0:
                 break
             found.append(np.stack([eligible[order[hit]], eligible[order[hit + d]]], axis=1))
+    return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+
+
+def unique_pairs(found: list[np.ndarray]) -> np.ndarray:
+    """The distinct pairs (i < j) of several pair arrays, sorted."""
+    found = [f for f in found if len(f)]
     if not found:
         return np.empty((0, 2), dtype=np.int64)
-    pairs = np.sort(np.concatenate(found), axis=1)
-    return np.unique(pairs, axis=0)
+    return np.unique(np.sort(np.concatenate(found), axis=1), axis=0)
 
 
 def similar_pairs(sig: np.ndarray, has: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs whose estimated Jaccard similarity reaches the threshold, with that estimate."""
-    pairs = candidate_pairs(sig, has, threshold)
+    return pair_similarities(candidate_pairs(sig, has, threshold), sig, threshold)
+
+
+def pair_similarities(pairs: np.ndarray, sig, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs whose estimated Jaccard similarity (signature agreement) reaches the threshold, with that estimate."""
     sims = np.empty(len(pairs))
     for c0 in range(0, len(pairs), _CHUNK_ROWS):
         p = pairs[c0:c0 + _CHUNK_ROWS]
@@ -199,23 +217,36 @@ def similar_records(messages: list[list[dict]], langs: list[str], threshold: flo
             break
         involved = np.unique(pairs)  # signatures only for records in a candidate pair
         texts = [parts[i][k] for i in involved.tolist()]
-        sig, has = minhash_signatures(texts, [langs[i] for i in involved.tolist()], num_perm, ngram_zh, ngram_en)
-        a, b = np.searchsorted(involved, pairs[:, 0]), np.searchsorted(involved, pairs[:, 1])
-        part_sims = (sig[a] == sig[b]).mean(axis=1)
-        neither = ~has[a] & ~has[b]
-        equal = np.fromiter((texts[i] == texts[j] for i, j in zip(a[neither].tolist(), b[neither].tolist())), bool, int(neither.sum()))
-        part_sims[neither] = equal
-        part_sims[has[a] != has[b]] = 0.0
-        sims = np.minimum(sims, part_sims)
-        keep = sims >= threshold
-        pairs, sims = pairs[keep], sims[keep]
+        pairs, sims = refine_pairs(pairs, sims, involved, texts, [langs[i] for i in involved.tolist()], threshold,
+                                   num_perm, ngram_zh, ngram_en)
+    return pairs, sims
+
+
+def refine_pairs(pairs: np.ndarray, sims: np.ndarray, involved: np.ndarray, texts: list[str], langs: list[str],
+                 threshold: float, num_perm: int, ngram_zh: int, ngram_en: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs that also reach the threshold on one more compared text (`texts[k]` of record `involved[k]`), with the
+    lower similarity; texts too short for a shingle match only when they are equal."""
+    sig, has = minhash_signatures(texts, langs, num_perm, ngram_zh, ngram_en)
+    a, b = np.searchsorted(involved, pairs[:, 0]), np.searchsorted(involved, pairs[:, 1])
+    part_sims = (sig[a] == sig[b]).mean(axis=1)
+    neither = ~has[a] & ~has[b]
+    equal = np.fromiter((texts[i] == texts[j] for i, j in zip(a[neither].tolist(), b[neither].tolist())), bool, int(neither.sum()))
+    part_sims[neither] = equal
+    part_sims[has[a] != has[b]] = 0.0
+    sims = np.minimum(sims, part_sims)
+    keep = sims >= threshold
+    pairs, sims = pairs[keep], sims[keep]
     return pairs, sims
 
 
 def near_duplicates(messages: list[list[dict]], langs: list[str], threshold: float, compare: str = "turns",
                     num_perm: int = 128, ngram_zh: int = 3, ngram_en: int = 3) -> dict[int, tuple[int, float]]:
     """{index of a near-duplicate: (index of the earlier kept record it duplicates, estimated Jaccard)}."""
-    pairs, sims = similar_records(messages, langs, threshold, compare, num_perm, ngram_zh, ngram_en)
+    return greedy_duplicates(*similar_records(messages, langs, threshold, compare, num_perm, ngram_zh, ngram_en))
+
+
+def greedy_duplicates(pairs: np.ndarray, sims: np.ndarray) -> dict[int, tuple[int, float]]:
+    """{j: (i, similarity)}: each later record of a similar pair matched to the earliest record that is itself kept."""
     order = np.lexsort((pairs[:, 0], pairs[:, 1]))
     removed: dict[int, tuple[int, float]] = {}
     for i, j, s in zip(pairs[order, 0].tolist(), pairs[order, 1].tolist(), sims[order].tolist()):

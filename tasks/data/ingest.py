@@ -75,15 +75,7 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict], int | Non
     if suffix == ".jsonl":
         lines, encoding = read_lines(path)
         n_lines = len(lines)
-        for line in lines:
-            if line.problem:
-                bad.append({"line": line.number, "raw": line.raw, "reasons": [_reason("encoding", None, line.problem)]})
-            elif line.text.strip():
-                try:
-                    rows.append((line.number, json.loads(line.text)))
-                except json.JSONDecodeError as err:
-                    where = f" (the file is {encoding.upper()})" if not encoding.startswith("utf-8") else ""
-                    bad.append({"line": line.number, "raw": line.raw, "reasons": [_reason("parse_json", None, f"{err}{where}")]})
+        rows, bad = parse_lines(lines, encoding)
     elif suffix == ".csv":
         text, _ = read_text(path)
         try:
@@ -103,6 +95,22 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[dict], int | Non
             raise LoraflowError(f"{path}: not readable as Parquet ({err}); re-export the file.") from None
         rows = [(i, row) for i, row in enumerate(table.to_pylist(), start=1)]
     return rows, bad, n_lines
+
+
+def parse_lines(lines, encoding: str) -> tuple[list[tuple[int, Any]], list[dict]]:
+    """(line, parsed row) pairs of JSON Lines and quarantine rows for the lines that do not decode or parse."""
+    rows: list[tuple[int, Any]] = []
+    bad: list[dict] = []
+    for line in lines:
+        if line.problem:
+            bad.append({"line": line.number, "raw": line.raw, "reasons": [_reason("encoding", None, line.problem)]})
+        elif line.text.strip():
+            try:
+                rows.append((line.number, json.loads(line.text)))
+            except json.JSONDecodeError as err:
+                where = f" (the file is {encoding.upper()})" if not encoding.startswith("utf-8") else ""
+                bad.append({"line": line.number, "raw": line.raw, "reasons": [_reason("parse_json", None, f"{err}{where}")]})
+    return rows, bad
 
 
 def _looks_like_jsonl(text: str) -> bool:
@@ -216,8 +224,8 @@ def _precheck(row: Any, fmt: str | None, forced: bool) -> list[dict]:
     return reasons
 
 
-def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
-    """Read the input file, normalise every record to canonical form, quarantine what cannot be read."""
+def check_input(input_path: str) -> Path:
+    """The input file's path; a user error when it is missing, a folder, empty or of an unknown type."""
     path = Path(input_path)
     if path.is_dir():
         raise LoraflowError(f"{path} is a directory; pass one data file inside it with --input or data.path.")
@@ -227,10 +235,16 @@ def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
         raise LoraflowError(f"{path}: unknown file type '{path.suffix}'; use one of {', '.join(EXTENSIONS)}.")
     if path.stat().st_size == 0:
         raise LoraflowError(f"{path}: the file is empty; point --input at a file with records.")
-    rows, quarantine, n_lines = _read_rows(path)
-    if not rows and not quarantine:
-        raise LoraflowError(f"{path}: the file holds no records; point --input at a file with records.")
-    n_unreadable = len(quarantine)  # lines that did not decode or parse
+    return path
+
+
+def no_records_error(path) -> LoraflowError:
+    return LoraflowError(f"{path}: the file holds no records; point --input at a file with records.")
+
+
+def convert_rows(rows: list[tuple[int, Any]], config: DataConfig) -> tuple[list[tuple[int, dict]], list[dict]]:
+    """Canonical (line, record) pairs sorted by line, and quarantine rows, for parsed input rows (kind not yet applied)."""
+    quarantine: list[dict] = []
     forced = config.format != "auto"
     groups: dict[str, list[tuple[int, dict]]] = {}
     for line, row in progress(rows, "ingest"):
@@ -263,6 +277,18 @@ def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
                 record["rejected"] = pair[1]
             records.append((line, record))
     records.sort(key=lambda item: item[0])
+    return records, quarantine
+
+
+def ingest_records(input_path: str, config: DataConfig, out_dir: str) -> dict:
+    """Read the input file, normalise every record to canonical form, quarantine what cannot be read."""
+    path = check_input(input_path)
+    rows, quarantine, n_lines = _read_rows(path)
+    if not rows and not quarantine:
+        raise no_records_error(path)
+    n_unreadable = len(quarantine)  # lines that did not decode or parse
+    records, converted_out = convert_rows(rows, config)
+    quarantine += converted_out
     kind, records, not_pairs = apply_kind(records, config.kind)
     quarantine += not_pairs
     quarantine.sort(key=lambda q: q["line"])

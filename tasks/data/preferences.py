@@ -12,13 +12,7 @@ def apply_kind(records: list[tuple[int, dict]], kind: str) -> tuple[str, list[tu
     auto: `preference` when every record is a pair, `sft` when none is; a mix is a user error. `sft` trains on the
     chosen answers of pairs (their rejected answers are dropped); `preference` quarantines records without a pair.
     """
-    pairs = sum(1 for _, r in records if is_pair(r))
-    if kind == "auto":
-        if 0 < pairs < len(records):
-            raise LoraflowError(f"the input mixes {pairs} preference pairs with {len(records) - pairs} supervised records; "
-                                "set data.kind=preference (quarantines the supervised ones) or data.kind=sft (trains on the "
-                                "chosen answers), or split the file.")
-        kind = "preference" if records and pairs == len(records) else "sft"
+    kind = resolve_kind(sum(1 for _, r in records if is_pair(r)), len(records), kind)
     if kind == "sft":
         return kind, [(line, {k: v for k, v in r.items() if k != "rejected"}) for line, r in records], []
     kept, quarantine = [], []
@@ -29,6 +23,17 @@ def apply_kind(records: list[tuple[int, dict]], kind: str) -> tuple[str, list[tu
             quarantine.append({"line": line, "raw": record, "reasons": [
                 {"check": "not_a_pair", "field": "rejected", "value": None}]})
     return kind, kept, quarantine
+
+
+def resolve_kind(pairs: int, total: int, kind: str) -> str:
+    """data.kind with `auto` decided from how many of the records are pairs; a mix is a user error."""
+    if kind != "auto":
+        return kind
+    if 0 < pairs < total:
+        raise LoraflowError(f"the input mixes {pairs} preference pairs with {total - pairs} supervised records; "
+                            "set data.kind=preference (quarantines the supervised ones) or data.kind=sft (trains on the "
+                            "chosen answers), or split the file.")
+    return "preference" if total and pairs == total else "sft"
 
 
 def dedup_key(record: dict) -> str:

@@ -6,10 +6,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.jsonl import iter_jsonl, write_jsonl
 from loraflow.tasks.data.quality import detect_language
+from loraflow.tasks.data.streaming.io import count_newlines, rows_at
 
 SAMPLE = 20_000  # records per split used for histograms and diversity; counts always cover everything
 _HAN = re.compile(r"[\u3400-\u9fff]")
@@ -55,8 +57,12 @@ def _histogram(lengths: list[int]) -> dict:
 
 def split_stats(path: str, tokenizer) -> dict:
     """Count, language mix, augmented share, token-length histogram and distinct-n of one split file."""
-    records = _rows(path)
-    sample = records if len(records) <= SAMPLE else random.Random(0).sample(records, SAMPLE)
+    # Streamed: only the sampled records are parsed (a split can hold millions); the same sample as sampling the list.
+    n = count_newlines(path) if path and Path(path).is_file() else 0
+    picked = list(range(n)) if n <= SAMPLE else random.Random(0).sample(range(n), SAMPLE)
+    by_index = dict(rows_at(path, sorted(picked))) if n else {}
+    sample = [by_index[i] for i in picked]
+    del by_index
     langs = [r["metadata"].get("language") or detect_language(r["messages"][-1]["content"]) for r in sample]
     if tokenizer is not None:
         from loraflow.tasks.data.validate import count_tokens
@@ -65,10 +71,16 @@ def split_stats(path: str, tokenizer) -> dict:
     else:
         lengths = [sum(approx_tokens(m["content"]) for m in r["messages"]) for r in sample]
     answers = [r["messages"][-1]["content"] for r in sample]
-    return {"count": len(records), "augmented": sum(1 for r in records if r["metadata"].get("augment_method")),
+    return {"count": n, "augmented": _augmented(path) if n else 0,
             "sampled": len(sample), "languages": dict(Counter(langs)),
             "token_lengths": _histogram(lengths), "distinct_1": distinct_n(answers, langs, 1),
             "distinct_2": distinct_n(answers, langs, 2)}
+
+
+def _augmented(path: str) -> int:
+    """Records of a split file made by augmentation (only lines naming augment_method are parsed)."""
+    with open(path, "rb") as f:
+        return sum(1 for line in f if b'"augment_method"' in line and orjson.loads(line)["metadata"].get("augment_method"))
 
 
 def duplicate_clusters(removed: list[dict], top: int = 10) -> dict:
@@ -218,5 +230,8 @@ def _record_pages(stages: dict, header: dict | None, quarantine: list[dict], rem
 
     files = {"quarantine": "data/quarantine.jsonl", "removed": stages.get("clean", {}).get("removed") or "removed.jsonl",
              "review": "data/review.jsonl"}
-    kept = _rows(stages.get("clean", {}).get("records"))
+    # Only the kept records that removed duplicates point at are shown: the kept file can hold millions.
+    wanted = {str(r["duplicate_of"]) for r in removed if r.get("duplicate_of")}
+    path = stages.get("clean", {}).get("records")
+    kept = [r for r in iter_jsonl(path) if str(r.get("id")) in wanted] if wanted and path and Path(path).is_file() else []
     return {"header": report_header(header or {}), "records": record_views(quarantine, removed, review, kept, files)}

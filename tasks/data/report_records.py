@@ -40,7 +40,7 @@ def _section(title: str, items: list[str], total: int, file: str, unit: str) -> 
 def quarantine_section(quarantine: list[dict], file: str) -> str:
     """Every quarantined record's line, stage, reasons and text, each collapsible."""
     items = [_details(f"line {q.get('line', '?')} · {html.escape(str(q.get('stage', '?')))} · {html.escape(_reasons(q))}",
-                      record_text(q.get("raw"))) for q in quarantine]
+                      record_text(q.get("raw"))) for q in quarantine[:SHOWN_PER_SECTION]]  # only shown ones rendered
     return _section("Quarantined records", items, len(quarantine), file, "records")
 
 
@@ -51,7 +51,7 @@ def duplicates_section(removed: list[dict], kept_text: dict[str, str], file: str
         if row.get("duplicate_of"):
             clusters.setdefault(row["duplicate_of"], []).append(row)
     items = []
-    for kept, rows in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+    for kept, rows in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:SHOWN_PER_SECTION]:
         parts = [f"KEPT {kept}\n{kept_text.get(kept, '(text not in the kept splits)')}"]
         parts += [f"REMOVED {r['id']} ({r['reason']}, similarity {r.get('similarity', 1.0)})\n{record_text(r.get('record'))}" for r in rows]
         items.append(_details(f"kept {html.escape(kept)} · {len(rows)} removed", "\n\n".join(parts)))
@@ -62,7 +62,7 @@ def other_removals_section(removed: list[dict], file: str) -> str:
     """Records removed for other reasons than duplication (quality filters, empty turns), with their text."""
     rows = [r for r in removed if not r.get("duplicate_of")]
     items = [_details(f"{html.escape(str(r['id']))} · {html.escape(r['reason'])}: {html.escape(str(r.get('detail', '')))}",
-                      record_text(r.get("record"))) for r in rows]
+                      record_text(r.get("record"))) for r in rows[:SHOWN_PER_SECTION]]
     return _section("Other removed records", items, len(rows), file, "records")
 
 
@@ -72,7 +72,7 @@ def conflicts_section(review: list[dict], file: str) -> str:
     for row in review:
         groups.setdefault(row.get("review", {}).get("group", row["id"]), []).append(row)
     items = [_details(f"group {html.escape(group)} · {len(rows)} records",
-                      "\n\n".join(f"{r['id']}\n{record_text(r)}" for r in rows)) for group, rows in groups.items()]
+                      "\n\n".join(f"{r['id']}\n{record_text(r)}" for r in rows)) for group, rows in list(groups.items())[:SHOWN_PER_SECTION]]
     return _section("Conflicting answers held for review", items, len(groups), file, "groups")
 
 

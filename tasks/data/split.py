@@ -125,12 +125,17 @@ def assign_splits(records: list[dict], config: SplitConfig, frozen: bool,
 
 def ratio_note(split: list[str], unit: list[int], config: SplitConfig, frozen: bool, tolerance: int = 3) -> str | None:
     """A sentence when the split's sizes miss the configured shares by more than `tolerance` records, naming the cause."""
-    shares, counts = _shares(config, frozen), Counter(split)
-    new = sum(counts[n] for n in shares if shares[n] > 0) if frozen else len(split)
+    return shares_note(Counter(split), lambda: max(Counter(unit).values()), config, frozen, tolerance)
+
+
+def shares_note(counts: Counter, largest_unit, config: SplitConfig, frozen: bool, tolerance: int = 3) -> str | None:
+    """ratio_note from the records per split and a function giving the largest unit's size."""
+    shares = _shares(config, frozen)
+    new = sum(counts[n] for n in shares if shares[n] > 0) if frozen else sum(counts.values())
     off = {n: counts[n] - shares[n] * new for n in shares if shares[n] > 0}
     if not new or max(abs(v) for v in off.values()) <= tolerance:
         return None
-    largest = max(Counter(unit).values())
+    largest = largest_unit()
     got = "/".join(f"{counts[n] / new:.2f}" for n in off)
     want = "/".join(f"{shares[n]:g}" for n in off)
     return (f"the {'/'.join(off)} shares came out {got} instead of {want}: records kept together (duplicates, "

@@ -73,18 +73,9 @@ def invalid_share(prior_quarantined: int, prior_input: int, quarantined: int, ev
     return ingest_share + validate_share * (1.0 - ingest_share)
 
 
-def validate_records(records_path: str, config: DataConfig, languages: list[str], tokenizer_path: str | None,
-                     max_tokens: int, out_dir: str, prior_quarantined: int = 0, prior_input: int | None = None) -> dict:
-    """Lazily validate every record; write valid ones and quarantine the rest; stop (exit 2) over the threshold."""
-    records = read_jsonl(records_path)
-    n_input = len(records)
-    pilot_skipped = 0
-    if config.pilot and config.pilot < n_input:
-        keep = sorted(random.Random(config.seed).sample(range(n_input), config.pilot))
-        pilot_skipped = n_input - len(keep)
-        records = [records[i] for i in keep]
+def validate_batch(records: list[dict], tokenizer, max_tokens: int) -> tuple[list[dict], list[dict]]:
+    """(valid records, quarantine rows) of one batch checked against the contract (ids unique within the batch)."""
     frame = records_frame(records)
-    tokenizer = load_tokenizer(tokenizer_path)
     pairs = "rejected" in frame.columns
     if tokenizer is not None:
         counts = count_tokens(tokenizer, list(frame["messages"]))
@@ -95,13 +86,41 @@ def validate_records(records_path: str, config: DataConfig, languages: list[str]
     kept, quarantine = [], []
     for i, record in enumerate(records):
         if i in failures:
-            meta = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-            quarantine.append({"line": meta.get("source_line"), "id": record.get("id"), "raw": record,
-                               "reasons": failures[i], "stage": "validate"})
+            quarantine.append(quarantine_row(record, failures[i]))
         else:
             if tokenizer is not None:
                 record["metadata"]["n_tokens"] = int(frame.at[i, "n_tokens"])
             kept.append(record)
+    return kept, quarantine
+
+
+def quarantine_row(record: dict, reasons: list[dict]) -> dict:
+    """A validation quarantine row: the record's source line and id, the record and why it failed."""
+    meta = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    return {"line": meta.get("source_line"), "id": record.get("id"), "raw": record, "reasons": reasons, "stage": "validate"}
+
+
+def invalid_error(share: float, config: DataConfig, reasons: Counter, out_dir: str) -> LoraflowError:
+    """The stop (exit 2) when more than data.max_invalid_share of the records is invalid."""
+    # Every reason of both stages, most frequent first: the first few alone hid most of the rows' problems.
+    listed = ", ".join(f"{k} x{v}" for k, v in reasons.most_common())
+    return LoraflowError(
+        f"{share:.1%} of records are invalid (over data.max_invalid_share={config.max_invalid_share:g}; "
+        f"reasons: {listed}); see {Path(out_dir) / 'data'} quarantine files, "
+        "fix the data or raise data.max_invalid_share.", exit_code=2)
+
+
+def validate_records(records_path: str, config: DataConfig, languages: list[str], tokenizer_path: str | None,
+                     max_tokens: int, out_dir: str, prior_quarantined: int = 0, prior_input: int | None = None) -> dict:
+    """Lazily validate every record; write valid ones and quarantine the rest; stop (exit 2) over the threshold."""
+    records = read_jsonl(records_path)
+    n_input = len(records)
+    pilot_skipped = 0
+    if config.pilot and config.pilot < n_input:
+        keep = sorted(random.Random(config.seed).sample(range(n_input), config.pilot))
+        pilot_skipped = n_input - len(keep)
+        records = [records[i] for i in keep]
+    kept, quarantine = validate_batch(records, load_tokenizer(tokenizer_path), max_tokens)
     folder = stage_dir(out_dir)
     records_out, quarantine_out = folder / "validated.jsonl", folder / "quarantine_validate.jsonl"
     write_jsonl(records_out, kept)
@@ -119,12 +138,7 @@ def validate_records(records_path: str, config: DataConfig, languages: list[str]
     if share > config.max_invalid_share:
         ingest_quarantine = folder / "quarantine_ingest.jsonl"
         earlier = read_jsonl(ingest_quarantine) if ingest_quarantine.is_file() else []
-        # Every reason of both stages, most frequent first: the first few alone hid most of the rows' problems.
-        reasons = ", ".join(f"{k} x{v}" for k, v in Counter(r["check"] for q in earlier + quarantine for r in q["reasons"]).most_common())
-        err = LoraflowError(
-            f"{share:.1%} of records are invalid (over data.max_invalid_share={config.max_invalid_share:g}; "
-            f"reasons: {reasons}); see {Path(out_dir) / 'data'} quarantine files, "
-            "fix the data or raise data.max_invalid_share.", exit_code=2)
+        err = invalid_error(share, config, Counter(r["check"] for q in earlier + quarantine for r in q["reasons"]), out_dir)
         err.result = result
         # The run stops here, so the run folder's quarantine.jsonl (normally merged by the report) is written now.
         write_jsonl(RunFolder(out_dir).data / "quarantine.jsonl", earlier + quarantine)

@@ -1,15 +1,14 @@
 """Resource estimate before training: GPU memory by method, training time from a throughput table, disk."""
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.planning.estimate_fsdp import fsdp_memory_parts
 from loraflow.tasks.planning.estimate_objective import compute_factor, objective_note, phases_for, reference_bytes
 from loraflow.tasks.planning.estimate_disk import disk_breakdown
+from loraflow.tasks.planning.estimate_speed import THROUGHPUT_TABLE, Method, device_family, tokens_per_second
 from loraflow.tasks.planning.estimate_shapes import (GIB, NF4_BYTES, NF4_CONST_BYTES, OPTIMIZER_BYTES, ModelShape,
                                                       load_model_config, lora_params, shape_from_config)
 
-Method = Literal["lora", "qlora", "full"]
 
 # A compiled decoder layer saves ~2/3 of the eager layer's tensors: 1.47 GiB per unchecked 7B layer at 8192 tokens
 # (qlora_fp32 none, H100, benchmarks/results/train_bench_h100_2026-11-27_run3_unchecked.json) vs 2.21 GiB eager.
@@ -32,18 +31,6 @@ CUDA_CONTEXT_BYTES = 0.5 * GIB
 FIT_MARGIN = 0.9  # use at most 90% of the card, so a longer batch or eval does not tip it over
 # LoRA dropout > 0 keeps, for every adapted linear layer, a bf16 dropout copy of its input and a 1-byte mask.
 DROPOUT_BYTES_PER_INPUT = 3
-
-# Effective TFLOP/s counted as 6 x params x tokens/s (the bench's MFU convention), with the hidden size they were
-# measured at (smaller models use the card less well). Seeded from ../shared/bench (H100, 7B, gradient checkpointing).
-THROUGHPUT_TABLE: dict[str, dict[str, tuple[float, int]]] = {
-    "H100": {"qlora": (222.0, 4096), "lora": (280.0, 4096), "full": (210.0, 4096)},  # full: 8N vs 6N of LoRA (assumed)
-    "H200": {"qlora": (222.0, 4096), "lora": (280.0, 4096), "full": (210.0, 4096)},  # same compute as H100 (assumed)
-    "A100": {"qlora": (91.0, 4096), "lora": (115.0, 4096), "full": (86.0, 4096)},  # H100 x 0.41 matmul ratio (assumed)
-    # SmolLM2-135M LoRA on 2 cores without checkpointing: 140 tok/s = 0.113 TFLOP/s; stored as with checkpointing.
-    "cpu": {"qlora": (0.04, 576), "lora": (0.081, 576), "full": (0.061, 576)},
-}
-NO_CHECKPOINTING_SPEEDUP = 1.4  # QLoRA 2048x2 without checkpointing ran 1.44x faster on the H100
-
 
 @dataclass(frozen=True)
 class Recommendation:
@@ -148,25 +135,6 @@ def activation_bytes(shape: ModelShape, tokens: int, grad_checkpointing: bool, r
     return shape.num_layers * layer + head
 
 
-def tokens_per_second(
-    shape: ModelShape, method: Method, seq_len: int, micro_batch: int, grad_checkpointing: bool, device: str,
-    throughput_table: dict | None = None,
-) -> float:
-    """Training tokens/s from the measured table, scaled by model size, hidden size and tokens per micro-batch."""
-    table = throughput_table or THROUGHPUT_TABLE
-    entry = table.get(device) or table.get(_device_family(device)) or table["H100"]
-    tflops, reference_hidden = entry[method]
-    per_token_flops = 6.0 * shape.total_params
-    speed = tflops * 1e12 / per_token_flops * min(1.0, shape.hidden_size / reference_hidden) ** 0.5
-    if device != "cpu":
-        # Small micro-batches leave the GPU idle between kernels: 2048 tokens ran at ~0.5-0.6x, 4096 at ~0.87x.
-        tokens = seq_len * micro_batch
-        speed *= min(1.05, tokens / (tokens + 2048) * 1.25)
-    if not grad_checkpointing:
-        speed *= NO_CHECKPOINTING_SPEEDUP
-    return speed
-
-
 def estimate_resources(
     model_config_path_or_dict: str | dict,
     method: str,
@@ -247,7 +215,7 @@ def estimate_resources(
             f"{FIT_MARGIN:.0%} of the {gpu_memory_gib:.1f} GiB card"
         )
     table = throughput_table or THROUGHPUT_TABLE
-    if device not in table and _device_family(device) not in table:
+    if device not in table and device_family(device) not in table:
         notes.append(f"no measured throughput for {device}; training time uses the H100 numbers")
     opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
     # Each phase goes over the data once per epoch; a pair's two sequences both train, DPO's reference forward slows it.
@@ -332,11 +300,3 @@ def require_fit(estimate: ResourceEstimate) -> None:
         f"training does not fit the {card} ({need}); set train.method={rec.method} "
         f"train.micro_batch_size={rec.micro_batch} train.gradient_checkpointing={str(rec.gradient_checkpointing).lower()}"
     )
-
-
-def _device_family(device: str) -> str:
-    """'NVIDIA H100 80GB HBM3' -> 'H100'; unknown cards map to themselves."""
-    for family in ("H200", "H100", "A100"):
-        if family.lower() in device.lower():
-            return family
-    return "cpu" if device.lower() == "cpu" else device

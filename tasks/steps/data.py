@@ -68,11 +68,17 @@ def fingerprint_input(input_path: str) -> str:
 
 @task(name="ingest", **DATA_TASK)
 def ingest(input_path: str, input_digest: str, config: DataConfig, out_dir: str) -> DataStageResult:
-    """Read and normalise the input file to canonical records; unparseable rows are quarantined."""
-    from loraflow.tasks.data.ingest import ingest_records
+    """Read and normalise the input file to canonical records; unparseable rows are quarantined.
+
+    Large JSON Lines inputs (data.streaming, data.engine) stream through the stages in bounded memory.
+    """
+    from loraflow.tasks.data import stages
 
     get_run_logger().info("stage: ingest %s", input_path)
-    return DataStageResult.from_stage(ingest_records(input_path, config, out_dir))
+    result = DataStageResult.from_stage(stages.ingest(input_path, config, out_dir))
+    if result.streaming:
+        get_run_logger().info("data stages stream on the %s engine", result.streaming["engine"])
+    return result
 
 
 @task(name="prepare-base-model", retries=2, retry_delay_seconds=10, retry_condition_fn=not_user_error,
@@ -97,16 +103,14 @@ def prepare_base_model(config: ModelConfig, records_path: str, cache_dir: str, i
 def validate(ingested: DataStageResult, config: DataConfig, languages: list[str], tokenizer_path: str, max_tokens: int,
              out_dir: str) -> DataStageResult:
     """Validate canonical records against the pandera contract; invalid rows go to quarantine with reasons."""
-    from loraflow.tasks.data.validate import validate_records
+    from loraflow.tasks.data import stages
 
     get_run_logger().info("stage: validate")
     from loraflow.tasks.data.report import write_data_report
 
-    counts = ingested.counts
     try:
-        return DataStageResult.from_stage(validate_records(
-            ingested.records, config, languages, tokenizer_path, max_tokens, out_dir,
-            prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input")))
+        return DataStageResult.from_stage(stages.validate(ingested.to_stage(), config, languages, tokenizer_path, max_tokens,
+                                                          out_dir))
     except LoraflowError as error:
         if getattr(error, "result", None):  # too many invalid rows: still leave the report of what was found
             write_data_report(out_dir, [ingested.to_stage(), error.result], tokenizer_path)
@@ -116,19 +120,19 @@ def validate(ingested: DataStageResult, config: DataConfig, languages: list[str]
 @task(name="clean", **DATA_TASK)
 def clean(validated: DataStageResult, config: CleanConfig, languages: list[str], out_dir: str) -> DataStageResult:
     """Normalise, deduplicate (exact + near) and filter low-quality records, each removal with a reason."""
-    from loraflow.tasks.data.clean import clean_records
+    from loraflow.tasks.data import stages
 
     get_run_logger().info("stage: clean")
-    return DataStageResult.from_stage(clean_records(validated.records, config, languages, out_dir))
+    return DataStageResult.from_stage(stages.clean(validated.to_stage(), config, languages, out_dir))
 
 
 @task(name="split", **DATA_TASK)
 def split(cleaned: DataStageResult, config: SplitConfig, out_dir: str) -> Splits:
     """Split into train/val/test without leakage (and keep a frozen test set)."""
-    from loraflow.tasks.data.split import split_records
+    from loraflow.tasks.data import stages
 
     get_run_logger().info("stage: split")
-    result = Splits.from_dict(split_records(cleaned.records, config, out_dir))
+    result = Splits.from_dict(stages.split(cleaned.to_stage(), config, out_dir))
     if result.counts["ratio_note"]:
         get_run_logger().warning("split: %s", result.counts["ratio_note"])
     return result

@@ -36,7 +36,20 @@ def compose():
 def test_compose_file_passes_docker_compose_config(compose):
     assert set(compose["services"]) == {
         "postgres", "prefect-server", "mlflow", "prefect-worker", "model-fetch", "vllm", "feedback-api", "loraflow-server",
+        "dask-scheduler", "dask-worker",
     }
+
+
+def test_dask_cluster_is_reachable_from_the_flows_and_shares_their_volume(compose):
+    services = compose["services"]
+    assert services["dask-scheduler"]["command"][:2] == ["dask", "scheduler"]
+    assert services["dask-worker"]["command"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
+    assert services["dask-worker"]["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
+    assert services["prefect-worker"]["environment"]["LORAFLOW_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
+    data = {v["source"] for v in services["prefect-worker"]["volumes"] if v["target"] == "/data"}
+    assert data and data == {v["source"] for v in services["dask-worker"]["volumes"] if v["target"] == "/data"}
+    endpoints = next(d for _, d in k8s_documents() if d["kind"] == "ConfigMap")
+    assert endpoints["data"]["LORAFLOW_DASK_ADDRESS"].startswith("tcp://dask-scheduler.loraflow.svc")
 
 
 def test_compose_binary_rejects_a_broken_file(tmp_path):

@@ -4,7 +4,8 @@ import json
 import pytest
 
 from loraflow.tasks.common.errors import LoraflowError
-from loraflow.tasks.planning.estimate import estimate_resources, require_fit, tokens_per_second
+from loraflow.tasks.planning.estimate import estimate_resources, require_fit
+from loraflow.tasks.planning.estimate_speed import tokens_per_second
 from loraflow.tasks.planning.estimate_shapes import load_model_config, lora_params, shape_from_config
 
 LLAMA2_7B = {

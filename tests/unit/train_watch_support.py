@@ -25,7 +25,7 @@ def tiny_model(cache: Path, rows: list[dict]) -> str:
 
 
 def make_trainer(model_path: str, rows: list[dict], out_dir: Path, train: TrainConfig, callbacks: list, save_steps: int | None = None):
-    """A real SFTTrainer (LoRA on the CPU) built the way tasks/train.py builds it."""
+    """A real SFTTrainer (LoRA on the CPU) built the way tasks/training/train.py builds it."""
     import datasets
     from peft import LoraConfig
     from transformers import AutoTokenizer
