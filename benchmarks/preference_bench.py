@@ -66,8 +66,11 @@ def bench(args) -> list[dict]:
     from loraflow.tasks.training.train import train_model
 
     overrides = [f"train.objective={args.objective}", f"train.learning_rate={args.lr}", f"train.epochs={args.epochs}",
-                 f"train.effective_batch_size={args.batch}", f"train.micro_batch_size={args.batch}"]
-    config = load_config(EXAMPLE, overrides + [f"model.max_length={args.max_length}"] * bool(args.max_length))
+                 f"train.effective_batch_size={args.batch}", f"train.micro_batch_size={args.batch}",
+                 f"train.preference_beta={args.beta}", f"train.preference_sft_weight={args.sft_weight}",
+                 *([f"train.preference_learning_rate={args.preference_lr}"] if args.preference_lr else []),
+                 *([f"model.max_length={args.max_length}"] if args.max_length else [])]
+    config = load_config(EXAMPLE, overrides)
     out = Path(args.out or tempfile.mkdtemp(prefix="preference-bench-"))
     splits = prepare_splits(config, out)
     train, test = out / "bench_train.jsonl", out / "bench_test.jsonl"
@@ -75,8 +78,14 @@ def bench(args) -> list[dict]:
     write_jsonl(test, read_jsonl(splits["test"])[:args.test_pairs])
     rows = [score("base", args.model, None, str(test), config, out, args.task_metric)]
     print(f"base: {rows[0]}", file=sys.stderr, flush=True)  # a run stopped by a time limit still leaves this
+    train_config, init_adapter = config.train, None
+    if args.sft_adapter:  # sft_then_dpo's DPO phase alone, from an earlier run's supervised adapter (what phase 2 runs)
+        rows.append({**score("sft", args.model, args.sft_adapter, str(test), config, out, args.task_metric),
+                     "note": f"supervised adapter {args.sft_adapter}"})
+        train_config, init_adapter = config.train.model_copy(update={"objective": "dpo"}), args.sft_adapter
     started = time.perf_counter()
-    trained = train_model(args.model, str(train), None, config.lora, config.train, config.model.max_length, str(out / "run"))
+    trained = train_model(args.model, str(train), None, config.lora, train_config, config.model.max_length,
+                          str(out / "run"), init_adapter=init_adapter)
     seconds = time.perf_counter() - started
     metrics = trained["metrics"]
     if "sft_phase" in trained:  # the supervised phase alone: the model DPO starts from (and its reference)
@@ -89,8 +98,18 @@ def bench(args) -> list[dict]:
         seconds -= metrics["sft_train_seconds"]  # the candidate row's seconds: its DPO phase
     candidate = score(args.objective, args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
     candidate.update({"train_pairs": metrics["train_examples"], "steps": metrics["global_step"],
-                      "train_seconds": round(seconds, 1), "final_train_loss": round(metrics.get("train_loss", float("nan")), 4)})
+                      "train_seconds": round(seconds, 1), "final_train_loss": round(metrics.get("train_loss", float("nan")), 4),
+                      **_last_rewards(trained["log_history"])})
     return rows + [candidate]
+
+
+def _last_rewards(log_history: str) -> dict:
+    """The last logged DPO rewards (beta x log-ratio to the reference) of the chosen and the rejected answers."""
+    import json
+
+    logged = [h for h in json.loads(Path(log_history).read_text()) if "rewards/chosen" in h]
+    return {"last_reward_chosen": round(logged[-1]["rewards/chosen"], 3),
+            "last_reward_rejected": round(logged[-1]["rewards/rejected"], 3)} if logged else {}
 
 
 def main() -> int:
@@ -101,6 +120,11 @@ def main() -> int:
     parser.add_argument("--test-pairs", type=int, default=24)
     parser.add_argument("--epochs", type=float, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--preference-lr", type=float, help="train.preference_learning_rate (default: --lr)")
+    parser.add_argument("--beta", type=float, default=0.1, help="train.preference_beta")
+    parser.add_argument("--sft-weight", type=float, default=0.0, help="train.preference_sft_weight (NLL on the chosen answer)")
+    parser.add_argument("--sft-adapter", help="with --objective sft_then_dpo: run only the DPO phase, from this supervised "
+                        "adapter (e.g. RUN/run/sft_phase/model/adapter of an earlier run)")
     parser.add_argument("--batch", type=int, default=4, help="effective (= micro) batch size of training")
     parser.add_argument("--max-length", type=int, help="override model.max_length (the tiny test model's tokenizer needs ~1024)")
     parser.add_argument("--no-task-metric", dest="task_metric", action="store_false", help="skip greedy generation")
@@ -111,7 +135,7 @@ def main() -> int:
     when, header, rows = run_models([args.model], lambda _: bench(args))
     fields = sorted({k for row in rows for k in row if k.startswith("field.")})
     headings = ["model", "pairs", "preference_accuracy", "accuracy_vs_reference", "mean_margin", *TASK_METRICS, *fields,
-                "train_pairs", "steps", "train_seconds", "score_seconds"]
+                "last_reward_chosen", "last_reward_rejected", "train_pairs", "steps", "train_seconds", "score_seconds"]
     print_report("Preference tuning (held-out pairs)", when, header, headings,
                  [[row.get(h, "") for h in headings] for row in rows])
     return emit_json(when, header, rows, args.json)

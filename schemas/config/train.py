@@ -17,6 +17,14 @@ class TrainConfig(Section):
     preference_beta: float = Field(
         0.1, gt=0.0, description="DPO's beta (how far the policy may move from the reference; trl's default 0.1) or "
         "ORPO's lambda (weight of the odds-ratio term beside the supervised loss; 0.1 in the ORPO paper).")
+    preference_learning_rate: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Peak learning rate of preference training (dpo, orpo, and the DPO phase of "
+        "sft_then_dpo, whose supervised phase keeps train.learning_rate); default: train.learning_rate. DPO moves the "
+        "policy by the log-probability ratio alone, so a rate that suits supervised LoRA (1e-3 on the CPU examples) "
+        "can push the chosen answer's likelihood down with the rejected one and break greedy answers.")
+    preference_sft_weight: float = Field(
+        0.0, ge=0.0, description="DPO: weight of a supervised (NLL) loss on the chosen answer added to DPO's loss "
+        "(trl loss_type [sigmoid, sft], as in RPO); keeps the chosen answer likely while the margin grows. 0: DPO alone.")
     method: Method = Field("lora", description="lora (16/32-bit base), qlora (4-bit NF4 base), full fine-tuning, or auto (by the resource estimate).")
     learning_rate: float | None = Field(None, gt=0.0, lt=1.0, description="Peak learning rate; default 2e-4 for LoRA/QLoRA and 2e-5 for full fine-tuning (guide).")
     effective_batch_size: int = Field(16, ge=1, description="Examples per optimizer step = micro_batch_size x gradient accumulation (guide: 16-32).")
@@ -78,7 +86,10 @@ class TrainConfig(Section):
 
     @property
     def resolved_learning_rate(self) -> float:
-        """The learning rate in force: the configured one or the guide's default for the method."""
+        """The learning rate in force: preference_learning_rate for dpo/orpo when set, else the configured one or the
+        guide's default for the method."""
+        if self.objective in ("dpo", "orpo") and self.preference_learning_rate is not None:
+            return self.preference_learning_rate
         if self.learning_rate is not None:
             return self.learning_rate
         return 2e-5 if self.method == "full" else 2e-4

@@ -43,8 +43,11 @@ def build_preference_trainer(model, tokenizer, train: TrainConfig, max_length: i
     else:
         from trl import DPOConfig, DPOTrainer
 
+        # preference_sft_weight > 0: DPO's sigmoid loss plus NLL on the chosen answer (trl's "sft" loss term).
+        losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, train.preference_sft_weight]} \
+            if train.preference_sft_weight > 0 else {}
         args = DPOConfig(**common, max_length=max_length, beta=train.preference_beta,
-                         pad_to_multiple_of=speed.pad_to_multiple_of)
+                         pad_to_multiple_of=speed.pad_to_multiple_of, **losses)
         trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=train_dataset,
                              eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config,
                              callbacks=callbacks)

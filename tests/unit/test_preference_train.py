@@ -139,8 +139,8 @@ def test_sft_then_dpo_phases_log_from_step_one_in_their_own_series(tiny_model_pa
     uri = f"sqlite:///{pairs / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     run_id = client.create_run(client.create_experiment("phases")).info.run_id
-    config = TrainConfig(objective="sft_then_dpo", learning_rate=5e-3, epochs=2, effective_batch_size=4,
-                         micro_batch_size=4, logging_steps=1, early_stopping_patience=0)
+    config = TrainConfig(objective="sft_then_dpo", learning_rate=5e-3, preference_learning_rate=1e-3, epochs=2,
+                         effective_batch_size=4, micro_batch_size=4, logging_steps=1, early_stopping_patience=0)
     result = train_model(str(tiny_model_path), str(pairs / "train.jsonl"), None, LoraConfig(r=8), config, 96,
                          str(pairs / "phases"), [MlflowMetricsCallback(TrackingRun(uri, run_id))])
 
@@ -152,3 +152,44 @@ def test_sft_then_dpo_phases_log_from_step_one_in_their_own_series(tiny_model_pa
     assert not _series(client, run_id, "sft_phase/train_reward_margin")
     assert _tensorboard_steps(pairs / "phases" / "sft_phase" / "train" / "tensorboard", "train/loss") == list(range(1, 9))
     assert _tensorboard_steps(pairs / "phases" / "train" / "tensorboard", "train/loss") == list(range(1, 9))
+    # each phase at its own rate: train.learning_rate for the supervised one, preference_learning_rate for DPO
+    sft_rates, dpo_rates = (_series(client, run_id, name) for name in ("sft_phase/learning_rate", "learning_rate"))
+    assert max(v for _, v in dpo_rates) <= 1e-3 < max(v for _, v in sft_rates) <= 5e-3
+
+
+def test_learning_rate_in_force_per_objective():
+    config = TrainConfig(learning_rate=1e-3, preference_learning_rate=1e-4)
+    rates = {o: config.model_copy(update={"objective": o}).resolved_learning_rate for o in ("sft", "dpo", "orpo", "sft_then_dpo")}
+    assert rates == {"sft": 1e-3, "dpo": 1e-4, "orpo": 1e-4, "sft_then_dpo": 1e-3}  # sft_then_dpo: each phase its own
+    assert TrainConfig(objective="dpo", learning_rate=1e-3).resolved_learning_rate == 1e-3
+    assert TrainConfig(objective="dpo").resolved_learning_rate == 2e-4
+
+
+def test_preference_sft_weight_adds_nll_on_the_chosen_answer(tiny_model_path, pairs):
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tasks.jsonl import read_jsonl
+    from tasks.lora_setup import peft_lora_config
+    from tasks.preference_train import build_preference_trainer, to_preference_examples
+    from tasks.speed import resolve_speed
+
+    examples = datasets.Dataset.from_list(to_preference_examples(read_jsonl(pairs / "train.jsonl"), "dpo", "train.jsonl"))
+
+    def trainer(weight: float):
+        config = TrainConfig(objective="dpo", micro_batch_size=4, effective_batch_size=4, preference_sft_weight=weight)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+        return build_preference_trainer(model, AutoTokenizer.from_pretrained(tiny_model_path), config, 96, pairs / f"w{weight}",
+                                        False, examples, None, peft_lora_config(model, LoraConfig(r=4)), [],
+                                        resolve_speed(config, "cpu"))
+
+    assert trainer(0.0).args.loss_type == ["sigmoid"]
+    weighted = trainer(0.5)
+    assert weighted.args.loss_type == ["sigmoid", "sft"] and weighted.args.loss_weights == [1.0, 0.5]
+    # the loss on a batch is DPO's plus half the chosen answers' mean token NLL
+    batch = weighted._prepare_inputs(next(iter(weighted.get_train_dataloader())))
+    with __import__("torch").no_grad():
+        combined = float(weighted.compute_loss(weighted.model, batch))
+        weighted.loss_types, weighted.loss_weights = ["sigmoid"], [1.0]
+        dpo_only = float(weighted.compute_loss(weighted.model, batch))
+    assert combined > dpo_only
