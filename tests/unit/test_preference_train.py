@@ -169,10 +169,10 @@ def test_preference_sft_weight_adds_nll_on_the_chosen_answer(tiny_model_path, pa
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tasks.jsonl import read_jsonl
-    from tasks.lora_setup import peft_lora_config
-    from tasks.preference_train import build_preference_trainer, to_preference_examples
-    from tasks.speed import resolve_speed
+    from loraflow.tasks.common.jsonl import read_jsonl
+    from loraflow.tasks.training.lora_setup import peft_lora_config
+    from loraflow.tasks.training.preference import build_preference_trainer, to_preference_examples
+    from loraflow.tasks.training.speed import resolve_speed
 
     examples = datasets.Dataset.from_list(to_preference_examples(read_jsonl(pairs / "train.jsonl"), "dpo", "train.jsonl"))
 
