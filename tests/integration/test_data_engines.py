@@ -37,16 +37,16 @@ def test_data_flow_gives_one_report_on_every_engine_and_caches_reruns(prefect_ha
         out = tmp_path / name
         first = prepare_data(config=config, out_dir=str(out), return_state=True)
         results[name] = first.result()
-        assert (results[name]["report"]["markdown"])
+        assert results[name].report.markdown
         plan = json.loads((out / "data" / "report.json").read_text())
         assert plan["conservation"]["holds"]
         again = prepare_data(config=config, out_dir=str(out), return_state=True)
         states = _task_states({str(again.state_details.flow_run_id)})
         for stage in STAGES:
             assert states[stage] == "Cached", (name, stage, states)
-    assert results["memory"]["splits"]["streaming"] is None
-    assert results["stream"]["splits"]["streaming"]["engine"] == "local"
-    assert results["dask"]["splits"]["streaming"]["engine"] == "dask"
+    assert results["memory"].splits.streaming is None
+    assert results["stream"].splits.streaming["engine"] == "local"
+    assert results["dask"].splits.streaming["engine"] == "dask"
     reports = {name: _report(tmp_path / name) for name in variants}
     assert reports["memory"] == reports["stream"] == reports["dask"]
     for split in ("train", "val", "test"):
