@@ -31,18 +31,21 @@ OUTPUTS = ("data/stages/ingested.jsonl", "data/stages/quarantine_ingest.jsonl", 
            "data/stages/review.jsonl", "data/train.jsonl", "data/val.jsonl", "data/test.jsonl")
 
 
-def _rss_tree_gib() -> float:
-    """Resident memory of this process and all its descendants now (for Dask workers), in GiB."""
+def _rss_tree_gib() -> tuple[float, float]:
+    """Resident memory of this process and all its descendants now (for Dask workers), in GiB: all of it, and the
+    anonymous part (heap and arrays, without file pages mapped in)."""
     import psutil
 
     me = psutil.Process()
-    total = 0
+    total = anon = 0
     for p in [me, *me.children(recursive=True)]:
         try:
             total += p.memory_info().rss
-        except psutil.Error:
+            status = Path(f"/proc/{p.pid}/status").read_text()
+            anon += int(next(line.split()[1] for line in status.splitlines() if line.startswith("RssAnon:"))) * 1024
+        except (psutil.Error, OSError, StopIteration):
             pass
-    return total / 2**30
+    return total / 2**30, anon / 2**30
 
 
 def child(path: str, input_path: str, out: str, result_file: str, partition_mb: str) -> None:
@@ -53,12 +56,12 @@ def child(path: str, input_path: str, out: str, result_file: str, partition_mb: 
     engine, _, workers = path.partition(":")
     config = DataConfig(streaming="off" if path == "memory" else "on", engine="dask" if engine == "dask" else "local",
                         workers=int(workers or 2), partition_mb=float(partition_mb))
-    peak = [0.0]
+    peak = [0.0, 0.0]
     stop = threading.Event()
 
     def sample():
         while not stop.wait(0.5):
-            peak[0] = max(peak[0], _rss_tree_gib())
+            peak[:] = [max(a, b) for a, b in zip(peak, _rss_tree_gib())]
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -86,7 +89,7 @@ def child(path: str, input_path: str, out: str, result_file: str, partition_mb: 
         digests[name] = h.hexdigest()
     Path(result_file).write_text(json.dumps({
         "path": path, "timings": timings, "peak_rss_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "peak_rss_tree": max(peak[0], _rss_tree_gib()), "digests": digests,
+        "peak_rss_tree": max(peak[0], _rss_tree_gib()[0]), "peak_rss_anon": peak[1], "digests": digests,
         "counts": {s["stage"]: s["counts"] for s in (ingested, validated, cleaned, split)}}))
 
 
@@ -105,11 +108,12 @@ def markdown(n: int, results: list[dict], load_before: float, gen: dict, when: s
         for stage, (wall, cpu) in [*r["timings"].items(), ("**ingest + validate + clean + split**", total)]:
             lines.append(f"| {r['path']} | {stage} | {wall:.1f} | {n / wall:,.0f} | {cpu:.1f} |")
         r["total_wall"] = total[0]
-    lines += ["", "| path | total wall s | ratio to the first path | peak RSS, process (GiB) | peak RSS, process + workers, sampled (GiB) |",
-              "|---|---:|---:|---:|---:|"]
+    lines += ["", "| path | total wall s | ratio to the first path | peak RSS, process (GiB) | peak RSS, process + workers, "
+              "sampled (GiB) | of which anonymous, sampled (GiB) |", "|---|---:|---:|---:|---:|---:|"]
     for r in results:
+        anon = f"{r['peak_rss_anon']:.2f}" if "peak_rss_anon" in r else "-"
         lines.append(f"| {r['path']} | {r['total_wall']:.1f} | {r['total_wall'] / results[0]['total_wall']:.3f} | "
-                     f"{r['peak_rss_self']:.2f} | {r['peak_rss_tree']:.2f} |")
+                     f"{r['peak_rss_self']:.2f} | {r['peak_rss_tree']:.2f} | {anon} |")
     same = all(r["digests"] == results[0]["digests"] for r in results)
     c = results[0]["counts"]
     lines += ["", f"Output files (ingested, validated, both quarantines, cleaned, removed, review, train/val/test) "

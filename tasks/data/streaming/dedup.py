@@ -42,13 +42,15 @@ class SignatureWriter:
 
 
 class SignatureView:
-    """Rows of the signature part files addressed by global index (part files memory-mapped, read on demand)."""
+    """Rows of the signature part files addressed by global index, read on demand.
+
+    Each read maps the part files only while it copies its rows: a mapping kept open would leave every page it ever
+    touched counted in the process's resident memory (gigabytes of signatures at 10M records).
+    """
 
     def __init__(self, sig_files: list[str], counts: list[int], num_perm: int):
         self.offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        self.maps = [np.memmap(f, dtype=np.uint32, mode="r", shape=(n, num_perm)) if n else None
-                     for f, n in zip(sig_files, counts)]
-        self.num_perm = num_perm
+        self.files, self.counts, self.num_perm = sig_files, counts, num_perm
 
     def __getitem__(self, index: np.ndarray) -> np.ndarray:
         index = np.asarray(index, dtype=np.int64)
@@ -56,7 +58,9 @@ class SignatureView:
         part = np.searchsorted(self.offsets, index, side="right") - 1
         for p in np.unique(part).tolist():
             sel = part == p
-            out[sel] = self.maps[p][index[sel] - self.offsets[p]]
+            rows = np.memmap(self.files[p], dtype=np.uint32, mode="r", shape=(self.counts[p], self.num_perm))
+            out[sel] = rows[index[sel] - self.offsets[p]]
+            del rows  # unmapped: its pages leave this process's resident set
         return out
 
 
