@@ -17,13 +17,24 @@ def tiny_config():
     return load_config(REPO / "examples" / "tiny" / "pipeline.yaml")
 
 
-def _task_states(flow_run_ids: set[str]) -> dict[str, str]:
-    """Task name -> state name for the task runs of the given flow runs."""
+def _task_states(flow_run_ids: set[str], settle_s: float = 60.0) -> dict[str, str]:
+    """Task name -> final state name for the task runs of the given (finished) flow runs.
+
+    Task states reach the API through events, a moment after the flow returns: on a loaded machine a task that
+    finished can still read Running, so wait (up to settle_s) until none does.
+    """
+    import time
+
     from prefect.client.orchestration import get_client
 
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs()
-    return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs if str(run.flow_run_id) in flow_run_ids}
+    deadline = time.monotonic() + settle_s
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = [run for run in client.read_task_runs() if str(run.flow_run_id) in flow_run_ids]
+        states = {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
+        if not any(state in ("Running", "Pending", "Scheduled") for state in states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
 
 
 def _subflow_ids(parent_id: str) -> set[str]:
