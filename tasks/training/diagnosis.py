@@ -48,6 +48,8 @@ class Thresholds:
     # DPO/ORPO reward margins (beta x log-ratio difference): past this the policy has run far from its reference
     margin_explode: float = 20.0
     margin_collapse_ratio: float = 0.25  # the last margins all under this share of their peak: the preference fades
+    # DPO's chosen reward (beta x log-ratio to the reference) this far below 0: the chosen answers lost likelihood too
+    chosen_fall: float = -1.0
 
 
 def _finite(value) -> bool:
@@ -81,6 +83,7 @@ def diagnose(history: list[dict], thresholds: Thresholds | None = None,
     findings += _overfitting(evals, finite_train, t)
     findings += _grad_norm(grads, t)
     findings += _reward_margins([(s, v) for s, v in _series(history, "rewards/margins") if _finite(v)], t)
+    findings += _falling_chosen([(s, v) for s, v in _series(history, "rewards/chosen", skip="eval_loss") if _finite(v)], t)
     return sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.step if f.step is not None else -1))
 
 
@@ -222,6 +225,19 @@ def _reward_margins(margins: list[tuple[int, float]], t: Thresholds) -> list[Fin
                         "to prefer the chosen answers; check that chosen and rejected are not swapped or contradicting "
                         "(data/review.jsonl), and lower the learning rate", step, {"recent": recent, "peak": peak})]
     return []
+
+
+def _falling_chosen(chosen: list[tuple[int, float]], t: Thresholds) -> list[Finding]:
+    """DPO: the margin grows by pushing the chosen answers down with the rejected ones (greedy answers then degrade)."""
+    recent = chosen[-3:]
+    if len(recent) < 3 or not all(v < t.chosen_fall for _, v in recent):
+        return []
+    step, last = recent[-1]
+    return [Finding("falling_chosen_reward", "warning",
+                    f"the chosen answers' reward fell to {last:.3g} at step {step} (beta x log-probability ratio to the "
+                    "reference): DPO widens the margin by making the chosen answers less likely too, which breaks greedy "
+                    "answers; set train.preference_sft_weight (e.g. 1.0) or lower train.preference_learning_rate",
+                    step, {"recent": [v for _, v in recent]})]
 
 
 def render_diagnosis_markdown(findings: list[Finding]) -> str:

@@ -109,6 +109,20 @@ def test_diagnosis_flags_exploding_and_collapsing_reward_margins():
     assert [f.code for f in never] == ["collapsing_reward_margin"]
 
 
+@pytest.mark.parametrize(("run", "flagged"), [("run1_dpo_phase", True), ("run2A_dpo_phase_lr1e-4", False),
+                                              ("run2B_dpo_phase_lr1e-3_sft_weight1", False)])
+def test_diagnosis_flags_chosen_answers_losing_likelihood_on_the_measured_runs(run, flagged):
+    """The DPO phases measured on SmolLM2 (benchmarks/RESULTS.md): the one whose greedy answers broke is flagged."""
+    from tasks.diagnosis import diagnose
+    from tests.conftest import REPO
+
+    history = json.loads((REPO / "benchmarks" / "results" / f"preference_bench_2026-11-30_{run}_log_history.json").read_text())
+    found = [f for f in diagnose(history) if f.code == "falling_chosen_reward"]
+    assert bool(found) == flagged
+    if flagged:
+        assert "train.preference_sft_weight" in found[0].message and all(v < -1.0 for v in found[0].data["recent"])
+
+
 def test_pairs_longer_than_max_length_are_a_clear_error(tiny_model_path, pairs):
     config = TrainConfig(objective="dpo", micro_batch_size=4, effective_batch_size=4)
     with pytest.raises(LoraflowError, match="model.max_length=4"):
