@@ -113,7 +113,7 @@ def test_diagnosis_flags_exploding_and_collapsing_reward_margins():
                                               ("run2B_dpo_phase_lr1e-3_sft_weight1", False)])
 def test_diagnosis_flags_chosen_answers_losing_likelihood_on_the_measured_runs(run, flagged):
     """The DPO phases measured on SmolLM2 (benchmarks/RESULTS.md): the one whose greedy answers broke is flagged."""
-    from tasks.diagnosis import diagnose
+    from loraflow.tasks.training.diagnosis import diagnose
     from tests.conftest import REPO
 
     history = json.loads((REPO / "benchmarks" / "results" / f"preference_bench_2026-11-30_{run}_log_history.json").read_text())
