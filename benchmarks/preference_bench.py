@@ -5,10 +5,12 @@ goes through the real data stages (ingest, validate, clean, split), the base mod
 (does it give the chosen answer more log-probability than the rejected one) and on the task (greedy JSON extraction,
 json_field_accuracy and each answer field), trained with train_model on the first --train-pairs training pairs, and
 scored again. With --objective sft_then_dpo the supervised phase's adapter is scored too (row `sft`): the SFT-only
-model the DPO phase starts from, so the table shows whether DPO bought preference accuracy with the task.
+model the DPO phase starts from, so the table shows whether DPO bought preference accuracy with the task;
+--sft-control adds that adapter trained as long again on the chosen answers (row `sft_longer`), the control for what
+the DPO phase adds. Training settings not given come from the example's pipeline.yaml.
 
-    OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/preference_bench.py \\
-        --model .loraflow/models/smollm2-135m-instruct --train-pairs 96 --test-pairs 24 --batch 4 --lr 1e-3 --threads 1
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/preference_bench.py \\
+        --model .loraflow/models/smollm2-135m-instruct --train-pairs 192 --test-pairs 24 --sft-control --threads 2
 """
 import argparse
 import os
@@ -65,12 +67,13 @@ def score(label: str, model: str, adapter: str | None, test: str, config, out: P
 def bench(args) -> list[dict]:
     from loraflow.tasks.training.train import train_model
 
-    overrides = [f"train.objective={args.objective}", f"train.learning_rate={args.lr}", f"train.epochs={args.epochs}",
-                 f"train.effective_batch_size={args.batch}", f"train.micro_batch_size={args.batch}",
-                 f"train.preference_beta={args.beta}", f"train.preference_sft_weight={args.sft_weight}",
-                 *([f"train.preference_learning_rate={args.preference_lr}"] if args.preference_lr else []),
-                 *([f"model.max_length={args.max_length}"] if args.max_length else [])]
-    config = load_config(EXAMPLE, overrides)
+    # Only what is given on the command line overrides the example's own settings (examples/preferences/pipeline.yaml).
+    given = {"train.objective": args.objective, "train.learning_rate": args.lr, "train.epochs": args.epochs,
+             "train.effective_batch_size": args.batch, "train.micro_batch_size": args.batch,
+             "train.preference_beta": args.beta, "train.preference_sft_weight": args.sft_weight,
+             "train.preference_learning_rate": args.preference_lr, "model.max_length": args.max_length}
+    config = load_config(EXAMPLE, [f"{key}={value}" for key, value in given.items() if value is not None])
+    objective = config.train.objective
     out = Path(args.out or tempfile.mkdtemp(prefix="preference-bench-"))
     splits = prepare_splits(config, out)
     train, test = out / "bench_train.jsonl", out / "bench_test.jsonl"
@@ -83,6 +86,8 @@ def bench(args) -> list[dict]:
         rows.append({**score("sft", args.model, args.sft_adapter, str(test), config, out, args.task_metric),
                      "note": f"supervised adapter {args.sft_adapter}"})
         train_config, init_adapter = config.train.model_copy(update={"objective": "dpo"}), args.sft_adapter
+        if args.sft_control:
+            rows.append(sft_control(args, config, args.sft_adapter, train, test, out))
     started = time.perf_counter()
     trained = train_model(args.model, str(train), None, config.lora, train_config, config.model.max_length,
                           str(out / "run"), init_adapter=init_adapter)
@@ -96,11 +101,36 @@ def bench(args) -> list[dict]:
         print(f"sft: {sft}", file=sys.stderr, flush=True)
         rows.append(sft)
         seconds -= metrics["sft_train_seconds"]  # the candidate row's seconds: its DPO phase
-    candidate = score(args.objective, args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
+        if args.sft_control:
+            rows.append(sft_control(args, config, trained["sft_phase"]["adapter_path"], train, test, out))
+    candidate = score(objective, args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
     candidate.update({"train_pairs": metrics["train_examples"], "steps": metrics["global_step"],
                       "train_seconds": round(seconds, 1), "final_train_loss": round(metrics.get("train_loss", float("nan")), 4),
                       **_last_rewards(trained["log_history"])})
     return rows + [candidate]
+
+
+def sft_control(args, config, sft_adapter: str, train: Path, test: Path, out: Path) -> dict:
+    """The control for sft_then_dpo's DPO phase: the supervised adapter trained as long again on the chosen answers.
+
+    Same pairs, same steps and learning rate as the DPO phase, supervised only: what the DPO phase adds beyond more
+    supervised training on the same data (its NLL term on the chosen answer included) is the difference of the rows.
+    """
+    from loraflow.tasks.training.train import train_model
+
+    learning_rate = config.train.preference_learning_rate or config.train.learning_rate
+    control = config.train.model_copy(update={"objective": "sft", "learning_rate": learning_rate})
+    started = time.perf_counter()
+    trained = train_model(args.model, str(train), None, config.lora, control, config.model.max_length,
+                          str(out / "sft_control"), init_adapter=sft_adapter)
+    seconds = time.perf_counter() - started
+    row = score("sft_longer", args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
+    metrics = trained["metrics"]
+    row.update({"train_pairs": metrics["train_examples"], "steps": metrics["global_step"], "train_seconds": round(seconds, 1),
+                "final_train_loss": round(metrics.get("train_loss", float("nan")), 4),
+                "note": "control: the sft row's adapter, supervised again for the DPO phase's steps"})
+    print(f"sft_longer: {row}", file=sys.stderr, flush=True)
+    return row
 
 
 def _last_rewards(log_history: str) -> dict:
@@ -115,14 +145,17 @@ def _last_rewards(log_history: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / ".loraflow" / "models" / "smollm2-135m-instruct"))
-    parser.add_argument("--objective", default="dpo", choices=["dpo", "orpo", "sft_then_dpo"])
+    # Training settings left out come from the example's pipeline.yaml (what `loraflow run` on the example trains with).
+    parser.add_argument("--objective", choices=["dpo", "orpo", "sft_then_dpo"], help="train.objective")
     parser.add_argument("--train-pairs", type=int, default=96)
     parser.add_argument("--test-pairs", type=int, default=24)
-    parser.add_argument("--epochs", type=float, default=1)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=float, help="train.epochs")
+    parser.add_argument("--lr", type=float, help="train.learning_rate")
     parser.add_argument("--preference-lr", type=float, help="train.preference_learning_rate (default: --lr)")
-    parser.add_argument("--beta", type=float, default=0.1, help="train.preference_beta")
-    parser.add_argument("--sft-weight", type=float, default=0.0, help="train.preference_sft_weight (NLL on the chosen answer)")
+    parser.add_argument("--beta", type=float, help="train.preference_beta")
+    parser.add_argument("--sft-weight", type=float, help="train.preference_sft_weight (NLL on the chosen answer)")
+    parser.add_argument("--sft-control", action="store_true", help="with sft_then_dpo: also train the supervised adapter "
+                        "as long again on the chosen answers (row sft_longer), the control for what the DPO phase adds")
     parser.add_argument("--sft-adapter", help="with --objective sft_then_dpo: run only the DPO phase, from this supervised "
                         "adapter (e.g. RUN/run/sft_phase/model/adapter of an earlier run)")
     parser.add_argument("--batch", type=int, default=4, help="effective (= micro) batch size of training")
