@@ -95,18 +95,14 @@ def bench(args) -> list[dict]:
     metrics = trained["metrics"]
     if "sft_phase" in trained:  # the supervised phase alone: the model DPO starts from (and its reference)
         sft = score("sft", args.model, trained["sft_phase"]["adapter_path"], str(test), config, out, args.task_metric)
-        sft.update({"train_pairs": metrics["sft_train_examples"], "steps": metrics["sft_global_step"],
-                    "train_seconds": round(metrics["sft_train_seconds"], 1),
-                    "final_train_loss": round(metrics.get("sft_train_loss", float("nan")), 4)})
+        sft.update(_training_columns(metrics, metrics["sft_train_seconds"], prefix="sft_"))
         print(f"sft: {sft}", file=sys.stderr, flush=True)
         rows.append(sft)
         seconds -= metrics["sft_train_seconds"]  # the candidate row's seconds: its DPO phase
         if args.sft_control:
             rows.append(sft_control(args, config, trained["sft_phase"]["adapter_path"], train, test, out))
     candidate = score(objective, args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
-    candidate.update({"train_pairs": metrics["train_examples"], "steps": metrics["global_step"],
-                      "train_seconds": round(seconds, 1), "final_train_loss": round(metrics.get("train_loss", float("nan")), 4),
-                      **_last_rewards(trained["log_history"])})
+    candidate.update({**_training_columns(metrics, seconds), **_last_rewards(trained["log_history"])})
     return rows + [candidate]
 
 
@@ -125,12 +121,16 @@ def sft_control(args, config, sft_adapter: str, train: Path, test: Path, out: Pa
                           str(out / "sft_control"), init_adapter=sft_adapter)
     seconds = time.perf_counter() - started
     row = score("sft_longer", args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
-    metrics = trained["metrics"]
-    row.update({"train_pairs": metrics["train_examples"], "steps": metrics["global_step"], "train_seconds": round(seconds, 1),
-                "final_train_loss": round(metrics.get("train_loss", float("nan")), 4),
+    row.update({**_training_columns(trained["metrics"], seconds),
                 "note": "control: the sft row's adapter, supervised again for the DPO phase's steps"})
     print(f"sft_longer: {row}", file=sys.stderr, flush=True)
     return row
+
+
+def _training_columns(metrics: dict, seconds: float, prefix: str = "") -> dict:
+    """A trained row's training columns from train_model's metrics (prefix sft_: sft_then_dpo's supervised phase)."""
+    return {"train_pairs": metrics[f"{prefix}train_examples"], "steps": metrics[f"{prefix}global_step"],
+            "train_seconds": round(seconds, 1), "final_train_loss": round(metrics.get(f"{prefix}train_loss", float("nan")), 4)}
 
 
 def _last_rewards(log_history: str) -> dict:
@@ -158,7 +158,7 @@ def main() -> int:
                         "as long again on the chosen answers (row sft_longer), the control for what the DPO phase adds")
     parser.add_argument("--sft-adapter", help="with --objective sft_then_dpo: run only the DPO phase, from this supervised "
                         "adapter (e.g. RUN/run/sft_phase/model/adapter of an earlier run)")
-    parser.add_argument("--batch", type=int, default=4, help="effective (= micro) batch size of training")
+    parser.add_argument("--batch", type=int, help="effective (= micro) batch size of training")
     parser.add_argument("--max-length", type=int, help="override model.max_length (the tiny test model's tokenizer needs ~1024)")
     parser.add_argument("--no-task-metric", dest="task_metric", action="store_false", help="skip greedy generation")
     parser.add_argument("--out", help="run folder (default: a temp folder)")
