@@ -5,6 +5,7 @@ import pkgutil
 import signal
 import sys
 
+from loraflow.tasks.common.lost_signals import redeliver_dropped_interrupts
 from loraflow.tasks.common.settings import configure_environment
 
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from loraflow.tasks.common.errors import LoraflowError
 
     signal.signal(signal.SIGTERM, _terminated)  # a flow swaps in Prefect's own SIGTERM handler while it runs
+    redeliver_dropped_interrupts()  # one that lands in a garbage-collector callback would otherwise be lost
     try:
         return int(args.handler(args) or 0)
     except LoraflowError as error:
