@@ -13,6 +13,12 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/train/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
+# Preference records are validated by their pandera contract when training reads them: carry .whl/pandera too
+# (pandera and its small dependencies, and pandas for an image without it).
+if [ -d .whl/pandera ]; then
+  python3 -c "import pandas" 2>/dev/null && wheels=$(ls .whl/pandera/*.whl | grep -v /pandas-) || wheels=$(ls .whl/pandera/*.whl)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $wheels || exit 1
+fi
 # trl 1.16 declares transformers>=4.56.2; fall back to the carried transformers 5.24 only if the image's fails with it.
 if ! python3 -c "from trl import SFTTrainer, SFTConfig" 2>"$OUT/trl_import.err"; then
   echo "trl import failed with the image's transformers; installing the carried transformers"; cat "$OUT/trl_import.err"
@@ -30,12 +36,12 @@ except Exception as e:
     print("no varlen_attn:", e)
 EOF
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/versions.txt"
-if [ "$what" = tests ] || [ "$what" = all ] || [ "$what" = tests+eval ]; then
+if [ "$what" = all ] || [[ "+$what+" == *"+tests+"* ]]; then
   timeout ${TEST_TIMEOUT:-240} python3 -m pytest tests/integration/test_gpu_training.py -q -p no:cacheprovider -rs \
     ${TESTS_K:+-k "$TESTS_K"} 2>&1 \
     | tee "$OUT/gpu_tests.log" | tail -40
 fi
-if [ "$what" = eval ] || [ "$what" = all ] || [ "$what" = tests+eval ]; then
+if [ "$what" = all ] || [[ "+$what+" == *"+eval+"* ]]; then
   timeout ${EVAL_TIMEOUT:-240} python3 benchmarks/eval_bench.py --models random:smollm2 random:1b --samples 32 \
     --batch-size 8 --max-new-tokens 48 --cache-dir /tmp/evalbench --json "$OUT/eval_bench_gpu.json" 2>&1 \
     | grep -v "it/s\]" | tee "$OUT/eval_bench.log" | tail -20

@@ -177,3 +177,26 @@ def test_qlora_defaults_train_all_bf16_with_auto_unchecked_layers_and_loss_falls
                                      AutoConfig.from_pretrained(tiny_model_path).to_dict(), 128, card_gib)
     # the tiny model's fixed buffers are the plain recipe's too: nothing saved to spend, so auto keeps 0 here
     assert result["speed"]["unchecked_layers"] == expected
+
+
+def _pairs(n: int = 32) -> list[dict]:
+    """Preference records: the chosen answer in `messages`, the wrong category in `rejected`."""
+    return [{"id": f"p{i}", "metadata": {}, "rejected": '{"category": "refund"}',
+             "messages": [{"role": "user", "content": f"ticket {i}: my order is late, no refund please"},
+                          {"role": "assistant", "content": '{"category": "shipping"}'}]} for i in range(n)]
+
+
+def test_qlora_sft_then_dpo_on_cuda_raises_the_margin_with_the_adapter_as_its_own_reference(tiny_model_path,
+                                                                                           tmp_path):
+    """Issue 15, item 3 on the GPU: the 4-bit base, supervised then DPO; the reference is the adapter switched off."""
+    train = tmp_path / "pairs.jsonl"
+    write_jsonl(train, _pairs())
+    result = _train(tiny_model_path, str(train), tmp_path, method="qlora", gradient_checkpointing=True,
+                    objective="sft_then_dpo", max_steps=12, learning_rate=5e-3, early_stopping_patience=0)
+    assert result["objective"] == "sft_then_dpo" and result["method"] == "qlora"
+    sft_losses = _losses(result["sft_phase"])
+    assert sft_losses[-1] < sft_losses[0], sft_losses
+    history = json.loads(open(result["log_history"]).read())
+    margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
+    assert len(margins) >= 6 and margins[-1] > margins[0] and margins[-1] > 0, margins
+    assert (tmp_path / "run" / "model" / "adapter" / "adapter_model.safetensors").is_file()
