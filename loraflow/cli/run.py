@@ -101,7 +101,7 @@ def handle_run(args) -> int:
               f" {'met' if criterion.get('met') else 'NOT met'}")
     decision = outcome.get("promotion") or {}
     print(f"promotion gate: {'promote' if decision.get('promote') else 'keep champion'}")
-    for reason in [r for r in decision.get("reasons", []) if r.startswith("fail:")]:
+    for reason in [r for r in decision.get("reasons", []) if r.startswith(("fail:", "warn:"))]:
         print(f"  {reason}")
     registered = outcome.get("registered_model")
     if registered:
@@ -133,10 +133,12 @@ def handle_data(args) -> int:
 
 
 def _print_fields(rows: list[dict]) -> None:
-    """Per answer field: the fine-tuned model beside the base model and the trivial baselines."""
+    """Per answer field: the fine-tuned model beside the base model and the baselines (classical TF-IDF + logistic
+    regression first; it answers categorical fields only, so text fields show n/a there)."""
     if not rows:
         return
-    labels = [label for label in ("base", "majority", "stratified", "champion", "candidate") if label in rows[0]]
+    labels = [label for label in ("base", "classical", "majority", "stratified", "champion", "candidate")
+              if any(label in row for row in rows)]
     names = {"candidate": "fine-tuned"}
     print("per answer field (test split):".ljust(34) + "".join(names.get(label, label).rjust(12) for label in labels))
     for row in rows:

@@ -1,4 +1,6 @@
 """Evaluation: generation settings, comparison and the promotion gate's tolerances."""
+from typing import Literal
+
 from pydantic import Field
 
 from loraflow.schemas.config._base import Section
@@ -13,8 +15,14 @@ class EvalConfig(Section):
     slice_tolerance: float = Field(0.05, ge=0.0, description="Promotion gate: largest allowed drop of the success metric on any slice.")
     slice_min_n: int = Field(5, ge=1, description="Promotion gate: slices with fewer test cases are reported but not gated (too noisy to judge).")
     bootstrap_samples: int = Field(1000, ge=100, description="Resamples for the paired bootstrap confidence interval.")
-    baselines: bool = Field(True, description="For JSON answers, also score trivial predictors (each field's majority "
-                            "training value; a seeded stratified-random draw) on the test set; the gate requires beating the majority.")
+    baselines: bool = Field(True, description="For JSON answers, also score baseline predictors on the test set: TF-IDF + "
+                            "logistic regression per categorical field fitted on the train split (`classical`), each field's "
+                            "majority training value, a seeded stratified-random draw; the gate requires beating the majority.")
+    beat_classical: Literal["warn", "require", "off"] = Field(
+        "warn", description="Promotion gate against the classical baseline (TF-IDF + logistic regression) on every "
+        "categorical field: warn (the decision says in one line where the candidate's macro-F1 is not above it by the "
+        "paired-bootstrap CI), require (refuse promotion then), off. A fine-tune that a ten-line classifier matches "
+        "may not be worth serving.")
     gate_fields: bool = Field(True, description="Promotion gate: every categorical answer field must beat the majority-class "
                               "predictor (macro-F1, paired bootstrap CI above 0) and must not collapse onto one value. "
                               "Off only for plumbing checks with random models (examples/tiny).")

@@ -19,7 +19,8 @@ class ModelEvaluation(Result):
 
 @dataclass(frozen=True)
 class PromotionDecision(Result):
-    """Whether the candidate replaces the champion, and one reason per check ('pass: ...', 'fail: ...', 'skip: ...')."""
+    """Whether the candidate replaces the champion, and one reason per check ('pass: ...', 'fail: ...', 'skip: ...', or
+    'warn: ...' for a shortfall that does not block, e.g. not beating the classical baseline under eval.beat_classical=warn)."""
 
     promote: bool
     reasons: list[str] = field(default_factory=list)
@@ -28,6 +29,11 @@ class PromotionDecision(Result):
     def failures(self) -> list[str]:
         """Only the reasons that blocked promotion."""
         return [r for r in self.reasons if r.startswith("fail:")]
+
+    @property
+    def warnings(self) -> list[str]:
+        """The reasons that did not block promotion but the user should read first."""
+        return [r for r in self.reasons if r.startswith("warn:")]
 
 
 @dataclass(frozen=True)

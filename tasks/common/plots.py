@@ -14,7 +14,7 @@ from matplotlib import font_manager  # noqa: E402
 # CJK fonts often ship one "medium" weight only; matplotlib warns about it on every plot.
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
-LABEL_COLORS = {"base": "#9aa5b1", "candidate": "#3867d6", "champion": "#f39c12", "majority": "#c8ccd2",
+LABEL_COLORS = {"base": "#9aa5b1", "candidate": "#3867d6", "champion": "#f39c12", "classical": "#8e44ad", "majority": "#c8ccd2",
                 "stratified": "#e3e6ea", "reference": "#1e8449"}
 _CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "PingFang SC")
 

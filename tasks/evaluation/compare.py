@@ -119,18 +119,22 @@ def slice_deltas(candidate: dict, reference: dict, metric: str) -> list[dict]:
     return rows
 
 
-def field_checks(candidate: dict, majority: dict | None, collapse_margin: float, samples: int = 1000, seed: int = 0) -> dict:
-    """Per categorical answer field: the candidate against the majority-class predictor, and whether it collapsed.
+def field_checks(candidate: dict, majority: dict | None, collapse_margin: float, samples: int = 1000, seed: int = 0,
+                 classical: dict | None = None) -> dict:
+    """Per categorical answer field: the candidate against the majority-class and the classical (TF-IDF + logistic
+    regression) predictors, and whether it collapsed.
 
     Args:
-        candidate, majority: evaluation results (with `predictions` paths and per-field reports).
+        candidate, majority, classical: evaluation results (with `predictions` paths and per-field reports).
         collapse_margin: eval.collapse_margin: the candidate's most frequent answer may exceed the reference's most
             frequent value's share by at most this part of the remaining gap to 100%.
     Returns {field: {macro_f1, accuracy, top_predicted, top_predicted_share, top_reference, top_reference_share,
-    collapse_limit, collapsed, vs_majority (paired bootstrap of macro-F1, when a majority result is given)}}.
+    collapse_limit, collapsed, vs_majority / vs_classical (paired bootstrap of macro-F1, when that result is given) with
+    majority_/classical_ macro_f1 and accuracy}}.
     """
     candidate_rows = read_jsonl(candidate["predictions"])
-    majority_rows = read_jsonl(majority["predictions"]) if majority else None
+    others = {label: (result, read_jsonl(result["predictions"])) for label, result in
+              (("majority", majority), ("classical", classical)) if result}
     checks = {}
     for name, report in (candidate.get("fields") or {}).items():
         if report["kind"] != "categorical":
@@ -139,9 +143,11 @@ def field_checks(candidate: dict, majority: dict | None, collapse_margin: float,
         entry = {key: report[key] for key in ("macro_f1", "accuracy", "top_predicted", "top_predicted_share", "top_reference",
                                               "top_reference_share")}
         entry.update(collapse_limit=limit, collapsed=report["top_predicted_share"] > limit + 1e-9)
-        if majority_rows is not None:
-            entry["vs_majority"] = compare_fields(candidate_rows, majority_rows, [name], samples, seed)
-            entry["majority_macro_f1"] = majority["fields"][name]["macro_f1"]
-            entry["majority_accuracy"] = majority["fields"][name]["accuracy"]
+        for label, (result, rows) in others.items():
+            if name not in (result.get("fields") or {}):
+                continue
+            entry[f"vs_{label}"] = compare_fields(candidate_rows, rows, [name], samples, seed)
+            entry[f"{label}_macro_f1"] = result["fields"][name]["macro_f1"]
+            entry[f"{label}_accuracy"] = result["fields"][name]["accuracy"]
         checks[name] = entry
     return checks

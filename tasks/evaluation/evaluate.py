@@ -5,7 +5,7 @@ import shutil
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.evaluate import EvalConfig
 from loraflow.schemas.config.task_card import TaskCard
-from loraflow.tasks.evaluation.baselines import baseline_rows
+from loraflow.tasks.evaluation.baselines import BASELINES, baseline_rows
 from loraflow.tasks.evaluation.compare import compare_predictions, field_checks, slice_deltas
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.evaluation.field_metrics import FIELD_STATS, SHOWN_STATS, FieldSpec, example_field_scores, resolve_fields
@@ -14,7 +14,7 @@ from loraflow.tasks.common.jsonl import write_jsonl
 from loraflow.tasks.evaluation.metrics import METRIC_NAMES, aggregate, parse_json_object, row_language, score_pair
 
 MODELS = ("candidate", "base", "champion")
-LABELS = (*MODELS, "majority", "stratified")  # the models, then the trivial predictors (loraflow.tasks.evaluation.baselines)
+LABELS = (*MODELS, *BASELINES)  # the models, then the baseline predictors (loraflow.tasks.evaluation.baselines)
 
 
 def _known_field_metric(metric: str, declared: dict) -> bool:
@@ -88,11 +88,13 @@ def evaluate_model(
 
 
 def evaluate_baselines(train_path: str, test_path: str, config: EvalConfig, task_card: TaskCard, out_dir: str) -> dict[str, dict]:
-    """Score the trivial predictors (majority class, stratified random) on the test set; {} for non-JSON answers."""
+    """Score the baseline predictors (TF-IDF + logistic regression, majority class, stratified random) on the test set;
+    {} for non-JSON answers. The classical predictor is scored on the categorical fields only (it predicts no text)."""
     fields = answer_fields(test_path, task_card, config.max_samples)
     if not fields or not config.baselines:
         return {}
-    return {label: _result(label, score_rows(rows, fields), config, out_dir)
+    categorical = [spec for spec in fields if spec.kind == "categorical"]
+    return {label: _result(label, score_rows(rows, categorical if label == "classical" else fields), config, out_dir)
             for label, rows in baseline_rows(train_path, test_path, fields, config.max_samples, config.seed).items()}
 
 
@@ -114,9 +116,10 @@ def _mlflow_metrics(results: dict[str, dict], comparisons: dict[str, dict], metr
     diff/CI per comparison, and per categorical field the candidate's macro-F1 gain over the majority predictor."""
     flat = {}
     for name, check in checks.items():
-        if "vs_majority" in check:
-            for key in ("diff", "ci_low", "ci_high"):
-                flat[f"candidate_vs_majority.field.{name}.macro_f1.{key}"] = check["vs_majority"][key]
+        for other in ("majority", "classical"):
+            if f"vs_{other}" in check:
+                for key in ("diff", "ci_low", "ci_high"):
+                    flat[f"candidate_vs_{other}.field.{name}.macro_f1.{key}"] = check[f"vs_{other}"][key]
     for label, result in results.items():
         for name, value in result["metrics"].items():
             flat[f"{label}.{name}"] = float(value)
@@ -143,8 +146,8 @@ def summarize_evaluation(results: dict[str, dict], task_card: TaskCard, config: 
         label: compare_predictions(candidate["predictions"], results[label]["predictions"], criterion.metric,
                                    config.bootstrap_samples, config.seed)
         for label in LABELS[1:]
-        if label in results
-    }
+        if label in results and set(results[label].get("fields") or {}) >= set(candidate.get("fields") or {})
+    }  # the classical predictor answers categorical fields only: no headline comparison where the task has text fields
     reference_label = "champion" if "champion" in results else "base" if "base" in results else None
     criteria = _criteria(task_card, candidate["metrics"])
     eval_dir = RunFolder(out_dir).eval
@@ -157,7 +160,8 @@ def summarize_evaluation(results: dict[str, dict], task_card: TaskCard, config: 
         "comparisons": comparisons,
         "criteria": criteria,
         "criteria_met": all(c["met"] for c in criteria),
-        "field_checks": field_checks(candidate, results.get("majority"), config.collapse_margin, config.bootstrap_samples, config.seed),
+        "field_checks": field_checks(candidate, results.get("majority"), config.collapse_margin, config.bootstrap_samples,
+                                     config.seed, classical=results.get("classical")),
         "slices": {
             "reference": reference_label,
             "rows": slice_deltas(candidate, results[reference_label], criterion.metric) if reference_label else [],

@@ -60,6 +60,32 @@ def _field_checks(summary: dict, config: EvalConfig) -> list[tuple[bool, str]]:
     return checks
 
 
+def _classical_checks(summary: dict, config: EvalConfig) -> list[tuple[bool, str]]:
+    """Per categorical field, the candidate against TF-IDF + logistic regression: macro-F1 paired-bootstrap CI above 0.
+
+    eval.beat_classical=warn turns a shortfall into a 'warn:' line that does not block; require makes it a failure.
+    """
+    if config.beat_classical == "off":
+        return []
+    checks = []
+    for name, check in (summary.get("field_checks") or {}).items():
+        versus = check.get("vs_classical")
+        if versus is None:
+            continue
+        low, high, diff = versus["ci_low"], versus["ci_high"], versus["diff"]
+        beats = low > _EPS
+        verdict = "beats" if beats else "is significantly worse than" if high < -_EPS else "does not beat (CI contains 0)"
+        text = (f"field {name}: candidate macro-F1 {check['macro_f1']:.3f} (accuracy {check['accuracy']:.3f}) {verdict} the "
+                f"classical baseline (TF-IDF + logistic regression) {check['classical_macro_f1']:.3f} (accuracy "
+                f"{check['classical_accuracy']:.3f}): diff {diff:+.3f}, {round(100 * versus.get('confidence', 0.95))}% CI "
+                f"[{low:+.3f}, {high:+.3f}] (eval.beat_classical={config.beat_classical})")
+        if beats or config.beat_classical == "require":
+            checks.append(_check(beats, text))
+        else:
+            checks.append((True, f"warn: {text}"))
+    return checks
+
+
 def _slice_checks(summary: dict, reference: str, metric: str, higher_is_better: bool, config: EvalConfig) -> list[tuple[bool, str]]:
     labels = summary["labels"]
     checks = []
@@ -121,6 +147,7 @@ def should_promote(summary: dict, task_card: TaskCard, config: EvalConfig) -> Pr
     checks = _criteria_checks(labels["candidate"].get("metrics", {}), task_card)
     if config.gate_fields:
         checks.extend(_field_checks(summary, config))
+        checks.extend(_classical_checks(summary, config))
     elif summary.get("field_checks"):
         checks.append((True, "skip: answer fields: eval.gate_fields is false (plumbing checks with a random model only)"))
     for label in ("base", "champion"):

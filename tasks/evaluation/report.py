@@ -11,7 +11,7 @@ from loraflow.tasks.evaluation.field_metrics import per_example_metric
 from loraflow.tasks.common.jsonl import read_jsonl
 from loraflow.tasks.tracking.run_extras import log_to_run, read_run_info
 
-LABEL_ORDER = ("base", "candidate", "champion", "majority", "stratified")
+LABEL_ORDER = ("base", "candidate", "champion", "classical", "majority", "stratified")
 WORST_FALLBACK = 10  # worst cases shown from predictions.jsonl when no badcase analysis ran
 
 _CSS = """

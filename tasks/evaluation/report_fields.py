@@ -4,7 +4,8 @@ from html import escape
 
 from loraflow.tasks.common.plots import confusion_matrix, grouped_bars
 
-REPORT_LABELS = ("base", "candidate", "champion", "majority", "stratified")
+REPORT_LABELS = ("base", "candidate", "champion", "classical", "majority", "stratified")
+_BASELINE_KIND = {"classical": "TF-IDF + logistic regression", "majority": "trivial baseline", "stratified": "trivial baseline"}
 _CSS = """
 td.wrong{background:#fdecea;color:#c0392b;font-weight:600}td.right{color:#1e8449}.fieldgrid{display:flex;flex-wrap:wrap;gap:14px}
 .fieldgrid img{max-width:520px}table.diff{width:auto;margin:0}table.diff td{padding:2px 6px;border:0}
@@ -25,7 +26,7 @@ def _field_rows(labels: dict, name: str, keys: tuple[str, ...]) -> list[str]:
         cells = "".join(_cell(report[key], report[key] == best[key]) for key in keys)
         if report["kind"] == "categorical":
             cells += f"<td>{escape(str(report['top_predicted']))} ({report['top_predicted_share']:.0%})</td>"
-        kind = " <span class='muted'>(trivial baseline)</span>" if label in ("majority", "stratified") else ""
+        kind = f" <span class='muted'>({_BASELINE_KIND[label]})</span>" if label in _BASELINE_KIND else ""
         rows.append(f"<tr><td>{escape(label)}{kind}</td>{cells}</tr>")
     return rows
 
@@ -57,9 +58,9 @@ def _field_block(labels: dict, name: str, checks: dict) -> str:
     verdict = ""
     if check:
         collapsed = "<span class='neg'>collapsed</span>" if check["collapsed"] else "<span class='pos'>not collapsed</span>"
-        versus = check.get("vs_majority")
-        beat = (f"macro-F1 vs majority class {versus['diff']:+.3f}, 95% CI [{versus['ci_low']:+.3f}, {versus['ci_high']:+.3f}]; "
-                if versus else "")
+        beat = "".join(f"macro-F1 vs {other} {versus['diff']:+.3f}, 95% CI [{versus['ci_low']:+.3f}, {versus['ci_high']:+.3f}]; "
+                       for other, versus in (("classical baseline", check.get("vs_classical")),
+                                             ("majority class", check.get("vs_majority"))) if versus)
         verdict = (f"<p class='muted'>{beat}{collapsed}: the most frequent answer is {check['top_predicted_share']:.0%} of the "
                    f"candidate's answers (reference's top value {check['top_reference_share']:.0%}, limit {check['collapse_limit']:.0%}).</p>")
     confusion = report["confusion"]
@@ -80,9 +81,11 @@ def fields_section(summary: dict) -> str | None:
     if not names:
         return None
     checks = summary.get("field_checks") or {}
-    intro = ("<p class='muted'>Each answer field scored on its own. <b>majority</b> answers every case with the field's most "
-             "frequent training value, <b>stratified</b> draws values at random in the training proportions: a model that "
-             "learned the task must beat both clearly. Bold: the best value in each column.</p>")
+    intro = ("<p class='muted'>Each answer field scored on its own. <b>classical</b> is TF-IDF n-grams + logistic regression "
+             "fitted on the train split's requests (categorical fields only): a fine-tune that does not beat it may not be "
+             "worth serving. <b>majority</b> answers every case with the field's most frequent training value, "
+             "<b>stratified</b> draws values at random in the training proportions: a model that learned the task must "
+             "beat both clearly. Bold: the best value in each column.</p>")
     return f"<style>{_CSS}</style>" + intro + "".join(_field_block(labels, name, checks) for name in names)
 
 
