@@ -31,8 +31,10 @@ def run_variant(name: str, overrides: dict, config_path: str, data: Path, model:
     out = out_root / name
     load = os.getloadavg()[0]
     started = time.perf_counter()
+    # model.max_length auto: the length the data flow chose for these splits (report.json), as the pipeline trains
+    chosen = json.loads((data / "report.json").read_text(encoding="utf-8")).get("sequence_length") or {}
     trained = train_model(model, str(data / "train.jsonl"), str(data / "val.jsonl"), config.lora, config.train,
-                          config.model.max_length, str(out))
+                          config.model.length_or(chosen.get("max_length", 512)), str(out))
     train_s = time.perf_counter() - started
     started = time.perf_counter()
     result = evaluate_model(model, trained["adapter_path"], str(data / "test.jsonl"), config.eval, config.task_card, str(out), "candidate")

@@ -89,7 +89,7 @@ def bench(args) -> list[dict]:
         if args.sft_control:
             rows.append(sft_control(args, config, args.sft_adapter, train, test, out))
     started = time.perf_counter()
-    trained = train_model(args.model, str(train), None, config.lora, train_config, config.model.max_length,
+    trained = train_model(args.model, str(train), None, config.lora, train_config, config.model.length_or(512),
                           str(out / "run"), init_adapter=init_adapter)
     seconds = time.perf_counter() - started
     metrics = trained["metrics"]
@@ -117,7 +117,7 @@ def sft_control(args, config, sft_adapter: str, train: Path, test: Path, out: Pa
     learning_rate = config.train.preference_learning_rate or config.train.learning_rate
     control = config.train.model_copy(update={"objective": "sft", "learning_rate": learning_rate})
     started = time.perf_counter()
-    trained = train_model(args.model, str(train), None, config.lora, control, config.model.max_length,
+    trained = train_model(args.model, str(train), None, config.lora, control, config.model.length_or(512),
                           str(out / "sft_control"), init_adapter=sft_adapter)
     seconds = time.perf_counter() - started
     row = score("sft_longer", args.model, trained["adapter_path"], str(test), config, out, args.task_metric)

@@ -76,9 +76,38 @@ class DataReport(Result):
 
 
 @dataclass(frozen=True)
+class TokenLengths(Result):
+    """The records' token lengths as the model sees them and the sequence length they call for (model.max_length).
+
+    `choices` compares the lengths worth considering: {length, keeps_share, tokens_vs_chosen, peak_gpu_gib}.
+    """
+
+    max_length: int  # the training length in force: model.max_length, or the one chosen from the data (auto)
+    source: str  # "auto" or "model.max_length"
+    validation_limit: int  # records longer than this are quarantined (data.max_tokens, else max_length)
+    model_limit: int
+    n_measured: int
+    n_records: int
+    percentiles: dict[str, int]  # p50 ... p99.5 and max, keyed by name (a mapping by design: the report's rows)
+    above_limit: int
+    above_share: float
+    keep_share: float
+    choices: list[dict[str, Any]] = field(default_factory=list)  # rows of the cost table, printed as they are
+
+
+@dataclass(frozen=True)
 class PreparedData(Result):
-    """What the data flow hands to training: the splits (train augmented), the report and the base model folder."""
+    """What the data flow hands to training: the splits (train augmented), the report, the base model folder and the
+    sequence length the data calls for."""
 
     splits: Splits
     report: DataReport
     base_model: str
+    lengths: TokenLengths | None = None
+
+    @property
+    def max_length(self) -> int:
+        """The training sequence length in force (from the token-length plan)."""
+        if self.lengths is None:
+            raise ValueError("the data flow measured no token lengths")
+        return self.lengths.max_length

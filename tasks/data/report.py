@@ -169,11 +169,13 @@ def _metrics(report: dict) -> dict[str, float]:
     return metrics
 
 
-def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str | None, header: dict | None = None) -> dict:
+def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str | None, header: dict | None = None,
+                      lengths: dict | None = None) -> dict:
     """Write quarantine.jsonl, review.jsonl, report.json and report.html; return paths, markdown and metrics.
 
     Args:
         header: what made this report (flow run, input file and hash, task, data-stage config), shown at its top.
+        lengths: the token-length plan (loraflow.tasks.data.token_lengths): distribution, chosen length, costs.
     """
     from loraflow.tasks.data.report_html import render_html
     from loraflow.tasks.data.validate import load_tokenizer
@@ -208,6 +210,7 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
         "frozen_test": {k: split.get("counts", {}).get(k, 0) for k in ("frozen_test", "frozen_matched", "frozen_added")},
         "conservation": parts,
         "token_length_method": "tokenizer" if tokenizer is not None else "approx_words_plus_han_chars",
+        "sequence_length": lengths,
         "duplicate_clusters": duplicate_clusters(removed),
         "near_duplicate_pairs": near_duplicate_pairs(removed),
         "conflicts": conflicts(review),

@@ -66,6 +66,23 @@ def _list_table(title: str, header: list[str], rows: list[list]) -> str:
     return f"<h2>{title}</h2><table><tr>{head}</tr>{body}</table>"
 
 
+def _sequence_length(plan: dict | None) -> list[str]:
+    """The token-length distribution (chat template included), the length in force and what each choice costs."""
+    if not plan:
+        return []
+    points = ", ".join(f"{k} {v}" for k, v in plan["percentiles"].items())
+    source = ("chosen from the data (model.max_length: auto keeps " f"{plan['keep_share']:.1%} of the records)"
+              if plan["source"] == "auto" else "model.max_length as configured")
+    intro = (f"<p>Tokens per record as the model sees them ({plan['n_measured']} of {plan['n_records']} records measured): "
+             f"{html.escape(points)}. Training length <b>{plan['max_length']}</b>, {source}; the model's own limit is "
+             f"{plan['model_limit']}. Longer than the validation limit {plan['validation_limit']}: {plan['above_limit']} "
+             f"records ({plan['above_share']:.1%}), quarantined as max_tokens.</p>")
+    return ["<h2>Sequence length</h2>", intro, _list_table(
+        "What each length costs", ["length (tokens)", "keeps records", "tokens per step vs chosen", "est. peak GPU GiB"],
+        [[c["length"], f"{c['keeps_share']:.1%}", f"{c['tokens_vs_chosen']:g}x", c["peak_gpu_gib"] if c["peak_gpu_gib"] is not None else "n/a"]
+         for c in plan["choices"]])]
+
+
 def render_html(report: dict, markdown: str, pages: dict | None = None) -> str:
     """The whole report page as one HTML string with no external resources (pages: header and record-text HTML)."""
     pages = pages or {}
@@ -78,6 +95,7 @@ def render_html(report: dict, markdown: str, pages: dict | None = None) -> str:
     parts.append(_list_table("Splits", ["split", "records", "augmented", "distinct-1", "distinct-2", "tokens p50", "tokens p95"],
                              [[n, s["count"], s["augmented"], s["distinct_1"], s["distinct_2"], s["token_lengths"]["p50"],
                                s["token_lengths"]["p95"]] for n, s in report["splits"].items()]))
+    parts += _sequence_length(report.get("sequence_length"))
     parts += _plots(report)
     clusters = report["duplicate_clusters"]
     parts.append(_list_table(f"Duplicate clusters ({clusters['count']}, largest {clusters['largest']}; "

@@ -43,12 +43,13 @@ def ingest(input_path: str, config: DataConfig, out_dir: str) -> dict:
 
 
 def validate(ingested: dict, config: DataConfig, languages: list[str], tokenizer_path: str | None, max_tokens: int,
-             out_dir: str) -> dict:
-    """Validate on the path ingest took."""
+             out_dir: str, lengths: dict | None = None) -> dict:
+    """Validate on the path ingest took (`lengths`: the token-length plan, named in the stop message when the length
+    limit is what makes records invalid)."""
     plan = ingested.get("streaming")
     counts = ingested["counts"]
     args = (ingested["records"], config, languages, tokenizer_path, max_tokens, out_dir)
-    prior = dict(prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input"))
+    prior = dict(prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input"), lengths=lengths)
     if plan is None:
         from loraflow.tasks.data.validate import validate_records
 

@@ -13,6 +13,7 @@ from loraflow.schemas.records import CanonicalRecord, row_failures
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.data.ingest import stage_dir
 from loraflow.tasks.data.preferences import pair_token_texts
+from loraflow.tasks.planning.lengths import length_hint
 from loraflow.tasks.common.progress import progress
 from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
 
@@ -100,18 +101,24 @@ def quarantine_row(record: dict, reasons: list[dict]) -> dict:
     return {"line": meta.get("source_line"), "id": record.get("id"), "raw": record, "reasons": reasons, "stage": "validate"}
 
 
-def invalid_error(share: float, config: DataConfig, reasons: Counter, out_dir: str) -> LoraflowError:
-    """The stop (exit 2) when more than data.max_invalid_share of the records is invalid."""
+def invalid_error(share: float, config: DataConfig, reasons: Counter, out_dir: str, lengths: dict | None = None) -> LoraflowError:
+    """The stop (exit 2) when more than data.max_invalid_share of the records is invalid.
+
+    When records fail only for their length, the message blames the length limit, not the data (token_lengths.length_hint).
+    """
     # Every reason of both stages, most frequent first: the first few alone hid most of the rows' problems.
     listed = ", ".join(f"{k} x{v}" for k, v in reasons.most_common())
+    hint = length_hint(lengths) if reasons.get("max_tokens") else ""
+    fix = "fix the data or raise data.max_invalid_share" if set(reasons) - {"max_tokens"} else "raise the length limit"
     return LoraflowError(
         f"{share:.1%} of records are invalid (over data.max_invalid_share={config.max_invalid_share:g}; "
-        f"reasons: {listed}); see {Path(out_dir) / 'data'} quarantine files, "
-        "fix the data or raise data.max_invalid_share.", exit_code=2)
+        f"reasons: {listed}); see {Path(out_dir) / 'data'} quarantine files, {fix}." + (f" {hint}" if hint else ""),
+        exit_code=2)
 
 
 def validate_records(records_path: str, config: DataConfig, languages: list[str], tokenizer_path: str | None,
-                     max_tokens: int, out_dir: str, prior_quarantined: int = 0, prior_input: int | None = None) -> dict:
+                     max_tokens: int, out_dir: str, prior_quarantined: int = 0, prior_input: int | None = None,
+                     lengths: dict | None = None) -> dict:
     """Lazily validate every record; write valid ones and quarantine the rest; stop (exit 2) over the threshold."""
     records = read_jsonl(records_path)
     n_input = len(records)
@@ -138,7 +145,8 @@ def validate_records(records_path: str, config: DataConfig, languages: list[str]
     if share > config.max_invalid_share:
         ingest_quarantine = folder / "quarantine_ingest.jsonl"
         earlier = read_jsonl(ingest_quarantine) if ingest_quarantine.is_file() else []
-        err = invalid_error(share, config, Counter(r["check"] for q in earlier + quarantine for r in q["reasons"]), out_dir)
+        err = invalid_error(share, config, Counter(r["check"] for q in earlier + quarantine for r in q["reasons"]), out_dir,
+                            lengths)
         err.result = result
         # The run stops here, so the run folder's quarantine.jsonl (normally merged by the report) is written now.
         write_jsonl(RunFolder(out_dir).data / "quarantine.jsonl", earlier + quarantine)

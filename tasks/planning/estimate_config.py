@@ -8,6 +8,7 @@ from loraflow.schemas.config import PipelineConfig
 from loraflow.tasks.training.distributed import pick_distributed
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
 from loraflow.tasks.planning.estimate_shapes import load_model_config
+from loraflow.tasks.planning.lengths import choose_max_length, model_context_limit
 from loraflow.tasks.training.speed import auto_unchecked_layers
 from loraflow.tasks.common.device import detect_device
 from loraflow.tasks.common.jsonl import iter_jsonl
@@ -37,30 +38,49 @@ def count_record_tokens(path: str | Path, max_length: int | None = None) -> int:
     return total
 
 
+def raw_record_tokens(path: str | Path) -> list[int] | None:
+    """Approximate tokens per record of a raw JSON Lines/JSON file (a broken line counts as one record); None for
+    other file types, where records are not told apart without ingesting."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json"):
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    chunks = [text] if suffix == ".json" else [line for line in text.splitlines() if line.strip()]
+    lengths = []
+    for chunk in chunks:
+        try:
+            rows = json.loads(chunk)
+        except json.JSONDecodeError:
+            lengths.append(approx_tokens(chunk))  # a broken line: the ingest stage quarantines it
+            continue
+        for row in rows if isinstance(rows, list) else [rows]:
+            strings = _strings(row)
+            lengths.append(approx_tokens(" ".join(strings)) + 4 * len(strings))
+    return lengths
+
+
 def count_raw_tokens(path: str | Path, max_length: int | None = None) -> int:
     """Approximate tokens in a raw input file: per record for JSON Lines/JSON (cut at max_length), whole text otherwise."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        chunks = [text] if suffix == ".json" else [line for line in text.splitlines() if line.strip()]
-        total = 0
-        for chunk in chunks:
-            try:
-                rows = json.loads(chunk)
-            except json.JSONDecodeError:
-                total += approx_tokens(chunk)  # a broken line: the ingest stage quarantines it
-                continue
-            for row in rows if isinstance(rows, list) else [rows]:
-                strings = _strings(row)
-                tokens = approx_tokens(" ".join(strings)) + 4 * len(strings)
-                total += min(tokens, max_length) if max_length else tokens
-        return total
-    if suffix == ".parquet":
+    lengths = raw_record_tokens(path)
+    if lengths is not None:
+        return sum(min(t, max_length) if max_length else t for t in lengths)
+    if path.suffix.lower() == ".parquet":
         import pandas as pd
 
         return approx_tokens(json.dumps(pd.read_parquet(path).to_dict(orient="records"), ensure_ascii=False, default=str))
     return approx_tokens(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def planned_max_length(config: PipelineConfig, model_config: dict) -> int:
+    """model.max_length, or for `auto` the length the raw records call for (approximate token counts; the data flow
+    measures it exactly with the tokenizer before training)."""
+    if config.model.max_length != "auto":
+        return int(config.model.max_length)
+    path = config.data.path
+    lengths = raw_record_tokens(path) if path and Path(path).is_file() else None
+    return choose_max_length(lengths or [], model_context_limit(model_config))
 
 
 def _strings(value, key: str | None = None) -> list[str]:
@@ -76,12 +96,12 @@ def _strings(value, key: str | None = None) -> list[str]:
     return []
 
 
-def train_tokens_for(config: PipelineConfig, train_jsonl: str | Path | None = None) -> tuple[int, str]:
+def train_tokens_for(config: PipelineConfig, max_length: int, train_jsonl: str | Path | None = None) -> tuple[int, str]:
     """Training tokens per epoch and where the number came from: the split train.jsonl, else the raw input x train share."""
     if train_jsonl and Path(train_jsonl).is_file():
-        return count_record_tokens(train_jsonl, config.model.max_length), f"{train_jsonl} (approximate tokens)"
+        return count_record_tokens(train_jsonl, max_length), f"{train_jsonl} (approximate tokens)"
     if config.data.path and Path(config.data.path).is_file():
-        raw = count_raw_tokens(config.data.path, config.model.max_length)
+        raw = count_raw_tokens(config.data.path, max_length)
         return int(raw * config.split.train), f"{config.data.path} x split.train {config.split.train:g} (approximate)"
     return 0, "no data file (data.path unset or missing): training time not estimated"
 
@@ -102,25 +122,26 @@ def estimate_for_config(
     if device is None:
         device, detected = detect_device()
         gpu_memory_gib = gpu_memory_gib if gpu_memory_gib is not None else detected
-    source = "given"
-    if n_train_tokens is None:
-        n_train_tokens, source = train_tokens_for(config, train_jsonl)
-    train = config.train
-    epochs = train.epochs
-    if train.max_steps > 0:
-        # max_steps caps the run: that many optimizer steps of effective_batch x max_length tokens at most.
-        epochs = min(epochs, train.max_steps * train.effective_batch_size * config.model.max_length / max(n_train_tokens, 1))
     name = config.model.name_or_path
     if config.model.gguf_file and Path(name).is_dir() and not (Path(name) / "config.json").is_file():
         # GGUF-only folders: the converted copy in the cache holds config.json once the model was resolved.
         name = str(Path(config.model.cache_dir or ".loraflow/models") / f"{Path(name).name}-{Path(config.model.gguf_file).stem}")
     model_config = load_model_config(name)
+    max_length = planned_max_length(config, model_config)
+    source = "given"
+    if n_train_tokens is None:
+        n_train_tokens, source = train_tokens_for(config, max_length, train_jsonl)
+    train = config.train
+    epochs = train.epochs
+    if train.max_steps > 0:
+        # max_steps caps the run: that many optimizer steps of effective_batch x max_length tokens at most.
+        epochs = min(epochs, train.max_steps * train.effective_batch_size * max_length / max(n_train_tokens, 1))
 
     gpus = num_gpus if num_gpus is not None else (train.num_gpus or max(1, detect_gpu_count()))
 
     def estimate_with(unchecked_layers: int, distributed: str = "ddp") -> ResourceEstimate:
         return estimate_resources(
-            model_config, train.method, config.lora.r, config.model.max_length, train.micro_batch_size,
+            model_config, train.method, config.lora.r, max_length, train.micro_batch_size,
             train.gradient_checkpointing, n_train_tokens, epochs, gpu_memory_gib, target_modules=config.lora.target_modules,
             device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
             qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
@@ -135,12 +156,15 @@ def estimate_for_config(
             # sized for the method the estimate picks (auto: bf16 LoRA where it fits); the count always fits the card
             method = estimate_with(0).method
             unchecked = auto_unchecked_layers(train.model_copy(update={"method": method}), config.lora, model_config,
-                                              config.model.max_length, gpu_memory_gib)
+                                              max_length, gpu_memory_gib)
     estimate = estimate_with(unchecked)
     distributed = pick_distributed(train.distributed, estimate.fits, gpus)
     if distributed == "fsdp" and gpus > 1:
         estimate = estimate_with(unchecked, "fsdp")
     notes = [*estimate.notes, f"device {device}", f"train tokens per epoch: {n_train_tokens:,} from {source}"]
+    if config.model.max_length == "auto":
+        notes.append(f"model.max_length auto -> {max_length} (approximate, from the raw records; the data flow measures it "
+                     "with the tokenizer)")
     if gpus > 1:
         notes.append(f"train.distributed {train.distributed} -> {distributed} on {gpus} GPUs")
     if train.unchecked_layers == "auto" and train.gradient_checkpointing:

@@ -13,8 +13,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 
 from loraflow.schemas.run_folder import RunFolder
-from loraflow.schemas.config import AugmentConfig, CleanConfig, DataConfig, ModelConfig, SplitConfig
-from loraflow.schemas.results import DataReport, DataStageResult, InputFiles, Splits
+from loraflow.schemas.config import AugmentConfig, CleanConfig, DataConfig, LoraConfig, ModelConfig, SplitConfig, TrainConfig
+from loraflow.schemas.results import DataReport, DataStageResult, InputFiles, Splits, TokenLengths
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.steps import not_user_error
 
@@ -99,8 +99,25 @@ def prepare_base_model(config: ModelConfig, records_path: str, cache_dir: str, i
     return path
 
 
+@task(name="token-lengths", **DATA_TASK)
+def token_lengths(ingested: DataStageResult, tokenizer_path: str, model: ModelConfig, data: DataConfig, train: TrainConfig,
+                  lora: LoraConfig) -> TokenLengths:
+    """Measure the records' token lengths with the model's tokenizer; resolve model.max_length (auto: from the data)."""
+    from loraflow.tasks.data.token_lengths import measure_token_lengths
+    from loraflow.tasks.planning.lengths import length_hint
+
+    plan = TokenLengths.from_dict(measure_token_lengths(ingested.records, tokenizer_path, model, data.max_tokens, train, lora,
+                                                       data.seed))
+    points = ", ".join(f"{k} {v}" for k, v in plan.percentiles.items())
+    get_run_logger().info("stage: token lengths (%d records measured: %s) -> max_length %d (%s)", plan.n_measured, points,
+                          plan.max_length, plan.source)
+    if plan.above_limit:
+        get_run_logger().warning("lengths: %s", length_hint(plan.to_dict()))
+    return plan
+
+
 @task(name="validate", **DATA_TASK)
-def validate(ingested: DataStageResult, config: DataConfig, languages: list[str], tokenizer_path: str, max_tokens: int,
+def validate(ingested: DataStageResult, config: DataConfig, languages: list[str], tokenizer_path: str, lengths: TokenLengths,
              out_dir: str) -> DataStageResult:
     """Validate canonical records against the pandera contract; invalid rows go to quarantine with reasons."""
     from loraflow.tasks.data import stages
@@ -109,8 +126,8 @@ def validate(ingested: DataStageResult, config: DataConfig, languages: list[str]
     from loraflow.tasks.data.report import write_data_report
 
     try:
-        return DataStageResult.from_stage(stages.validate(ingested.to_stage(), config, languages, tokenizer_path, max_tokens,
-                                                          out_dir))
+        return DataStageResult.from_stage(stages.validate(ingested.to_stage(), config, languages, tokenizer_path,
+                                                          lengths.validation_limit, out_dir, lengths.to_dict()))
     except LoraflowError as error:
         if getattr(error, "result", None):  # too many invalid rows: still leave the report of what was found
             write_data_report(out_dir, [ingested.to_stage(), error.result], tokenizer_path)
@@ -149,7 +166,7 @@ def augment(splits: Splits, config: AugmentConfig, languages: list[str], out_dir
 
 @task(name="data-report", **DATA_TASK)
 def data_report(out_dir: str, stage_results: list[DataStageResult | Splits], tokenizer_path: str, task_name: str,
-                input_path: str, input_sha256: str, config: dict) -> DataReport:
+                input_path: str, input_sha256: str, config: dict, lengths: TokenLengths | None = None) -> DataReport:
     """Counts per stage and reason (conservation checked), histograms, diversity: report.json and report.html.
 
     The page's header names the task, the flow run, the input file and hash, and the data-stage config it came from.
@@ -161,5 +178,6 @@ def data_report(out_dir: str, stage_results: list[DataStageResult | Splits], tok
     get_run_logger().info("stage: data report")
     header = {"task": task_name, "run folder": out_dir, "flow run": f"{runtime.flow_run.name} ({runtime.flow_run.id})",
               "input": input_path, "input sha256": input_sha256, "config": config}
-    report = write_data_report(out_dir, [stage.to_stage() for stage in stage_results], tokenizer_path, header)
+    report = write_data_report(out_dir, [stage.to_stage() for stage in stage_results], tokenizer_path, header,
+                               lengths.to_dict() if lengths else None)
     return DataReport.from_dict(report)

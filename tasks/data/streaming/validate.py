@@ -90,7 +90,7 @@ def _fix_duplicates(result: dict, late: set[int]) -> Counter:
 
 def validate_stream(records_path: str, config: DataConfig, languages: list[str], tokenizer_path: str | None,
                     max_tokens: int, out_dir: str, engine, part_bytes: int, prior_quarantined: int = 0,
-                    prior_input: int | None = None) -> dict:
+                    prior_input: int | None = None, lengths: dict | None = None) -> dict:
     """validate_records, partition by partition on `engine`; the same files, counts and stop."""
     n_input = count_newlines(records_path)
     pilot, pilot_skipped = None, 0
@@ -127,7 +127,7 @@ def validate_stream(records_path: str, config: DataConfig, languages: list[str],
         for path in (ingest_quarantine, quarantine_out):
             if path.is_file():
                 both.update(x["check"] for q in iter_jsonl(path) for x in q["reasons"])
-        err = invalid_error(share, config, both, out_dir)
+        err = invalid_error(share, config, both, out_dir, lengths)
         err.result = result
         # The run stops here, so the run folder's quarantine.jsonl (normally merged by the report) is written now.
         merged = Path(out_dir) / "data" / "quarantine.jsonl"
