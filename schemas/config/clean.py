@@ -27,6 +27,14 @@ class CleanConfig(Section):
     min_answer_chars: int = Field(1, ge=0, description="Answers shorter than this (after normalisation) are removed as too_short.")
     max_total_chars: int = Field(20000, gt=0, description="Conversations longer than this are removed as too_long.")
     max_repeated_ngram_ratio: float = Field(0.5, gt=0.0, le=1.0, description="Answers whose share of repeated word/char 4-grams exceeds this are removed as repetitive.")
-    filter_language: bool = Field(True, description="Remove records whose language is not among the task card's languages.")
+    filter_language: bool = Field(True, description="Remove records whose language is not among the task card's languages "
+                                  "(only on a confident detection; unsure ones go to review, short ones in a declared script pass).")
+    language_min_letters: int = Field(
+        40, ge=0, description="Language filter: a text with fewer letters (Latin, Han, kana, Hangul; punctuation and digits "
+        "not counted) is too short for a detector to judge: it passes when written in a declared language's script, "
+        "else goes to review. Short real messages ('Cancel a transaction', '褪色很严重') are misread by every detector.")
+    language_min_confidence: float = Field(
+        0.99, ge=0.0, le=1.0, description="Language filter: a detection of an undeclared language below this probability "
+        "is not acted on (kept when in a declared script, else review); at or above it the record is removed as wrong_language.")
     max_copy_similarity: float = Field(0.95, gt=0.0, le=1.0, description="Answers this similar to their question are removed as copies_question.")
     filter_refusals: bool = Field(True, description="Remove boilerplate refusals ('As an AI language model...', '作为一个AI...').")

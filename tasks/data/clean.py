@@ -5,13 +5,16 @@ from collections import Counter
 from loraflow.schemas.config.clean import CleanConfig
 from loraflow.schemas.records import CleanRecord, row_failures
 from loraflow.schemas.preferences import is_pair
-from loraflow.tasks.data.dedup import content_key, conversation_text, near_duplicates
+from loraflow.tasks.data.dedup import content_key, near_duplicates
 from loraflow.tasks.data.ingest import stage_dir
 from loraflow.tasks.common.progress import progress
 from loraflow.tasks.common.jsonl import iter_jsonl, write_jsonl
 from loraflow.tasks.data.normalize import normalize_record
 from loraflow.tasks.data.preferences import comparison_messages, dedup_key, pair_reviews
-from loraflow.tasks.data.quality import detect_language, quality_problem
+from loraflow.tasks.data.quality import detect_language, language_text, language_verdict, quality_problem
+
+# Problems a person should decide rather than a filter: the record goes to review.jsonl, not removed.jsonl.
+REVIEW_REASONS = frozenset({"uncertain_language"})
 from loraflow.tasks.data.validate import records_frame
 
 
@@ -78,9 +81,17 @@ def clean_one(record: dict, config: CleanConfig, languages: list[str]) -> tuple[
         record = normalize_record(record)
     meta = record["metadata"]
     if not isinstance(meta.get("language"), str):
-        meta["language"] = detect_language(conversation_text([m for m in record["messages"] if m["role"] != "system"]))
+        text = language_text(record["messages"])
+        meta["language"] = detect_language(text)
+        if config.filter_language and languages and meta["language"] not in languages:  # a short text in a declared script
+            meta["language"] = language_verdict(text, meta["language"], languages, config)[0]
     empty = _empty_turn(record)
     return record, (("too_short", empty) if empty else quality_problem(record["messages"], meta["language"], config, languages))
+
+
+def quality_review(record: dict, reason: str, detail: str) -> dict:
+    """The review.jsonl row of a record a filter would not remove on its own (REVIEW_REASONS)."""
+    return {**record, "review": {"reason": reason, "detail": detail, "stage": "clean"}}
 
 
 def conflict_reviews(members: list[dict], key: str) -> list[dict]:
@@ -94,11 +105,14 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
     """Normalise and filter records; every removal carries a reason code, conflicts go to review."""
     n_input = 0
     removed: list[dict] = []
+    quality_reviews: list[dict] = []
     survivors = []
     for record in progress(iter_jsonl(records_path), "clean"):  # streamed: raw copies never pile up beside the normalised ones
         n_input += 1
         record, problem = clean_one(record, config, languages)
-        if problem:
+        if problem and problem[0] in REVIEW_REASONS:
+            quality_reviews.append(quality_review(record, *problem))
+        elif problem:
             removed.append(_removal(record, *problem))
         else:
             survivors.append(record)
@@ -117,10 +131,11 @@ def clean_records(records_path: str, config: CleanConfig, languages: list[str], 
         records = survivors
 
     # Conflicts before near-dedup: a same-prompt pair with different answers is for a human, not a near-duplicate.
-    review = []
+    review = quality_reviews
     pairs = bool(records) and is_pair(records[0])
     if pairs:  # several pairs per prompt are normal; a pair without contrast or one contradicting another is not
-        records, review = pair_reviews(records)
+        records, pair_review = pair_reviews(records)
+        review = review + pair_review
     elif config.conflicts_to_review:
         groups: dict[str, list[int]] = {}
         for j, record in enumerate(records):

@@ -12,7 +12,9 @@ import orjson
 from loraflow.schemas.config.clean import CleanConfig
 from loraflow.schemas.preferences import is_pair
 from loraflow.schemas.records import CleanRecord, row_failures
-from loraflow.tasks.data.clean import _answers_conflict, _removal, clean_one, conflict_reviews, near_removal, prompt_key
+from loraflow.tasks.data.clean import (
+    REVIEW_REASONS, _answers_conflict, _removal, clean_one, conflict_reviews, near_removal, prompt_key, quality_review,
+)
 from loraflow.tasks.data.dedup import compared_texts, content_key, greedy_duplicates
 from loraflow.tasks.data.ingest import stage_dir
 from loraflow.tasks.common.jsonl import _dumps
@@ -32,18 +34,22 @@ def clean_part(part: Part, config: CleanConfig, languages: list[str], folder: st
     folder_ = Path(folder)
     surv_path = part_path(folder_, "survivors.jsonl", part.number)
     quality_path = part_path(folder_, "removed_quality.jsonl", part.number)
+    review_path = part_path(folder_, "review_quality.jsonl", part.number)
     surv_path.parent.mkdir(parents=True, exist_ok=True)
     writer = (SignatureWriter(surv_path.parent, "clean", part.number, config.near_dup_threshold, config.minhash_perm,
                               config.ngram_zh, config.ngram_en) if config.near_dedup else None)
     keys, prompts, langs, pairs, same, k1, k2 = [], [], [], [], [], [], []
-    n_input, reasons = 0, Counter()
-    with surv_path.open("wb") as sf, quality_path.open("wb") as qf:
+    n_input, reasons, n_reviews = 0, Counter(), 0
+    with surv_path.open("wb") as sf, quality_path.open("wb") as qf, review_path.open("wb") as rf:
         for _, batch in record_batches(part):
             n_input += len(batch)
             survivors = []
             for record in batch:
                 record, problem = clean_one(record, config, languages)
-                if problem:
+                if problem and problem[0] in REVIEW_REASONS:
+                    rf.write(_dumps(quality_review(record, *problem)))
+                    n_reviews += 1
+                elif problem:
                     qf.write(_dumps(_removal(record, *problem)))
                     reasons[problem[0]] += 1
                 else:
@@ -64,7 +70,8 @@ def clean_part(part: Part, config: CleanConfig, languages: list[str], folder: st
                 writer.add([compared_texts(comparison_messages(r), config.near_dup_compare)[0] for r in survivors],
                            [r["metadata"]["language"] for r in survivors])
     n = len(keys)
-    return {"survivors": str(surv_path), "quality": str(quality_path), "n_input": n_input, "n": n, "reasons": reasons,
+    return {"survivors": str(surv_path), "quality": str(quality_path), "review": str(review_path), "n_reviews": n_reviews,
+            "n_input": n_input, "n": n, "reasons": reasons,
             "keys": np.array(keys, "S16").reshape(n), "prompts": np.array(prompts, "S16").reshape(n),
             "langs": np.array(langs, dtype=object), "pairs": np.array(pairs, bool),
             "same": np.array(same, bool), "k1": np.array(k1, "S16"), "k2": np.array(k2, "S16"),
@@ -177,7 +184,9 @@ def clean_stream(records_path: str, config: CleanConfig, languages: list[str], o
     paths = {name: folder / f"{name}.jsonl" for name in ("cleaned", "removed", "review")}
     join_parts([w["cleaned"] for w in written], paths["cleaned"])
     join_parts([r["quality"] for r in results] + [w["exact"] for w in written] + [w["near"] for w in written], paths["removed"])
-    paths["review"].write_bytes(b"".join(_dumps(row) for _, row in review_rows))
+    join_parts([r["review"] for r in results], paths["review"])  # the quality filters' reviews first, as in memory
+    with paths["review"].open("ab") as f:
+        f.write(b"".join(_dumps(row) for _, row in review_rows))
     survivors.unlink(missing_ok=True)
     by_reason = sum((r["reasons"] for r in results), Counter())
     by_reason.update({"exact_duplicate": int((action == 1).sum()), "near_duplicate": len(near)})
@@ -186,6 +195,6 @@ def clean_stream(records_path: str, config: CleanConfig, languages: list[str], o
     return {
         "stage": "clean", "records": str(paths["cleaned"]), "removed": str(paths["removed"]), "review": str(paths["review"]),
         "counts": {"input": sum(r["n_input"] for r in results), "kept": kept, "removed": dict(sorted(by_reason.items())),
-                   "removed_total": sum(by_reason.values()), "review": len(review_rows),
+                   "removed_total": sum(by_reason.values()), "review": len(review_rows) + sum(r["n_reviews"] for r in results),
                    "languages": dict(sum((w["languages"] for w in written), Counter()))},
     }
