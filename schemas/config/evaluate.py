@@ -10,6 +10,10 @@ class EvalConfig(Section):
     max_new_tokens: int = Field(128, ge=1, description="Tokens to generate per test case.")
     batch_size: int = Field(8, ge=1, description="Test cases generated together (batched, left-padded).")
     max_samples: int | None = Field(None, ge=1, description="Evaluate at most this many test cases (default: all).")
+    constrained: bool = Field(
+        True, description="Where task_card.fields declares the answer's fields, decode every model's answer under that JSON "
+        "schema (valid JSON, exactly the declared fields, a declared class in each categorical field; lm-format-enforcer). "
+        "false: the unconstrained answers, to see what the model does on its own.")
     compare_base: bool = Field(True, description="Also evaluate the base model on the same test set.")
     slice_by: list[str] = Field(default_factory=lambda: ["language"], description="Metadata fields to report metrics per value of.")
     slice_tolerance: float = Field(0.05, ge=0.0, description="Promotion gate: largest allowed drop of the success metric on any slice.")

@@ -7,6 +7,7 @@ from loraflow.schemas.config.evaluate import EvalConfig
 from loraflow.schemas.config.task_card import TaskCard
 from loraflow.tasks.evaluation.baselines import BASELINES, baseline_rows
 from loraflow.tasks.evaluation.compare import compare_predictions, field_checks, slice_deltas
+from loraflow.tasks.evaluation.constrained import answer_schema
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.evaluation.field_metrics import FIELD_STATS, SHOWN_STATS, FieldSpec, example_field_scores, resolve_fields
 from loraflow.tasks.evaluation.generate import generate_predictions, load_test_records, split_record
@@ -80,9 +81,9 @@ def evaluate_model(
     Returns {"label", "predictions": path, "metrics": overall, "by_language", "by_slice", "fields": per-field reports}.
     """
     check_task_card_metrics(task_card)
-    rows = generate_predictions(
-        model_path, adapter_path, test_path, config.max_new_tokens, config.batch_size, config.max_samples, desc=f"evaluate {label}"
-    )
+    schema = answer_schema(task_card.fields) if config.constrained else None
+    rows = generate_predictions(model_path, adapter_path, test_path, config.max_new_tokens, config.batch_size,
+                                config.max_samples, desc=f"evaluate {label}", schema=schema)
     score_rows(rows, answer_fields(test_path, task_card, config.max_samples))
     return _result(label, rows, config, out_dir)
 

@@ -7,6 +7,7 @@ from loraflow.tasks.common.stop_tokens import stop_token_ids
 from loraflow.tasks.common.device import device as current_device, inference_dtype
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.jsonl import iter_jsonl
+from loraflow.tasks.evaluation.constrained import allowed_tokens_fn
 
 
 def split_record(record: dict, where: str) -> tuple[list[dict], str]:
@@ -77,9 +78,12 @@ def _is_quantized_variant(path: Path) -> bool:
 
 
 def generate_for_records(
-    model, tokenizer, records: list[dict], max_new_tokens: int, batch_size: int, desc: str = "generate", where: str = "test set"
+    model, tokenizer, records: list[dict], max_new_tokens: int, batch_size: int, desc: str = "generate", where: str = "test set",
+    schema: dict | None = None,
 ) -> list[dict]:
     """Greedy answers for records; batch_size=1 is the one-at-a-time mode (no padding at all).
+
+    schema: a JSON schema every answer must follow (loraflow.tasks.evaluation.constrained); None: unconstrained.
 
     Returns rows in input order: id, messages (prompt turns), reference, prediction, metadata and
     generation {prompt_tokens, new_tokens, hit_max_new_tokens, stopped_at_eos}.
@@ -108,8 +112,9 @@ def generate_for_records(
             enc = tokenizer(
                 [prompts[i][2] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(device)
+            constraint = {"prefix_allowed_tokens_fn": allowed_tokens_fn(tokenizer, schema, eos_ids)} if schema else {}
             with torch.inference_mode():
-                out = model.generate(**enc, generation_config=config)
+                out = model.generate(**enc, generation_config=config, **constraint)
             new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
             for i, tokens in zip(batch, new_tokens, strict=True):
                 rows[i] = _row(records[i], prompts[i], tokens, eos_ids, tokenizer, lengths[i], max_new_tokens)
@@ -145,12 +150,14 @@ def generate_predictions(
     batch_size: int,
     max_samples: int | None,
     desc: str = "generate",
+    schema: dict | None = None,
 ) -> list[dict]:
     """Load model (+adapter) and greedily answer the test records; see generate_for_records for the rows."""
     records = load_test_records(records_path, max_samples)
     model, tokenizer = load_model(model_path, adapter_path)
     started = time.perf_counter()
-    rows = generate_for_records(model, tokenizer, records, max_new_tokens, batch_size, desc=desc, where=records_path)
+    rows = generate_for_records(model, tokenizer, records, max_new_tokens, batch_size, desc=desc, where=records_path,
+                                schema=schema)
     elapsed = time.perf_counter() - started
     print(f"{desc}: {len(rows)} samples in {elapsed:.1f}s ({len(rows) / max(elapsed, 1e-9):.2f} samples/s)", file=sys.stderr)
     return rows

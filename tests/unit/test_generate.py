@@ -63,3 +63,27 @@ def test_bad_inputs_give_one_line_errors(tiny, tmp_path):
         generate_predictions(str(tiny["model"]), None, str(tmp_path / "missing.jsonl"), 4, 2, None)
     with pytest.raises(LoraflowError, match="adapter_config.json"):
         generate_predictions(str(tiny["model"]), str(tmp_path), str(tiny["test"]), 4, 2, None)
+
+
+def test_constrained_answers_always_parse_with_declared_fields_and_classes(tiny):
+    """A random tiny model answers anything unconstrained; under the task card's schema every answer is valid JSON
+    with exactly the declared fields, each a declared class."""
+    import json
+
+    from loraflow.tasks.evaluation.constrained import answer_schema
+
+    fields = {"category": ["damage", "defect"], "urgent": ["yes", "no"]}
+    model, tokenizer = load_model(str(tiny["model"]))
+    free = generate_for_records(model, tokenizer, RECORDS * 2, max_new_tokens=24, batch_size=3)
+    bound = generate_for_records(model, tokenizer, RECORDS * 2, max_new_tokens=64, batch_size=3, schema=answer_schema(fields))
+
+    def declared(text: str) -> bool:
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(answer, dict) and set(answer) == set(fields) and all(answer[k] in v for k, v in fields.items())
+
+    assert not any(declared(r["prediction"]) for r in free)  # the control: unconstrained, the random model never does
+    assert all(declared(r["prediction"]) for r in bound), [r["prediction"] for r in bound]
+    assert all(r["generation"]["stopped_at_eos"] for r in bound)  # nothing after the object but EOS

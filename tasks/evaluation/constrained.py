@@ -1,0 +1,70 @@
+"""Answers inside the declared schema: JSON-schema-constrained decoding from the task card's fields.
+
+Where `task_card.fields` declares the answer's fields and classes, generation is masked token by token so the answer is
+always one JSON object with exactly those fields, each categorical field one of its declared classes and each text field
+a string, and nothing after the object but EOS. The masking is lm-format-enforcer's (the JSON-schema parser vLLM also
+ships as a guided-decoding backend) through transformers' `prefix_allowed_tokens_fn`; evaluation and the built-in
+server share it. `eval.constrained: false` shows what the model answers unconstrained. (The library's own transformers
+integration imports names transformers 5 removed, so the vocabulary table it needs is built here from its core API.)
+"""
+from collections.abc import Callable, Mapping, Sequence
+
+_TOKENIZER_DATA = "_loraflow_enforcer_data"  # cached on the tokenizer: building it decodes the whole vocabulary once
+
+
+def answer_schema(fields: Mapping[str, Sequence[str] | str] | None) -> dict | None:
+    """The JSON schema of an answer with the declared fields (all required, no others); None when none are declared."""
+    if not fields:
+        return None
+    properties = {name: ({"type": "string"} if isinstance(values, str) else {"type": "string", "enum": list(values)})
+                  for name, values in fields.items()}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def vocabulary_strings(tokenizer) -> list[tuple[int, str, bool]]:
+    """(token id, text as it reads after a preceding token, starts a new word) for every non-special token.
+
+    A SentencePiece/BPE token's leading space shows only after another token, so each is decoded behind a fixed one.
+    """
+    anchor = tokenizer.encode("0", add_special_tokens=False)[-1]
+    special = set(tokenizer.all_special_ids)
+    table = []
+    for token in range(len(tokenizer)):
+        if token in special:
+            continue
+        after = tokenizer.decode([anchor, token])[1:]
+        table.append((token, after, len(after) > len(tokenizer.decode([token]))))
+    return table
+
+
+def _tokenizer_data(tokenizer, stop_ids: Sequence[int]):
+    cache = getattr(tokenizer, _TOKENIZER_DATA, None)
+    if cache is None:
+        cache = {}
+        try:
+            setattr(tokenizer, _TOKENIZER_DATA, cache)
+        except AttributeError:  # a tokenizer that refuses new attributes: rebuilt per call, still correct
+            pass
+    key = tuple(stop_ids)
+    if key not in cache:
+        from lmformatenforcer import TokenEnforcerTokenizerData  # noqa: PLC0415
+
+        cache[key] = TokenEnforcerTokenizerData(vocabulary_strings(tokenizer), lambda ids: tokenizer.decode(ids).rstrip("\ufffd"),
+                                                list(stop_ids), False, len(tokenizer))
+    return cache[key]
+
+
+def allowed_tokens_fn(tokenizer, schema: dict, stop_ids: Sequence[int]) -> Callable:
+    """A fresh `prefix_allowed_tokens_fn` for one generate() call that keeps every row inside `schema` and ends it with
+    one of `stop_ids` once the object is complete.
+
+    One per call: the enforcer caches the states of the sequences it saw, keyed by their tokens.
+    """
+    from lmformatenforcer import JsonSchemaParser, TokenEnforcer  # noqa: PLC0415
+
+    enforcer = TokenEnforcer(_tokenizer_data(tokenizer, stop_ids), JsonSchemaParser(schema))
+
+    def allowed(batch_id: int, sequence) -> list[int]:
+        return enforcer.get_allowed_tokens(sequence.tolist()).allowed_tokens
+
+    return allowed
