@@ -20,6 +20,7 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
     data = subflow_result(prepare_data(config, input_path, out_dir, model_cache_dir))
     splits, base_model = data.splits, data.base_model
     data_hash = tracking.log_data(run, splits, data.report, config.task_card.name)
+    train_config = planning.plan_schedule(train_config, splits.train, config.task_card.fields, run)
 
     trained = training.train(base_model, splits, config.lora, train_config, data.max_length, out_dir, run)
 

@@ -2,10 +2,13 @@
 from typing import Literal
 
 from pydantic import Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from loraflow.schemas.config._base import Section
 
 Method = Literal["lora", "qlora", "full", "auto"]
+# What train.schedule=auto chooses from the data, unless the config file sets it (loraflow.tasks.planning.schedule).
+SCHEDULE_KEYS = ("epochs", "effective_batch_size", "micro_batch_size", "learning_rate")
 
 
 class TrainConfig(Section):
@@ -26,6 +29,13 @@ class TrainConfig(Section):
         0.0, ge=0.0, description="DPO: weight of a supervised (NLL) loss on the chosen answer added to DPO's loss "
         "(trl loss_type [sigmoid, sft], as in RPO); keeps the chosen answer likely while the margin grows. 0: DPO alone.")
     method: Method = Field("lora", description="lora (16/32-bit base), qlora (4-bit NF4 base), full fine-tuning, or auto (by the resource estimate).")
+    schedule: Literal["auto", "fixed"] = Field(
+        "auto", description="auto: epochs, batch and learning rate follow from the number of training records and answer "
+        "classes (a few hundred records: many 2-example steps at lr 1e-3, about 25 steps per class, 2-10 epochs; "
+        "over 2,000: the guide's 16-example steps at 2e-4 for 3 epochs); a key the config file sets is kept. fixed: the "
+        "configured values and the defaults below, as written.")
+    schedule_from_data: SkipJsonSchema[tuple[str, ...]] = Field(
+        (), description="Set by loading: the schedule keys the config file left to train.schedule=auto.")
     learning_rate: float | None = Field(None, gt=0.0, lt=1.0, description="Peak learning rate; default 2e-4 for LoRA/QLoRA and 2e-5 for full fine-tuning (guide).")
     effective_batch_size: int = Field(16, ge=1, description="Examples per optimizer step = micro_batch_size x gradient accumulation (guide: 16-32).")
     micro_batch_size: int = Field(4, ge=1, description="Examples per forward pass; gradient accumulation makes up the effective batch.")
@@ -98,6 +108,14 @@ class TrainConfig(Section):
     def gradient_accumulation_steps(self) -> int:
         """Accumulation steps that turn micro-batches into the effective batch."""
         return max(1, self.effective_batch_size // self.micro_batch_size)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _note_schedule_keys(cls, data):
+        """Remember which schedule keys the file left open, once: a dumped and reloaded config keeps the same answer."""
+        if isinstance(data, dict) and "schedule_from_data" not in data:
+            data = {**data, "schedule_from_data": tuple(k for k in SCHEDULE_KEYS if k not in data)}
+        return data
 
     @model_validator(mode="after")
     def _batch_divides(self) -> "TrainConfig":

@@ -9,6 +9,7 @@ from loraflow.tasks.training.distributed import pick_distributed
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
 from loraflow.tasks.planning.estimate_shapes import load_model_config
 from loraflow.tasks.planning.lengths import choose_max_length, model_context_limit
+from loraflow.tasks.planning.schedule import declared_classes, resolve_schedule
 from loraflow.tasks.training.speed import auto_unchecked_layers
 from loraflow.tasks.common.device import detect_device
 from loraflow.tasks.common.jsonl import iter_jsonl
@@ -73,13 +74,11 @@ def count_raw_tokens(path: str | Path, max_length: int | None = None) -> int:
     return approx_tokens(path.read_text(encoding="utf-8", errors="replace"))
 
 
-def planned_max_length(config: PipelineConfig, model_config: dict) -> int:
-    """model.max_length, or for `auto` the length the raw records call for (approximate token counts; the data flow
-    measures it exactly with the tokenizer before training)."""
+def planned_max_length(config: PipelineConfig, model_config: dict, lengths: list[int] | None) -> int:
+    """model.max_length, or for `auto` the length the raw records call for (`lengths`: their approximate token counts;
+    the data flow measures it exactly with the tokenizer before training)."""
     if config.model.max_length != "auto":
         return int(config.model.max_length)
-    path = config.data.path
-    lengths = raw_record_tokens(path) if path and Path(path).is_file() else None
     return choose_max_length(lengths or [], model_context_limit(model_config))
 
 
@@ -127,11 +126,13 @@ def estimate_for_config(
         # GGUF-only folders: the converted copy in the cache holds config.json once the model was resolved.
         name = str(Path(config.model.cache_dir or ".loraflow/models") / f"{Path(name).name}-{Path(config.model.gguf_file).stem}")
     model_config = load_model_config(name)
-    max_length = planned_max_length(config, model_config)
+    records = raw_record_tokens(config.data.path) if config.data.path and Path(config.data.path).is_file() else None
+    max_length = planned_max_length(config, model_config, records)
     source = "given"
     if n_train_tokens is None:
         n_train_tokens, source = train_tokens_for(config, max_length, train_jsonl)
-    train = config.train
+    train, schedule_note = resolve_schedule(config.train, int(len(records or []) * config.split.train),
+                                            declared_classes(config.task_card.fields))
     epochs = train.epochs
     if train.max_steps > 0:
         # max_steps caps the run: that many optimizer steps of effective_batch x max_length tokens at most.
@@ -162,6 +163,8 @@ def estimate_for_config(
     if distributed == "fsdp" and gpus > 1:
         estimate = estimate_with(unchecked, "fsdp")
     notes = [*estimate.notes, f"device {device}", f"train tokens per epoch: {n_train_tokens:,} from {source}"]
+    if config.train.schedule == "auto" and records is not None:
+        notes.append(schedule_note + " (from the raw record count x split.train; resolved again on the split)")
     if config.model.max_length == "auto":
         notes.append(f"model.max_length auto -> {max_length} (approximate, from the raw records; the data flow measures it "
                      "with the tokenizer)")

@@ -38,3 +38,19 @@ def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: 
                           found.peak_gpu_memory_gib, found.train_hours, found.disk_gib)
     require_fit(found)
     return config.train.model_copy(update={"method": found.method})
+
+
+@task(name="plan-schedule", cache_policy=NO_CACHE)
+def plan_schedule(train: TrainConfig, train_path: str, fields: dict, run: TrackingRun) -> TrainConfig:
+    """train.schedule auto: epochs, batch and learning rate from the training records and declared classes."""
+    from loraflow.tasks.common.jsonl import iter_jsonl
+    from loraflow.tasks.planning.schedule import declared_classes, resolve_schedule
+
+    n_train = sum(1 for _ in iter_jsonl(train_path))
+    resolved, note = resolve_schedule(train, n_train, declared_classes(fields))
+    get_run_logger().info("schedule: %s", note)
+    # Tags, not params: the config's params were logged at the start and MLflow refuses to change a param.
+    tracking.set_tags(run, {"train.schedule": note[:5000], **{f"train.resolved.{k}": str(v) for k, v in (
+        ("epochs", resolved.epochs), ("effective_batch_size", resolved.effective_batch_size),
+        ("micro_batch_size", resolved.micro_batch_size), ("learning_rate", resolved.resolved_learning_rate))}})
+    return resolved
