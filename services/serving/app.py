@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from loraflow.services.serving.engine import BatchingEngine
 from loraflow.services.serving.requests import Delta, Failed, Finished, GenerationRequest
@@ -45,6 +45,26 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class ResponseFormat(BaseModel):
+    """OpenAI's response_format: text, json_object or json_schema ({"json_schema": {"name", "schema"}})."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> "ResponseFormat":
+        if self.type == "json_schema" and not isinstance((self.json_schema or {}).get("schema"), dict):
+            raise ValueError("type json_schema needs json_schema.schema, a JSON schema object")
+        return self
+
+    def schema(self) -> dict | str | None:
+        """What the answer is constrained to: None for free text, the model's own schema for json_object, the given one."""
+        if self.type == "text":
+            return None
+        return "model" if self.type == "json_object" else self.json_schema["schema"]
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # unknown OpenAI fields (user, metadata, ...) are accepted and ignored
     model: str
@@ -59,6 +79,9 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     seed: int | None = None
     ignore_eos: bool = Field(False, description="vLLM extension: keep generating past EOS (benchmarks).")
+    response_format: ResponseFormat | None = Field(
+        None, description="Absent: a model released with declared answer fields answers under their schema (valid JSON, "
+        "declared classes); {type: text}: unconstrained; {type: json_schema, json_schema: {schema: ...}}: that schema.")
 
     def to_generation(self) -> GenerationRequest:
         """The engine's view of this request."""
@@ -66,6 +89,7 @@ class ChatCompletionRequest(BaseModel):
         return GenerationRequest(
             messages=[m.as_dict() for m in self.messages], max_tokens=self.max_completion_tokens or self.max_tokens,
             temperature=self.temperature, top_p=self.top_p, stop=stop, seed=self.seed, ignore_eos=self.ignore_eos,
+            schema=self.response_format.schema() if self.response_format else "model",
         )
 
 

@@ -23,6 +23,7 @@ class Slot:
     emitted: int = 0  # characters of the answer already sent
     done: bool = False
     generator: Any = None
+    allowed: Any = None  # prefix_allowed_tokens_fn keeping the answer inside its JSON schema; None: free text
 
     def emit(self, event: Event) -> None:
         """Send an event; a closed client loop cancels the request instead of failing the batch."""
@@ -70,6 +71,15 @@ def prepare(bundle: ModelBundle, slot: Slot, default_max_tokens: int) -> bool:
                          f"and the model's context is {bundle.max_context}, so at most {room} tokens can follow; lower max_tokens", 400))
         return False
     slot.max_tokens = min(slot.request.max_tokens or default_max_tokens, room)
+    schema = bundle.answer_schema if slot.request.schema == "model" else slot.request.schema
+    if schema:
+        from loraflow.tasks.evaluation.constrained import allowed_tokens_fn
+
+        try:
+            slot.allowed = allowed_tokens_fn(tokenizer, schema, sorted(bundle.eos_ids))
+        except Exception as error:  # the schema parser rejects what it cannot enforce
+            slot.emit(Failed(f"response_format: cannot decode under that JSON schema: {error}", 400))
+            return False
     if slot.request.seed is not None:
         import torch
 
@@ -219,6 +229,13 @@ def _sample(logits, rows: list[Slot]) -> list[int]:
     import torch
 
     logits = logits.float()
+    for i, slot in enumerate(rows):
+        if slot.allowed is not None:  # outside the answer's JSON schema nothing may be chosen
+            keep = torch.tensor(slot.allowed(0, torch.tensor(slot.prompt_ids + slot.generated)), dtype=torch.long,
+                                device=logits.device)
+            masked = torch.full_like(logits[i], float("-inf"))
+            masked[keep] = logits[i][keep]
+            logits[i] = masked
     greedy = logits.argmax(-1).tolist()
     tokens = []
     for i, slot in enumerate(rows):

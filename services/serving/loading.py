@@ -25,6 +25,7 @@ class ModelBundle:
     source: str
     version: str | None = None
     loaded_at: float = field(default=0.0)
+    answer_schema: dict | None = None  # the released task's declared answer fields (answer_schema.json beside the weights)
 
 
 def _has_weights(folder: Path) -> bool:
@@ -92,7 +93,10 @@ def load_bundle(
     eos_ids = frozenset(stop_token_ids(model, tokenizer))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids, default=0)
     max_context = int(getattr(model.config, "max_position_embeddings", 0) or tokenizer.model_max_length)
+    from loraflow.tasks.evaluation.constrained import read_answer_schema
+
     return ModelBundle(
         model=model, tokenizer=tokenizer, device=torch_device, eos_ids=eos_ids, pad_id=pad_id,
         max_context=max_context, path=str(model_dir), source=source or str(path), version=version, loaded_at=time.time(),
+        answer_schema=read_answer_schema(model_dir) or read_answer_schema(path),
     )

@@ -13,6 +13,9 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     ignore_eos: bool = False
+    # The JSON schema the answer must follow: "model" (the served model's declared answer schema, if it has one),
+    # None (free text), or a schema given with the request (OpenAI's response_format json_schema).
+    schema: dict | str | None = "model"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ def release_candidate(base_model_path: str, trained: TrainingResult, test_path: 
                       run: TrackingRun) -> RegisteredModel | None:
     """Merge, register and (gate passed, deploy.auto_promote on) promote; None when deploy.register_model is off."""
     from loraflow.tasks.deploy.merge import merge_adapter
+    from loraflow.tasks.evaluation.constrained import write_answer_schema
     from loraflow.tasks.deploy.model_card import model_card_markdown, version_description
     from loraflow.tasks.deploy.registry import promote, register_model, version_aliases
 
@@ -30,6 +31,8 @@ def release_candidate(base_model_path: str, trained: TrainingResult, test_path: 
                                config.parity_tolerance, dtype=config.merge_dtype, tolerance_16bit=config.parity_tolerance_16bit,
                                max_new_tokens=config.parity_max_new_tokens)
         model_path, parity = merged["merged_path"], merged["parity"]
+    if trained.adapter_path is None or config.merge:  # a folder of full weights: the server reads the schema beside them
+        write_answer_schema(model_path, task_card.fields)
     name = registered_model_name(config, task_card.name)
     tags = {"data.hash": data_hash, "mlflow.run_id": run.run_id, "train.method": trained.method,
             **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))}}

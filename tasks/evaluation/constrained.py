@@ -7,9 +7,12 @@ ships as a guided-decoding backend) through transformers' `prefix_allowed_tokens
 server share it. `eval.constrained: false` shows what the model answers unconstrained. (The library's own transformers
 integration imports names transformers 5 removed, so the vocabulary table it needs is built here from its core API.)
 """
+import json
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 _TOKENIZER_DATA = "_loraflow_enforcer_data"  # cached on the tokenizer: building it decodes the whole vocabulary once
+SCHEMA_FILE = "answer_schema.json"  # beside a released model's weights: the built-in server decodes under it
 
 
 def answer_schema(fields: Mapping[str, Sequence[str] | str] | None) -> dict | None:
@@ -35,6 +38,22 @@ def vocabulary_strings(tokenizer) -> list[tuple[int, str, bool]]:
         after = tokenizer.decode([anchor, token])[1:]
         table.append((token, after, len(after) > len(tokenizer.decode([token]))))
     return table
+
+
+def write_answer_schema(model_dir: str | Path, fields: Mapping[str, Sequence[str] | str] | None) -> Path | None:
+    """Write the answer schema of the declared fields into a model folder (None and nothing written without fields)."""
+    schema = answer_schema(fields)
+    if schema is None:
+        return None
+    path = Path(model_dir) / SCHEMA_FILE
+    path.write_text(json.dumps(schema, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path
+
+
+def read_answer_schema(model_dir: str | Path) -> dict | None:
+    """The answer schema a model folder declares (write_answer_schema), or None."""
+    path = Path(model_dir) / SCHEMA_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _tokenizer_data(tokenizer, stop_ids: Sequence[int]):

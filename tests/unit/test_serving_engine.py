@@ -204,3 +204,34 @@ def test_request_arriving_mid_batch_joins_it_and_matches_generate(bundle):
     assert "".join(early_text) == reference_generate(bundle, PROMPTS[2], 30, ignore_eos=True)  # undisturbed by the join
     assert late_result["text"] == reference_generate(bundle, late.messages, 10)
     assert late_result["end"].finish_reason in ("stop", "length")
+
+
+def test_a_model_with_declared_fields_answers_inside_them_unless_the_request_asks_for_text(bundle):
+    """Served answers of a released model parse and use a declared class; response_format text turns it off."""
+    import json
+
+    from loraflow.services.serving.app import ChatCompletionRequest
+    from loraflow.tasks.evaluation.constrained import answer_schema
+
+    fields = {"category": ["billing", "shipping"], "urgent": ["yes", "no"]}
+    declared = dataclasses.replace(bundle, answer_schema=answer_schema(fields))
+    engine = BatchingEngine(declared, max_batch_size=3, batch_wait_ms=0, default_max_tokens=64).start()
+    try:
+        def answer(request: ChatCompletionRequest) -> str:
+            return engine.complete(request.to_generation(), timeout=120).text
+
+        def body(**extra) -> ChatCompletionRequest:
+            return ChatCompletionRequest(**{"model": "m", "messages": PROMPTS[1], "temperature": 0, "max_tokens": 64, **extra})
+
+        for text in [answer(body()) for _ in range(2)] + [answer(body(temperature=1.0, seed=7))]:
+            parsed = json.loads(text)
+            assert set(parsed) == set(fields) and all(parsed[k] in v for k, v in fields.items()), text
+        free = answer(body(response_format={"type": "text"}))
+        with pytest.raises(ValueError):
+            json.loads(free)  # the control: unconstrained, the random model writes no JSON
+        given = answer(body(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": answer_schema({"ok": ["y"]})}}))
+        assert json.loads(given) == {"ok": "y"}
+    finally:
+        engine.stop()
+    with pytest.raises(ValueError, match="json_schema.schema"):
+        ChatCompletionRequest(model="m", messages=PROMPTS[1], response_format={"type": "json_schema"})
