@@ -33,10 +33,11 @@ def _removal(record: dict, reason: str, detail: str, duplicate_of: str | None = 
 
 
 def near_removal(record: dict, kept: dict, sim: float, config: CleanConfig) -> dict:
-    """The removed.jsonl row of a near duplicate of the earlier kept record."""
-    return {**_removal(record, "near_duplicate", f"estimated Jaccard {sim:.2f} >= clean.near_dup_threshold={config.near_dup_threshold} "
-                       f"(clean.near_dup_compare={config.near_dup_compare})", kept["id"], sim),
-            "duplicate_of_messages": kept["messages"]}
+    """The removed.jsonl row of a near duplicate of the earlier kept record (MinHash, or a typo-level copy)."""
+    detail = (f"estimated Jaccard {sim:.2f} >= clean.near_dup_threshold={config.near_dup_threshold} "
+              f"(clean.near_dup_compare={config.near_dup_compare})" if sim >= config.near_dup_threshold else
+              f"typo-level copy of the request ({sim:.0%} of its words or characters equal, one misspelt) with the same answer")
+    return {**_removal(record, "near_duplicate", detail, kept["id"], sim), "duplicate_of_messages": kept["messages"]}
 
 
 def _empty_turn(record: dict) -> str | None:

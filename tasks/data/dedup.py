@@ -3,6 +3,8 @@ import hashlib
 
 import numpy as np
 
+from loraflow.tasks.data.typo_dups import KEYS, typo_keys, typo_pairs, typo_units
+
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _P = 0x100000001B3  # odd, so it has an inverse modulo 2**64
 _P_INV = pow(_P, -1, 2**64)
@@ -241,8 +243,40 @@ def refine_pairs(pairs: np.ndarray, sims: np.ndarray, involved: np.ndarray, text
 
 def near_duplicates(messages: list[list[dict]], langs: list[str], threshold: float, compare: str = "turns",
                     num_perm: int = 128, ngram_zh: int = 3, ngram_en: int = 3) -> dict[int, tuple[int, float]]:
-    """{index of a near-duplicate: (index of the earlier kept record it duplicates, estimated Jaccard)}."""
-    return greedy_duplicates(*similar_records(messages, langs, threshold, compare, num_perm, ngram_zh, ngram_en))
+    """{index of a near-duplicate: (index of the earlier kept record it duplicates, similarity)}: MinHash pairs over the
+    threshold and typo-level copies of a request with the same answer (loraflow.tasks.data.typo_dups)."""
+    pairs, sims = similar_records(messages, langs, threshold, compare, num_perm, ngram_zh, ngram_en)
+    typo, typo_sims = typo_pairs(*typo_key_arrays(messages), lambda index: {i: typo_units(request_answer(messages[i])[0])
+                                                                            for i in index.tolist()})
+    return greedy_duplicates(*merge_pairs(pairs, sims, typo, typo_sims))
+
+
+def request_answer(messages: list[dict]) -> tuple[str, str]:
+    """The request turns and the answers of a record as two texts (compared_texts' `turns` form)."""
+    request, answer = compared_texts(messages, "turns")
+    return request, answer
+
+
+def typo_key_arrays(messages: list[list[dict]]) -> tuple[np.ndarray, np.ndarray]:
+    """typo_keys of every record as arrays: unit counts [n] and group keys [n, KEYS]."""
+    return typo_arrays([typo_keys(*request_answer(m)) for m in messages])
+
+
+def typo_arrays(keys: list[tuple[int, tuple[bytes, ...]]]) -> tuple[np.ndarray, np.ndarray]:
+    """typo_keys results as (unit counts [n], group keys [n, KEYS] of 8 bytes)."""
+    return (np.array([k[0] for k in keys], np.int64),
+            np.array([k[1] for k in keys], "S8").reshape(len(keys), KEYS))
+
+
+def merge_pairs(pairs: np.ndarray, sims: np.ndarray, more: np.ndarray, more_sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two (pairs, similarities) sets as one, each pair once with its higher similarity, sorted."""
+    if len(more) == 0:
+        return pairs, sims
+    both, both_sims = np.concatenate([pairs.reshape(-1, 2), more]), np.concatenate([sims, more_sims])
+    order = np.lexsort((-both_sims, both[:, 1], both[:, 0]))
+    both, both_sims = both[order], both_sims[order]
+    first = np.concatenate(([True], (both[1:] != both[:-1]).any(axis=1)))
+    return both[first], both_sims[first]
 
 
 def greedy_duplicates(pairs: np.ndarray, sims: np.ndarray) -> dict[int, tuple[int, float]]:

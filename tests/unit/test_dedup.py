@@ -80,8 +80,9 @@ def test_near_duplicates_keep_the_earliest_record(lang):
     assert all(found[300 + k][0] == k and found[300 + k][1] >= 0.85 for k in range(20))
 
 
-def test_records_without_shingles_are_never_near_duplicates():
-    assert near_duplicates(_conversations(["hi", "hi", "ok"]), ["en"] * 3, 0.85, "conversation") == {}
+def test_records_without_shingles_are_near_duplicates_only_as_typo_level_copies():
+    # Too short for a shingle, so MinHash never pairs them; the typo-level rule still sees "Hi!" as "hi" said again.
+    assert near_duplicates(_conversations(["hi", "Hi!", "ok"]), ["en"] * 3, 0.85, "conversation") == {1: (0, 1.0)}
 
 
 def test_agrees_with_plain_datasketch():

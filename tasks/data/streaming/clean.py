@@ -15,7 +15,8 @@ from loraflow.schemas.records import CleanRecord, row_failures
 from loraflow.tasks.data.clean import (
     REVIEW_REASONS, _answers_conflict, _removal, clean_one, conflict_reviews, near_removal, prompt_key, quality_review,
 )
-from loraflow.tasks.data.dedup import compared_texts, content_key, greedy_duplicates
+from loraflow.tasks.data.dedup import compared_texts, content_key, greedy_duplicates, merge_pairs, request_answer, typo_arrays
+from loraflow.tasks.data.typo_dups import typo_keys, typo_pairs, typo_units
 from loraflow.tasks.data.ingest import stage_dir
 from loraflow.tasks.common.jsonl import _dumps
 from loraflow.tasks.data.preferences import comparison_messages, dedup_key
@@ -38,7 +39,7 @@ def clean_part(part: Part, config: CleanConfig, languages: list[str], folder: st
     surv_path.parent.mkdir(parents=True, exist_ok=True)
     writer = (SignatureWriter(surv_path.parent, "clean", part.number, config.near_dup_threshold, config.minhash_perm,
                               config.ngram_zh, config.ngram_en) if config.near_dedup else None)
-    keys, prompts, langs, pairs, same, k1, k2 = [], [], [], [], [], [], []
+    keys, prompts, langs, pairs, same, k1, k2, typo = [], [], [], [], [], [], [], []
     n_input, reasons, n_reviews = 0, Counter(), 0
     with surv_path.open("wb") as sf, quality_path.open("wb") as qf, review_path.open("wb") as rf:
         for _, batch in record_batches(part):
@@ -60,6 +61,7 @@ def clean_part(part: Part, config: CleanConfig, languages: list[str], folder: st
                 prompt = prompt_key(r["messages"])
                 prompts.append(bytes.fromhex(prompt))
                 langs.append(sys.intern(r["metadata"]["language"]))
+                typo.append(typo_keys(*request_answer(comparison_messages(r))))
                 pairs.append(is_pair(r))
                 if is_pair(r):
                     chosen, rejected = r["messages"][-1]["content"], r["rejected"]
@@ -75,6 +77,7 @@ def clean_part(part: Part, config: CleanConfig, languages: list[str], folder: st
             "keys": np.array(keys, "S16").reshape(n), "prompts": np.array(prompts, "S16").reshape(n),
             "langs": np.array(langs, dtype=object), "pairs": np.array(pairs, bool),
             "same": np.array(same, bool), "k1": np.array(k1, "S16"), "k2": np.array(k2, "S16"),
+            "typo": typo_arrays(typo),
             "sig": writer.close() if writer is not None else None}
 
 
@@ -166,6 +169,14 @@ def clean_stream(records_path: str, config: CleanConfig, languages: list[str], o
         pairs, sims = similar_global(engine, [r["sig"] for r in results], [r["n"] for r in results], compared, has,
                                      config.near_dup_threshold, config.minhash_perm, work, more_texts, langs,
                                      config.ngram_zh, config.ngram_en)
+        typo_n = np.concatenate([r["typo"][0] for r in results])[compared]
+        typo_keys_ = np.concatenate([r["typo"][1] for r in results])[compared]
+
+        def units_of(positions):
+            return {int(p): typo_units(request_answer(comparison_messages(r))[0])
+                    for p, (_, r) in zip(positions.tolist(), rows_at(survivors, compared[positions]))}
+
+        pairs, sims = merge_pairs(pairs, sims, *typo_pairs(typo_n, typo_keys_, units_of))
         dups = {int(compared[j]): (int(compared[i]), s) for j, (i, s) in greedy_duplicates(pairs, sims).items()}
         targets = {i: r for i, r in rows_at(survivors, np.array(sorted({i for i, _ in dups.values()}), np.int64))}
         near = {j: (targets[i], s) for j, (i, s) in dups.items()}
