@@ -62,8 +62,11 @@ def _run_flow(flow_fn, **kwargs):
     """Run a flow and unwrap a LoraflowError raised inside it into the CLI's one-line message."""
     from loraflow.tasks.common.errors import LoraflowError
 
+    from loraflow.cli._prefect_server import use_own_temporary_server
+
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_UserErrorWithoutTraceback())
+    use_own_temporary_server()  # a Ctrl-C to the whole process group must not stop it before the flow has ended
 
     state = flow_fn(**kwargs, return_state=True)
     if state.is_completed():
