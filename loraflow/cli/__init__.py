@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     except LoraflowError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # a path no check above foresaw: still one line naming it, not a traceback
+        where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+        print(f"error: {where + ': ' if where else ''}{error.strerror or error}; check the path and its permissions",
+              file=sys.stderr)
+        return 1
     except BaseException as error:  # Ctrl-C, or SIGTERM: ours outside a flow, Prefect's TerminationSignal inside one
         terminated = getattr(error, "signal", None) == signal.SIGTERM
         if not terminated and not isinstance(error, KeyboardInterrupt):

@@ -82,11 +82,11 @@ def test_interrupted_runs_end_killed_and_the_rerun_links_and_resumes(tmp_path):
 
 
 def test_a_run_that_fails_inside_the_flow_ends_failed(tmp_path):
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
+    blank = tmp_path / "blank.jsonl"  # not empty (an empty file is refused before the flow starts), but no records
+    blank.write_text("\n\n")
     out = tmp_path / "run"
-    proc = start_run(out, "--input", str(empty))
+    proc = start_run(out, "--input", str(blank))
     assert proc.wait(600) == 1
     run = mlflow_run(read_run_json(out))
     assert run.info.status == "FAILED" and run.info.end_time
-    assert "empty.jsonl" in run.data.tags["loraflow.end_reason"]
+    assert "blank.jsonl" in run.data.tags["loraflow.end_reason"]
