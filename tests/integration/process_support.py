@@ -24,8 +24,9 @@ class Processes:
         starts its commands.
         """
         preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True,
-                                preexec_fn=preexec, **kwargs)
+        if log is not None:
+            kwargs.update(stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, start_new_session=True, preexec_fn=preexec, **kwargs)
         self.started.append(proc)
         self.remember(proc.pid)
         return proc
