@@ -75,7 +75,15 @@ def _run_flow(flow_fn, **kwargs):
         logging.getLogger(name).addFilter(_UserErrorWithoutTraceback())
     use_own_temporary_server()  # a Ctrl-C to the whole process group must not stop it before the flow has ended
 
-    state = flow_fn(**kwargs, return_state=True)
+    try:
+        state = flow_fn(**kwargs, return_state=True)
+    except RuntimeError as error:
+        if "ephemeral Prefect API server" not in str(error):
+            raise
+        from loraflow.tasks.common.settings import loraflow_home
+
+        raise LoraflowError(f"the temporary Prefect server did not start ({str(error).splitlines()[0]}); see "
+                            f"{loraflow_home() / 'prefect-server.log'}, or point PREFECT_API_URL at a running server") from None
     if state.is_completed():
         return state.result()
     try:
