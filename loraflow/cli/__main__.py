@@ -1,6 +1,4 @@
 """`python -m loraflow.cli` runs the `loraflow` command."""
-import sys
+from loraflow.cli import entry
 
-from loraflow.cli import main
-
-sys.exit(main())
+entry()

@@ -43,8 +43,18 @@ def _feedback_config(args):
         from loraflow.tasks.common.config_files import load_config
 
         config = load_config(args.config, args.overrides).feedback
-    if args.database_url:
-        config = config.model_copy(update={"database_url": args.database_url})
+    flags = {"database_url": args.database_url, "host": getattr(args, "host", None), "port": getattr(args, "port", None)}
+    flags = {key: value for key, value in flags.items() if value is not None}
+    if flags:  # validated like the config file's values (a port past 65535 is refused here, not by the socket)
+        from pydantic import ValidationError
+
+        from loraflow.tasks.common.errors import LoraflowError
+
+        try:
+            config = FeedbackConfig.model_validate({**config.model_dump(), **flags})
+        except ValidationError as error:
+            problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" for e in error.errors())
+            raise LoraflowError(f"invalid feedback settings: {problems}") from None
     return config
 
 
@@ -55,8 +65,8 @@ def serve_feedback(args) -> int:
     from loraflow.services.feedback_api import create_app
 
     config = _feedback_config(args)
+    host, port = config.host, config.port
     app = create_app(config, insecure_no_auth=args.insecure_no_auth)
-    host, port = args.host or config.host, args.port or config.port
     where = app.state.store.engine.url.render_as_string(hide_password=True)
     print(f"feedback API on http://{host}:{port} (OpenAPI: /openapi.json, docs: /docs), database {where}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -30,6 +30,7 @@ def load(args, extra_overrides: list[str] | None = None):
     from loraflow.tasks.common.config_files import load_config
     from loraflow.tasks.common.errors import LoraflowError
     from loraflow.tasks.common.base_model import check_model_reference
+    from loraflow.tasks.data.ingest import check_input
 
     config = load_config(args.config, list(args.set) + (extra_overrides or []))
     check_model_reference(config.model.name_or_path, config.model.gguf_file)
@@ -38,11 +39,17 @@ def load(args, extra_overrides: list[str] | None = None):
     input_path = args.input or config.data.path
     if not input_path:
         raise LoraflowError("no input data: pass --input PATH or set data.path in the config")
-    if Path(input_path).is_dir():
-        raise LoraflowError(f"input {input_path} is a directory; pass one .jsonl/.json/.csv/.parquet file inside it with --input")
-    if not Path(input_path).is_file():
-        raise LoraflowError(f"input file {input_path} does not exist; pass an existing .jsonl/.json/.csv/.parquet file with --input")
-    return config, str(Path(input_path).resolve()), str(Path(args.out).resolve())
+    # Existence, readability, format and emptiness are known now: before any Prefect server starts, not minutes later.
+    check_input(input_path)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise LoraflowError(f"--out {out} is a file; pass a folder for the run (it is created when missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LoraflowError(f"--out {out}: cannot create the run folder ({error.strerror}: {error.filename}); pass a "
+                            "folder you can write to") from None
+    return config, str(Path(input_path).resolve()), str(out.resolve())
 
 
 class _UserErrorWithoutTraceback(logging.Filter):
@@ -62,10 +69,21 @@ def _run_flow(flow_fn, **kwargs):
     """Run a flow and unwrap a LoraflowError raised inside it into the CLI's one-line message."""
     from loraflow.tasks.common.errors import LoraflowError
 
+    from loraflow.cli._prefect_server import use_own_temporary_server
+
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_UserErrorWithoutTraceback())
+    use_own_temporary_server()  # a Ctrl-C to the whole process group must not stop it before the flow has ended
 
-    state = flow_fn(**kwargs, return_state=True)
+    try:
+        state = flow_fn(**kwargs, return_state=True)
+    except RuntimeError as error:
+        if "ephemeral Prefect API server" not in str(error):
+            raise
+        from loraflow.tasks.common.settings import loraflow_home
+
+        raise LoraflowError(f"the temporary Prefect server did not start ({str(error).splitlines()[0]}); see "
+                            f"{loraflow_home() / 'prefect-server.log'}, or point PREFECT_API_URL at a running server") from None
     if state.is_completed():
         return state.result()
     try:
@@ -121,7 +139,7 @@ def handle_run(args) -> int:
 
 def handle_data(args) -> int:
     """Run only the data flow and print the counts."""
-    config, input_path, out_dir = load(args, [f"data.pilot={args.pilot}"] if args.pilot else None)
+    config, input_path, out_dir = load(args, [f"data.pilot={args.pilot}"] if args.pilot is not None else None)
     from loraflow.flows.data import prepare_data
 
     result = _run_flow(prepare_data, config=config, input_path=input_path, out_dir=out_dir)

@@ -52,6 +52,10 @@ class ServeConfig(Section):
         10.0, ge=0.0, le=10_000.0, description="How long the built-in batcher waits for more requests before starting a batch."
     )
     max_new_tokens: int = Field(256, ge=1, description="Tokens generated when a request gives no max_tokens.")
+    max_body_bytes: int = Field(
+        4_194_304, ge=1024, description="Largest accepted request body in bytes (413 above it), checked before anything is "
+        "parsed or tokenized; a prompt longer than the model's context is refused from its length before tokenizing too."
+    )
     reload_poll_seconds: float = Field(
         30.0, ge=0.0, description="How often to check whether the served alias (e.g. champion) moved; 0 turns reloading off."
     )

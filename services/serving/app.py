@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from loraflow.services.serving.engine import BatchingEngine
 from loraflow.services.serving.requests import Delta, Failed, Finished, GenerationRequest
+from loraflow.tasks.feedback.guards import BodyLimitMiddleware
+
+INT64 = 2**63  # seeds go to torch.Generator.manual_seed, which takes a 64-bit integer
+DEFAULT_MAX_BODY_BYTES = 4_194_304
 
 
 @dataclass
@@ -74,10 +78,10 @@ class ChatCompletionRequest(BaseModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     n: int = Field(1, ge=1, le=1)
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(None, max_length=4, description="Up to 4 stop sequences (as OpenAI allows).")
     stream: bool = False
     stream_options: StreamOptions | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-INT64, lt=INT64)
     ignore_eos: bool = Field(False, description="vLLM extension: keep generating past EOS (benchmarks).")
     response_format: ResponseFormat | None = Field(
         None, description="Absent: a model released with declared answer fields answers under their schema (valid JSON, "
@@ -113,10 +117,12 @@ def _usage(event: Finished) -> dict:
             "total_tokens": event.prompt_tokens + event.completion_tokens}
 
 
-def create_app(state: ServerState, lifespan=None) -> FastAPI:
+def create_app(state: ServerState, lifespan=None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The FastAPI app serving `state`; the caller (or `lifespan`) loads the model and sets state.engine."""
     app = FastAPI(title="loraflow OpenAI-compatible server", lifespan=lifespan)
     app.state.serving = state
+    # Before FastAPI parses anything: a body over the limit never reaches the JSON parser or the tokenizer.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, setting="serve.max_body_bytes")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:

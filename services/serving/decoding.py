@@ -8,6 +8,7 @@ from typing import Any
 
 from loraflow.services.serving.loading import ModelBundle
 from loraflow.services.serving.requests import Delta, Event, Failed, Finished, GenerationRequest, Started
+from loraflow.tasks.common.token_budget import char_limit
 
 
 @dataclass
@@ -60,6 +61,10 @@ def prepare(bundle: ModelBundle, slot: Slot, default_max_tokens: int) -> bool:
         prompt = tokenizer.apply_chat_template(slot.request.messages, tokenize=False, add_generation_prompt=True)
     except Exception as error:  # jinja raises for roles or orders a template does not allow
         slot.emit(Failed(f"the model's chat template rejected the messages: {error}", 400))
+        return False
+    if len(prompt) > char_limit(tokenizer, bundle.max_context):  # too long by its length: not tokenized at all
+        slot.emit(Failed(f"the prompt has {len(prompt)} characters, more than the model's context of {bundle.max_context} "
+                         "tokens can hold: shorten the messages", 400))
         return False
     slot.prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     room = bundle.max_context - len(slot.prompt_ids)

@@ -79,7 +79,7 @@ def build_app(config: ServeConfig, model_uri: str, cache_dir: str | Path | None 
         if state.engine is not None:
             state.engine.stop()
 
-    return create_app(state, lifespan=lifespan)
+    return create_app(state, lifespan=lifespan, max_body_bytes=config.max_body_bytes)
 
 
 def check_model_source(model_uri: str) -> None:

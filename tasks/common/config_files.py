@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from loraflow.schemas.config import DataConfig, PipelineConfig
 from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.text_files import readable_file
 
 
 def parse_override(override: str) -> tuple[list[str], Any]:
@@ -76,8 +77,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise LoraflowError(f"config file {path} does not exist; pass the path of a pipeline YAML such as examples/quickstart/pipeline.yaml")
+        readable_file(path, "config file", "pass the path of a pipeline YAML such as examples/quickstart/pipeline.yaml")
         data, lines = read_config_yaml(path)
         data = _resolve_relative_paths(data, path.parent)
     data = apply_overrides(data, overrides or [])
@@ -92,7 +92,13 @@ def read_config_yaml(path: Path) -> tuple[dict, dict[str, int]]:
     A repeated key (two `train:` blocks) makes YAML keep the last one and drop the first without a word, and an
     empty file would run on defaults nobody chose: both are errors naming the line.
     """
-    text = path.read_text(encoding="utf-8-sig")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise LoraflowError(f"config {path}:{line} is not UTF-8 text (byte 0x{data[error.start]:02x}): is it a binary file? "
+                            "Pass a pipeline YAML such as examples/quickstart/pipeline.yaml") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:

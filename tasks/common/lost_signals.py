@@ -44,6 +44,7 @@ def redeliver_dropped_interrupts() -> None:
             timer = threading.Timer(REDELIVERY_DELAY_S, os.kill, (os.getpid(), number))
             timer.daemon = True
             timer.start()
+            return  # the line above says it all: Python's "Exception ignored ... KeyboardInterrupt" traceback would not
         previous(unraisable)
 
     sys.unraisablehook = hook

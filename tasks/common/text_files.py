@@ -3,8 +3,11 @@ ending at "\\n" only, so line numbers and counts match `wc -l` and the editor.
 
 Python's text mode also ends lines at a lone "\\r", which turned one binary line into several and shifted every later
 line number; a UTF-16 file read as UTF-8 became NUL-riddled garbage quarantined as `parse_json` without a word about why.
+Only a file with no "\\n" at all (classic Mac OS line endings) is read with "\\r" ending its lines.
 """
 import codecs
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,37 @@ class Line:
     text: str | None
     raw: str
     problem: str | None = None
+
+
+def readable_file(path: str | Path, what: str, fix: str) -> Path:
+    """`path` when it is a regular file this process can read; else a one-line LoraflowError saying which of a missing
+    file, a symbolic-link loop or dangling link, a directory or an unreadable file it is.
+
+    Args:
+        what: how the message names the file ("input file", "config").
+        fix: what the user should pass instead, ending the message.
+    """
+    path = Path(path)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise LoraflowError(f"{what} {path} is a symbolic link to {os.readlink(path)}, which does not exist; {fix}") from None
+        raise LoraflowError(f"{what} {path} does not exist; {fix}") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise LoraflowError(f"{what} {path} is a symbolic link that loops back on itself; {fix}") from None
+        raise LoraflowError(f"{what} {path} cannot be read ({error.strerror}); {fix}") from None
+    if path.is_dir():
+        raise LoraflowError(f"{what} {path} is a directory; {fix}")
+    if not path.is_file():
+        raise LoraflowError(f"{what} {path} is not a regular file; {fix}")
+    try:
+        with path.open("rb") as f:
+            f.read(1)
+    except OSError as error:
+        raise LoraflowError(f"{what} {path} cannot be read ({error.strerror}); fix its permissions or {fix}") from None
+    return path
 
 
 def detect_encoding(data: bytes) -> str:
@@ -58,8 +92,19 @@ def read_lines(path: Path) -> tuple[list[Line], str]:
     encoding = detect_encoding(data)
     if not encoding.startswith("utf-8"):
         text, encoding = read_text(path)
+        if cr_only(text):
+            text = text.replace("\r", "\n")
         return [Line(n, t.removesuffix("\r"), t.removesuffix("\r")) for n, t in _numbered(text.split("\n"))], encoding
-    return [utf8_line(n, chunk) for n, chunk in _numbered(data.removeprefix(codecs.BOM_UTF8).split(b"\n"))], encoding
+    data = data.removeprefix(codecs.BOM_UTF8)
+    if cr_only(data):
+        data = data.replace(b"\r", b"\n")
+    return [utf8_line(n, chunk) for n, chunk in _numbered(data.split(b"\n"))], encoding
+
+
+def cr_only(data: bytes | str) -> bool:
+    """Whether lines end at a lone "\r" only (classic Mac OS, some exports): no "\n" anywhere, then "\r" ends a line."""
+    cr, lf = ("\r", "\n") if isinstance(data, str) else (b"\r", b"\n")
+    return cr in data and lf not in data
 
 
 def utf8_line(n: int, chunk: bytes) -> Line:

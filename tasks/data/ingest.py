@@ -17,7 +17,7 @@ from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.progress import progress
 from loraflow.tasks.common.jsonl import write_jsonl
 from loraflow.tasks.data.preferences import apply_kind
-from loraflow.tasks.common.text_files import read_lines, read_text
+from loraflow.tasks.common.text_files import read_lines, read_text, readable_file
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
 # Fields each format owns; every other field of a record goes to metadata.
@@ -224,16 +224,25 @@ def _precheck(row: Any, fmt: str | None, forced: bool) -> list[dict]:
     return reasons
 
 
+# Compressed files are named as such rather than read as garbled text (an "encoding error" on line 1).
+COMPRESSED = ((b"\x1f\x8b", "gzip", "gunzip"), (b"PK\x03\x04", "zip", "unzip"), (b"BZh", "bzip2", "bunzip2"),
+              (b"\xfd7zXZ\x00", "xz", "unxz"), (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"))
+
+
 def check_input(input_path: str) -> Path:
-    """The input file's path; a user error when it is missing, a folder, empty or of an unknown type."""
-    path = Path(input_path)
-    if path.is_dir():
-        raise LoraflowError(f"{path} is a directory; pass one data file inside it with --input or data.path.")
-    if not path.is_file():
-        raise LoraflowError(f"{path}: input file not found; pass an existing file with --input or set data.path.")
+    """The input file's path; a user error when it is missing, a folder, unreadable, compressed, empty or of an
+    unknown type. The CLI runs this before anything starts; the data flow runs it again for runs started elsewhere."""
+    path = readable_file(input_path, "input file", "pass one existing .jsonl/.json/.csv/.parquet file with --input or "
+                                                    "data.path")
+    with path.open("rb") as f:
+        head = f.read(8)
+    for magic, name, tool in COMPRESSED:
+        if head.startswith(magic):
+            raise LoraflowError(f"{path} is compressed with {name}; decompress it first ({tool} {path.name}) and pass "
+                                f"the {', '.join(EXTENSIONS)} file inside.")
     if path.suffix.lower() not in EXTENSIONS:
         raise LoraflowError(f"{path}: unknown file type '{path.suffix}'; use one of {', '.join(EXTENSIONS)}.")
-    if path.stat().st_size == 0:
+    if not head:
         raise LoraflowError(f"{path}: the file is empty; point --input at a file with records.")
     return path
 

@@ -172,9 +172,18 @@ def _fix_leaks(records: list[dict], split: list[str], unit: list[int], fixed: se
     return moves
 
 
+def missing_stratify_field(config: SplitConfig, fields) -> LoraflowError:
+    """The error for a split.stratify_by that no record has: the split would silently be unstratified."""
+    have = ", ".join(sorted(fields)[:30]) or "none"
+    return LoraflowError(f"split.stratify_by: no record has metadata.{config.stratify_by}, so nothing could be stratified; "
+                         f"records have the metadata fields {have}: name one of them, or unset split.stratify_by")
+
+
 def split_records(records_path: str, config: SplitConfig, out_dir: str) -> dict:
     """Split records into train/val/test without leakage; a frozen test set is kept as the test split."""
     records = read_jsonl(records_path)
+    if config.stratify_by and records and not any(config.stratify_by in r["metadata"] for r in records):
+        raise missing_stratify_field(config, {key for r in records for key in r["metadata"]})
     n_input = len(records)
     frozen: list[dict] = []
     matched = 0

@@ -16,6 +16,7 @@ from loraflow.tasks.data.preferences import pair_token_texts
 from loraflow.tasks.planning.lengths import length_hint
 from loraflow.tasks.common.progress import progress
 from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
+from loraflow.tasks.common.token_budget import capped_token_counts
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
@@ -36,8 +37,9 @@ def load_tokenizer(tokenizer_path: str | None):
         raise LoraflowError(f"{tokenizer_path}: cannot load a tokenizer ({err}); set model.path to a local model folder or hub id.") from None
 
 
-def count_tokens(tokenizer, conversations: list, batch_size: int = 512) -> list[int | None]:
-    """Tokens per conversation as the model sees it (through its chat template when it has one)."""
+def count_tokens(tokenizer, conversations: list, batch_size: int = 512, max_tokens: int | None = None) -> list[int | None]:
+    """Tokens per conversation as the model sees it (through its chat template when it has one); one far longer than
+    max_tokens is counted only until it is certainly over (a count above max_tokens, not its whole length)."""
     counts: list[int | None] = []
     for start in progress(range(0, len(conversations), batch_size), "count tokens", records=len(conversations), unit="batch"):
         batch = conversations[start:start + batch_size]
@@ -53,9 +55,8 @@ def count_tokens(tokenizer, conversations: list, batch_size: int = 512) -> list[
             else:
                 texts.append("\n".join(m["content"] for m in messages))
         good = [t for t in texts if t is not None]
-        ids = tokenizer(good, add_special_tokens=False)["input_ids"] if good else []
-        it = iter(ids)
-        counts.extend(len(next(it)) if t is not None else None for t in texts)
+        it = iter(capped_token_counts(tokenizer, good, max_tokens))
+        counts.extend(next(it) if t is not None else None for t in texts)
     return counts
 
 
@@ -79,9 +80,10 @@ def validate_batch(records: list[dict], tokenizer, max_tokens: int) -> tuple[lis
     frame = records_frame(records)
     pairs = "rejected" in frame.columns
     if tokenizer is not None:
-        counts = count_tokens(tokenizer, list(frame["messages"]))
+        counts = count_tokens(tokenizer, list(frame["messages"]), max_tokens=max_tokens)
         if pairs:  # a pair is as long as its longer side
-            counts = [max(filter(None, (a, b)), default=None) for a, b in zip(counts, count_tokens(tokenizer, pair_token_texts(records)))]
+            counts = [max(filter(None, (a, b)), default=None)
+                      for a, b in zip(counts, count_tokens(tokenizer, pair_token_texts(records), max_tokens=max_tokens))]
         frame["n_tokens"] = pd.array(counts, dtype="Int64")
     failures = row_failures(canonical_schema(max_tokens if tokenizer is not None else None, pairs), frame)
     kept, quarantine = [], []

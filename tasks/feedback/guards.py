@@ -84,16 +84,22 @@ class BearerAuthMiddleware:
 
 
 class BodyLimitMiddleware:
-    """413 when Content-Length or the bytes actually sent exceed `max_bytes`; the body is buffered and replayed."""
+    """413 when Content-Length or the bytes actually sent exceed `max_bytes`; the body is buffered and replayed.
 
-    def __init__(self, app, max_bytes: int):
+    strict_json: a JSON body with NaN or Infinity (which Python's parser accepts, and a database or client then turns
+    into null or cannot read) gets 400 naming the value, instead of being stored changed.
+    """
+
+    def __init__(self, app, max_bytes: int, setting: str = "feedback.max_body_bytes", strict_json: bool = True):
         self.app = app
         self.max_bytes = max_bytes
+        self.setting = setting
+        self.strict_json = strict_json
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = {"detail": f"request body larger than the limit of {self.max_bytes} bytes (feedback.max_body_bytes)"}
+        too_large = {"detail": f"request body larger than the limit of {self.max_bytes} bytes ({self.setting})"}
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.strip().isdigit():
@@ -114,6 +120,11 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if self.strict_json and body and "json" in (_header(scope, b"content-type") or "").lower():
+            constant = non_standard_json_constant(body)
+            if constant is not None:
+                return await _send_json(send, 400, {"detail": f"the JSON body contains {constant}, which JSON does not allow; "
+                                                              "send a number, a string or null instead"})
         replayed = False
 
         async def replay():
@@ -124,3 +135,21 @@ class BodyLimitMiddleware:
             return await receive()
 
         return await self.app(scope, replay, send)
+
+
+def non_standard_json_constant(body: bytes) -> str | None:
+    """NaN, Infinity or -Infinity if the JSON text uses one (Python's parser accepts them, JSON does not), else None;
+    None too for text that is not JSON at all (the route's own parser reports that)."""
+    found: list[str] = []
+
+    def reject(name: str):
+        found.append(name)
+        raise ValueError(name)
+
+    try:
+        json.loads(body, parse_constant=reject)
+    except ValueError:  # JSONDecodeError is one too
+        pass
+    except RecursionError:
+        return None
+    return found[0] if found else None

@@ -101,10 +101,19 @@ class FeedbackStore:
         except ArgumentError:
             raise LoraflowError(f"feedback database URL {self.url!r} is not a SQLAlchemy URL; use e.g. sqlite:///path/feedback.db or postgresql+psycopg2://user@host/db") from None
         self.is_sqlite = url.get_backend_name() == "sqlite"
+        where = url.render_as_string(hide_password=True)
         if self.is_sqlite and url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise LoraflowError(f"cannot create the folder of the feedback database {where} ({error.strerror}: "
+                                    f"{error.filename}); check feedback.database_url or --database-url") from None
         kwargs = {"connect_args": {"timeout": 30}} if self.is_sqlite else {"pool_pre_ping": True}
-        self.engine = create_engine(url, **kwargs)
+        try:
+            self.engine = create_engine(url, **kwargs)
+        except ArgumentError as error:  # NoSuchModuleError too: an unknown dialect or a driver that is not installed
+            raise LoraflowError(f"feedback database URL {where}: {error}; use e.g. sqlite:///path/feedback.db or "
+                                "postgresql+psycopg2://user@host/db (check feedback.database_url or --database-url)") from None
         if self.is_sqlite:
             self._configure_sqlite()
         try:

@@ -56,14 +56,12 @@ def resolve_inputs(config: DataConfig, input_path: str | None, model_cache_dir: 
 
 @task(name="fingerprint-input", cache_policy=NO_CACHE)
 def fingerprint_input(input_path: str) -> str:
-    """Content hash of the input file, so the data cache follows the data, not just its path."""
-    from pathlib import Path
-
+    """Content hash of the input file (checked first: a flow may start without the CLI), so the data cache follows
+    the data, not just its path."""
+    from loraflow.tasks.data.ingest import check_input
     from loraflow.tasks.tracking.runs import file_digest
 
-    if not Path(input_path).is_file():
-        raise LoraflowError(f"input file {input_path} does not exist; pass --input PATH or set data.path in the config")
-    return file_digest(input_path)
+    return file_digest(str(check_input(input_path)))
 
 
 @task(name="ingest", **DATA_TASK)

@@ -88,7 +88,7 @@ def test_json_csv_and_parquet_files(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, words", [
-    ("missing.jsonl", None, "not found"),
+    ("missing.jsonl", None, "does not exist"),
     ("empty.jsonl", "", "empty"),
     ("data.txt", "hello", "unknown file type"),
     ("broken.json", "[{", "not valid JSON"),

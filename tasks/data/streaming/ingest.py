@@ -10,7 +10,7 @@ from loraflow.tasks.data.ingest import check_input, convert_rows, no_records_err
 from loraflow.tasks.common.jsonl import _dumps
 from loraflow.tasks.data.preferences import apply_kind, resolve_kind
 from loraflow.tasks.data.streaming.io import Part, join_parts, line_batches, part_path, partitions
-from loraflow.tasks.common.text_files import detect_encoding, utf8_line
+from loraflow.tasks.common.text_files import cr_only, detect_encoding, utf8_line
 
 
 def streamable(path: str | Path) -> bool:
@@ -19,7 +19,8 @@ def streamable(path: str | Path) -> bool:
     if path.suffix.lower() != ".jsonl":
         return False
     with path.open("rb") as f:
-        return detect_encoding(f.read(4096)).startswith("utf-8")
+        head = f.read(65536)
+    return detect_encoding(head).startswith("utf-8") and not cr_only(head)  # "\r"-only lines: read whole
 
 
 def ingest_part(part: Part, config: DataConfig, folder: str) -> dict:

@@ -13,7 +13,7 @@ from loraflow.tasks.data.dedup import compared_texts, content_key
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.data.ingest import stage_dir
 from loraflow.tasks.common.jsonl import _dumps, write_jsonl
-from loraflow.tasks.data.split import RANK, _timestamp, shares_note
+from loraflow.tasks.data.split import RANK, _timestamp, missing_stratify_field, shares_note
 from loraflow.tasks.data.streaming.dedup import SignatureWriter, remove_files, similar_global
 from loraflow.tasks.data.streaming.io import Part, join_parts, part_path, partitions, record_batches, rows_at
 from loraflow.tasks.data.streaming.split_units import assign_units, fix_leaks, union_units
@@ -25,6 +25,7 @@ NAMES = sorted(RANK, key=RANK.get)  # split codes 0, 1, 2 = train, val, test
 def split_part(part: Part, config: SplitConfig, folder: str, source: str, frozen_keys: np.ndarray | None) -> dict:
     """Keys, unit fields and signatures of one partition of the records (source `pool`) or of the frozen test set."""
     keys, prompts, ids, parents, groups, strata, times, langs, matched = ([] for _ in range(9))
+    fields, has_stratum = set(), False  # for split.stratify_by: the metadata fields seen, and whether it is one
     writer = (SignatureWriter(Path(folder) / "parts", f"split-{source}", part.number, config.leakage_threshold, 128, 3, 3)
               if config.leakage_check else None)
     for _, batch in record_batches(part):
@@ -41,6 +42,9 @@ def split_part(part: Part, config: SplitConfig, folder: str, source: str, frozen
             parents.append(id_digest(meta["parent_id"]) if meta.get("parent_id") is not None else b"")
             groups.append(id_digest(str(meta[config.group_by])) if config.group_by and meta.get(config.group_by) is not None else b"")
             strata.append(sys.intern(str(meta.get(config.stratify_by))) if config.stratify_by else "all")
+            if config.stratify_by:
+                fields.update(meta)
+                has_stratum = has_stratum or config.stratify_by in meta
             langs.append(sys.intern(meta.get("language", "en")))
             if config.time_field:  # matched frozen-set copies and the frozen set itself are not split by time
                 times.append(_timestamp(r, config.time_field).value if source == "pool" and not is_matched else 0)
@@ -52,7 +56,7 @@ def split_part(part: Part, config: SplitConfig, folder: str, source: str, frozen
             "groups": np.array(groups, "S16").reshape(n), "strata": np.array(strata, dtype=object),
             "times": np.array(times, np.int64) if config.time_field else None, "langs": np.array(langs, dtype=object),
             "matched": np.array(matched, bool).reshape(n),
-            "sig": writer.close() if writer is not None else None}
+            "sig": writer.close() if writer is not None else None, "fields": fields, "has_stratum": has_stratum}
 
 
 def _links(keys: np.ndarray, prompts: np.ndarray) -> list[tuple[int, int, str, float]]:
@@ -100,6 +104,8 @@ def split_stream(records_path: str, config: SplitConfig, out_dir: str, engine, p
     if frozen:
         frozen_keys = np.unique(np.concatenate([_gather(frozen, "keys"), _gather(frozen, "ids")]))
     pool = engine.map(split_part, pool_parts, config=config, folder=str(stage), source="pool", frozen_keys=frozen_keys)
+    if config.stratify_by and any(p["n"] for p in pool) and not any(p["has_stratum"] for p in pool):
+        raise missing_stratify_field(config, set().union(*(p["fields"] for p in pool)))
     everything = pool + frozen
     matched = _gather(pool, "matched")
     n_input, n_frozen = len(matched), sum(p["n"] for p in frozen)
