@@ -75,12 +75,12 @@ def compare_and_gate(results: dict[str, ModelEvaluation], train_path: str, token
 def eval_report(out_dir: str, run: TrackingRun) -> str:
     """The self-contained HTML evaluation report, logged to MLflow and linked from Prefect."""
     from loraflow.tasks.evaluation.report import write_eval_report
-    from loraflow.tasks.tracking.links import markdown_link, mlflow_run_url
+    from loraflow.tasks.tracking.links import local_store_note, report_link
 
     path = write_eval_report(out_dir)
     tracking.log_artifacts(run, path, "eval")
-    url = mlflow_run_url(run.tracking_uri, run.experiment_id, run.run_id, "artifacts/eval/report.html")
-    create_markdown_artifact(key="evaluation-report", markdown="Evaluation report: " + markdown_link("report.html", url, path),
+    link = report_link("eval/report.html", run, out_dir, "eval/report.html")
+    create_markdown_artifact(key="evaluation-report", markdown="\n".join([f"Evaluation report: {link}", *local_store_note(run.tracking_uri)]),
                              description="HTML report (per answer field, baselines, slices, training, worst cases)")
     return path
 
