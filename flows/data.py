@@ -24,7 +24,8 @@ def prepare_data(config: PipelineConfig, input_path: str | None = None, out_dir:
     splits = data.split(cleaned, config.split, out_dir)
     # Augmentation runs after the split, on train only: augmented records can never leak into val/test.
     augmented = data.augment(splits, config.augment, languages, out_dir)
-    stage_config = {name: getattr(config, name).model_dump(mode="json") for name in ("data", "clean", "split", "augment")}
+    stage_config = {**{name: getattr(config, name).model_dump(mode="json") for name in ("data", "clean", "split", "augment")},
+                    "validate": {"max_tokens": max_tokens}}  # the limit in force (data.max_tokens or model.max_length)
     report = data.data_report(out_dir, [ingested, validated, cleaned, splits, augmented], base_model, config.task_card.name,
                               inputs.input_path, digest, stage_config)
     return PreparedData(splits=replace(splits, train=augmented.records), report=report, base_model=base_model)

@@ -40,6 +40,7 @@ def preference_accuracy(models: dict[str, tuple[str, str | None] | None], test_p
 
     scores = {label: score_pairs(*model, test_path) for label, model in models.items() if model}
     if not any(scores.values()):
+        get_run_logger().info("preference accuracy: skipped, the test split holds no preference pairs (supervised data)")
         return None
     summary = preference_summary(scores)
     path = RunFolder(out_dir).eval / "preference.json"
@@ -92,6 +93,8 @@ def judge(out_dir: str, config: JudgeConfig) -> JudgeSummary | None:
 
     if config.enabled:
         get_run_logger().info("stage: LLM-as-judge (%s)", config.model)
+    else:
+        get_run_logger().info("LLM judge: off (judge.enabled is false), nothing scored")
     summary = judge_from_config(out_dir, config)
     return JudgeSummary.from_dict(summary) if summary else None
 

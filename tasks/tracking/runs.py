@@ -159,6 +159,16 @@ def set_tags(run: TrackingRun, tags: dict[str, str]) -> None:
         client(run.tracking_uri).set_tag(run.run_id, key, str(value)[:5000])
 
 
+def log_headline(run: TrackingRun, outcome: dict, task_name: str) -> None:
+    """The run's description (the headline per field and the gate) and the per-field scores of every model as a table."""
+    from loraflow.tasks.tracking.headline import FIELD_TABLE, field_table, run_description
+
+    client(run.tracking_uri).set_tag(run.run_id, "mlflow.note.content", run_description(outcome, task_name))
+    table = field_table(outcome)
+    if table["field"]:
+        client(run.tracking_uri).log_table(run.run_id, table, FIELD_TABLE)
+
+
 def finish_run(run: TrackingRun, status: str = "FINISHED") -> None:
     """Mark the run FINISHED or FAILED."""
     client(run.tracking_uri).set_terminated(run.run_id, status=status)
