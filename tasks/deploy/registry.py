@@ -54,6 +54,7 @@ def register_model(
 
     import mlflow.transformers
     from huggingface_hub import ModelCard
+    from mlflow.entities import LoggedModelOutput
     from mlflow.exceptions import MlflowException
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -93,6 +94,10 @@ def register_model(
     created = client.create_model_version(name, source=source, run_id=run_id, tags=version_tags, description=description or None,
                                           model_id=logged.model_id)
     version = str(created.version)
+    # The links MLflow's own log_model + register_model make: the run's outputs name the model (its "Logged models"),
+    # the model names its registered versions (mlflow.modelVersions, shown on the model's page).
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    client.set_logged_model_tags(logged.model_id, {"mlflow.modelVersions": json.dumps([{"name": name, "version": version}])})
     client.set_registered_model_alias(name, CHALLENGER, version)
     return {
         "name": name, "version": version, "model_uri": f"models:/{name}/{version}",
