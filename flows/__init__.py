@@ -5,6 +5,11 @@ by schedule or through the API) returns plain JSON, which the Prefect UI shows a
 """
 import pickle
 
+# What a deployment's Run form runs with no edits: the bundled example (paths relative to the repository root).
+DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
+# Where the finetune deployment writes by default: what the evaluate form scores unless told otherwise.
+DEPLOYED_RUN = "runs/deployed"
+
 
 def subflow_result(value):
     """A fresh copy of what a subflow returned, so the tasks it feeds do not record a `flow_run` input.

@@ -3,9 +3,10 @@ from dataclasses import replace
 
 from prefect import flow
 
+from loraflow.flows import DEFAULT_CONFIG
 from loraflow.schemas.config import PipelineConfig
 from loraflow.schemas.results import PreparedData
-from loraflow.tasks.steps import data
+from loraflow.tasks.steps import data, feedback
 
 
 @flow(name="data")
@@ -24,8 +25,25 @@ def prepare_data(config: PipelineConfig, input_path: str | None = None, out_dir:
     splits = data.split(cleaned, config.split, out_dir)
     # Augmentation runs after the split, on train only: augmented records can never leak into val/test.
     augmented = data.augment(splits, config.augment, languages, out_dir)
-    stage_config = {name: getattr(config, name).model_dump(mode="json") for name in ("data", "clean", "split", "augment")}
+    stage_config = {**{name: getattr(config, name).model_dump(mode="json") for name in ("data", "clean", "split", "augment")},
+                    "validate": {"max_tokens": lengths.validation_limit}}  # the limit in force (data.max_tokens, else max_length)
     report = data.data_report(out_dir, [ingested, validated, cleaned, splits, augmented], base_model, config.task_card.name,
                               inputs.input_path, digest, stage_config, lengths)
     return PreparedData(splits=replace(splits, train=augmented.records), report=report, base_model=base_model,
                         lengths=lengths)
+
+
+@flow(name="data")
+def prepare_data_from_file(config_path: str = DEFAULT_CONFIG, input_path: str = "", out_dir: str = "runs/data",
+                           base_model: str = "", overrides: list[str] = []) -> dict:  # noqa: B006 (never mutated)
+    """The data deployment's Run form: a config file plus the settings people change most; no edits prepares the example.
+
+    Args:
+        config_path: Pipeline YAML, relative to the repository root; the bundled quickstart example by default.
+        input_path: Input data file (.jsonl/.json/.csv/.parquet); empty: the config's data.path.
+        out_dir: Run folder, relative to the repository root; the splits, quarantine and report go to its data/.
+        base_model: The model whose tokenizer counts tokens (model.name_or_path: a hub id, a local folder, smollm2-135m-instruct, tiny-random); empty: the config's.
+        overrides: Any other setting as dotted.key=value, e.g. split.seed=7 or clean.near_dup_threshold=0.9 (`loraflow config schema` lists every key).
+    """
+    config = feedback.load_pipeline_config(config_path, [*([f"model.name_or_path={base_model}"] if base_model else []), *overrides])
+    return prepare_data.fn(config, input_path or None, out_dir).to_dict()

@@ -1,8 +1,9 @@
 """Evaluate one model (run folder, model folder or registry URI) on a test file, against the task card."""
 from prefect import flow
 
+from loraflow.flows import DEFAULT_CONFIG, DEPLOYED_RUN
 from loraflow.schemas.config import PipelineConfig
-from loraflow.tasks.steps import evaluation
+from loraflow.tasks.steps import evaluation, feedback
 
 
 @flow(name="evaluate")
@@ -19,3 +20,19 @@ def evaluate(config: PipelineConfig, model: str, test_path: str | None = None, o
     result = evaluation.evaluate("model", target.model_path, target.adapter_path, target.test_path, config.eval,
                                  config.task_card, out_dir)
     return evaluation.evaluation_summary(result, config, out_dir).to_dict()
+
+
+@flow(name="evaluate")
+def evaluate_from_file(model: str = DEPLOYED_RUN, config_path: str = DEFAULT_CONFIG, test_path: str = "",
+                       out_dir: str = "runs/evaluate", overrides: list[str] = []) -> dict:  # noqa: B006 (never mutated)
+    """The evaluate deployment's Run form: which model, the config whose task card applies, and where to write.
+
+    Args:
+        model: A run folder, a model or adapter folder, or models:/NAME@champion / models:/NAME/VERSION; by default the finetune deployment's run folder (run finetune once first).
+        config_path: Pipeline YAML whose task card and eval section apply, relative to the repository root; the bundled quickstart example by default.
+        test_path: Test file in canonical JSON Lines; empty: the run folder's data/test.jsonl, else the dataset lineage's frozen test set.
+        out_dir: Folder for eval/predictions_model.jsonl and eval/metrics_model.json, relative to the repository root.
+        overrides: Any other setting as dotted.key=value, e.g. eval.max_samples=50 or eval.batch_size=8.
+    """
+    config = feedback.load_pipeline_config(config_path, overrides)
+    return evaluate.fn(config, model, test_path or None, out_dir)

@@ -1,12 +1,10 @@
 """The main pipeline: data -> train -> evaluate (base, candidate, champion) -> gate -> register/promote."""
 from prefect import flow
 
-from loraflow.flows import subflow_result
+from loraflow.flows import DEFAULT_CONFIG, DEPLOYED_RUN, subflow_result
 from loraflow.flows.data import prepare_data
 from loraflow.schemas.config import PipelineConfig
 from loraflow.tasks.steps import deploy, evaluation, feedback, planning, tracking, training
-
-DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
 
 
 # Every way the flow can end early also ends its MLflow run (FAILED, or KILLED on Ctrl-C, SIGTERM, cancellation).
@@ -51,7 +49,7 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
 
 
 @flow(name="finetune")
-def finetune_from_file(config_path: str = DEFAULT_CONFIG, input_path: str = "", out_dir: str = "runs/deployed",
+def finetune_from_file(config_path: str = DEFAULT_CONFIG, input_path: str = "", out_dir: str = DEPLOYED_RUN,
                        base_model: str = "", max_steps: int = 0, overrides: list[str] = []) -> dict:  # noqa: B006 (never mutated)
     """The finetune deployment's Run form: a config file plus the settings people change most; no edits runs the example.
 

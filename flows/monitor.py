@@ -1,37 +1,35 @@
 """Monitoring: re-evaluate the champion on the frozen test set and on feedback, log the trend, alert below the task card."""
 from prefect import flow
 
+from loraflow.flows import DEFAULT_CONFIG
 from loraflow.tasks.common.settings import mlflow_uri
 from loraflow.tasks.steps import deploy, evaluation, feedback
 
-DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
-
 
 @flow(name="monitor")
-def monitor(config_path: str = DEFAULT_CONFIG, overrides: list[str] | None = None, recent_days: float = 7.0,
-            webhook_url: str | None = None, test_path: str | None = None, lineage_dir: str | None = None,
-            out_dir: str | None = None) -> dict:
+def monitor(config_path: str = DEFAULT_CONFIG, overrides: list[str] = [], recent_days: float = 7.0,  # noqa: B006
+            webhook_url: str = "", test_path: str = "", lineage_dir: str = "", out_dir: str = "") -> dict:
     """Score the champion on the frozen test set, the held-out feedback and the last days' corrections; alert on a fall.
 
     Args:
-        config_path: pipeline YAML whose task card (threshold), eval, deploy and feedback sections apply.
-        overrides: `dotted.key=value` overrides of the config.
-        recent_days: how far back "recent feedback" reaches.
-        webhook_url: where to POST alerts as JSON; default $LORAFLOW_ALERT_WEBHOOK, none when unset.
-        test_path: the frozen test set; default the dataset lineage's.
-        lineage_dir: dataset lineage folder; default $LORAFLOW_HOME/lineage/<task name>.
-        out_dir: folder for predictions and the report; default $LORAFLOW_HOME/monitor/<task>/<time>.
+        config_path: Pipeline YAML whose task card (threshold), eval, deploy and feedback sections apply, relative to the repository root.
+        overrides: Any other setting as dotted.key=value, e.g. eval.max_samples=50.
+        recent_days: How far back "recent feedback" reaches, in days.
+        webhook_url: Where to POST alerts as JSON; empty: $LORAFLOW_ALERT_WEBHOOK, no webhook when that is unset too.
+        test_path: The frozen test set; empty: the dataset lineage's.
+        lineage_dir: Dataset lineage folder; empty: $LORAFLOW_HOME/lineage/<task name>.
+        out_dir: Folder for predictions and the report; empty: $LORAFLOW_HOME/monitor/<task>/<time>.
     """
-    config = feedback.load_pipeline_config(config_path, overrides or [])
+    config = feedback.load_pipeline_config(config_path, overrides)
     champion = deploy.find_champion(config.deploy, config.task_card.name, mlflow_uri(config.tracking.mlflow_tracking_uri))
     if champion is None:
         return {"champion": None, "alerts": [], "metrics": {}}
-    out = feedback.monitor_folder(out_dir, config.task_card.name)
-    sets = feedback.evaluation_sets(config.task_card.name, lineage_dir, test_path)
+    out = feedback.monitor_folder(out_dir or None, config.task_card.name)
+    sets = feedback.evaluation_sets(config.task_card.name, lineage_dir or None, test_path or None)
     recent = feedback.recent_feedback(config.feedback, recent_days, out)
     paths = {"test": sets.test, "feedback_eval": sets.feedback_eval, "recent_feedback": recent.path if recent.corrections else None}
     results = {name: evaluation.evaluate(f"monitor-{name}", champion.path, None, path, config.eval, config.task_card, out)
                for name, path in paths.items() if path}
     summary = feedback.record(config, champion, results, recent, out)
-    feedback.send_webhook(webhook_url, summary)
+    feedback.send_webhook(webhook_url or None, summary)
     return summary.to_dict()

@@ -1,34 +1,32 @@
 """Retrain from feedback: export a batch -> grow the dataset lineage -> the finetune pipeline -> record the lineage in MLflow."""
 from prefect import flow
 
-from loraflow.flows import subflow_result
+from loraflow.flows import DEFAULT_CONFIG, subflow_result
 from loraflow.flows.finetune import finetune
 from loraflow.tasks.steps import feedback
 
-DEFAULT_CONFIG = "examples/quickstart/pipeline.yaml"
-
 
 @flow(name="retrain-from-feedback")
-def retrain_from_feedback(batch_id: str | None = None, config_path: str = DEFAULT_CONFIG, overrides: list[str] | None = None,
-                          out_dir: str | None = None, lineage_dir: str | None = None, feedback_eval_share: float = 0.2) -> dict:
+def retrain_from_feedback(batch_id: str = "", config_path: str = DEFAULT_CONFIG, overrides: list[str] = [],  # noqa: B006
+                          out_dir: str = "", lineage_dir: str = "", feedback_eval_share: float = 0.2) -> dict:
     """Retrain on a feedback batch; the promotion gate decides whether the new model becomes the champion.
 
     Args:
-        batch_id: the feedback batch the API claimed; empty (a scheduled run) claims all pending feedback now.
-        config_path: pipeline YAML (relative to the working directory); its data.path is replaced by the lineage's new version.
-        overrides: `dotted.key=value` overrides of the config, e.g. `train.max_steps=50`.
-        out_dir: run folder; default $LORAFLOW_HOME/runs/retrain-<batch id>.
-        lineage_dir: dataset lineage folder; default $LORAFLOW_HOME/lineage/<task name>.
-        feedback_eval_share: share of the corrections held out as the feedback-eval set instead of trained on.
+        batch_id: The feedback batch the API claimed; empty (a scheduled run, or Run with no edits) claims all pending feedback now, and does nothing when none is pending.
+        config_path: Pipeline YAML, relative to the repository root; its data.path is replaced by the lineage's new version.
+        overrides: Any other setting as dotted.key=value, e.g. train.max_steps=50.
+        out_dir: Run folder; empty: $LORAFLOW_HOME/runs/retrain-<batch id>.
+        lineage_dir: Dataset lineage folder; empty: $LORAFLOW_HOME/lineage/<task name>.
+        feedback_eval_share: Share of the corrections held out as the feedback-eval set instead of trained on.
     """
-    config = feedback.load_pipeline_config(config_path, overrides or [])
-    batch = feedback.claim_batch(config.feedback, batch_id)
+    config = feedback.load_pipeline_config(config_path, overrides)
+    batch = feedback.claim_batch(config.feedback, batch_id or None)
     if batch is None:
         return {"batch_id": None, "trained": False, "reason": "no pending feedback"}
-    exported = feedback.export_batch(config.feedback, batch, out_dir)
+    exported = feedback.export_batch(config.feedback, batch, out_dir or None)
     # A preference objective learns from the batch's pairs (correction over the model's answer, ...), else its corrections.
     pairs = config.train.objective != "sft" or config.data.kind == "preference"
-    prepared = feedback.prepare(config.task_card.name, lineage_dir, exported, feedback_eval_share, pairs)
+    prepared = feedback.prepare(config.task_card.name, lineage_dir or None, exported, feedback_eval_share, pairs)
     run_config = feedback.config_for_version(config, prepared)
     result = subflow_result(finetune(config=run_config, out_dir=exported.run_dir))
     committed = feedback.commit(prepared, exported.run_dir, result)

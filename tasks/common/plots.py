@@ -1,5 +1,6 @@
 """Plots for the evaluation report, rendered off-screen (Agg) to base64 PNG so the page needs no other files."""
 import base64
+import functools
 import io
 import logging
 from collections.abc import Sequence
@@ -16,13 +17,39 @@ logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 LABEL_COLORS = {"base": "#9aa5b1", "candidate": "#3867d6", "champion": "#f39c12", "classical": "#8e44ad", "majority": "#c8ccd2",
                 "stratified": "#e3e6ea", "reference": "#1e8449"}
-_CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "PingFang SC")
+_CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
+              "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN", "SimHei", "PingFang SC")
+CJK_FONT_HINT = "no CJK font installed: Chinese labels in the plots show as boxes (install fonts-noto-cjk)"
+
+
+@functools.lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """The first installed font that draws Chinese (a known name, else any whose name says CJK), or None."""
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    known = [name for name in _CJK_FONTS if name in installed]
+    return (known or sorted(name for name in installed if "CJK" in name) or [None])[0]
+
+
+def font_note() -> str | None:
+    """What a report says when its plots cannot draw Chinese (None when a CJK font is installed)."""
+    return None if cjk_font() else CJK_FONT_HINT
 
 
 def _font_family() -> list[str]:
-    """DejaVu Sans, then the first installed CJK font (slice names and answers may be Chinese)."""
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    return ["DejaVu Sans", *[name for name in _CJK_FONTS if name in installed][:1]]
+    """DejaVu Sans, then a CJK font where one is installed (slice names and answers may be Chinese)."""
+    return ["DejaVu Sans", *([cjk_font()] if cjk_font() else [])]
+
+
+def plot_style():
+    """The plots' font settings as a context (`with plot_style(): ...`), for plots drawn outside this module."""
+    return plt.rc_context({"font.family": _font_family(), "axes.unicode_minus": False})
+
+
+def integer_ticks(axis) -> None:
+    """Whole-number ticks on a count axis (no 0.5 records)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def png_data_uri(fig, dpi: int = 110) -> str:
@@ -43,7 +70,7 @@ def _style(ax, title: str, ylabel: str) -> None:
 def grouped_bars(groups: Sequence[str], series: dict[str, Sequence[float | None]], title: str, ylabel: str = "score (0-1)",
                  threshold: tuple[str, float] | None = None) -> str:
     """Bars per group (metric or slice), one colour per model label; an optional threshold tick on one group."""
-    with plt.rc_context({"font.family": _font_family(), "axes.unicode_minus": False}):
+    with plot_style():
         fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) * max(1, len(series)) / 2 + 2), 3.6))
         width = 0.8 / max(1, len(series))
         for i, (label, values) in enumerate(series.items()):
@@ -71,13 +98,14 @@ def loss_curves(log_history: list[dict]) -> str | None:
     val = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
     if not train and not val:
         return None
-    with plt.rc_context({"font.family": _font_family()}):
+    with plot_style():
         fig, ax = plt.subplots(figsize=(8.0, 3.4))
         if train:
             ax.plot(*zip(*train), color=LABEL_COLORS["candidate"], lw=1.6, label="train loss (mean of the last logging window)")
         if val:
             ax.plot(*zip(*val), color=LABEL_COLORS["champion"], lw=1.6, marker="o", ms=4, label="validation loss")
         ax.set_xlabel("step")
+        integer_ticks(ax.xaxis)
         _style(ax, "Training loss", "loss")
         ax.legend(fontsize=8, frameon=False)
         return png_data_uri(fig)
@@ -86,13 +114,14 @@ def loss_curves(log_history: list[dict]) -> str | None:
 def horizontal_counts(counts: dict[str, int], title: str) -> str:
     """A horizontal bar per category with its count (badcase causes)."""
     names = list(counts)[::-1]
-    with plt.rc_context({"font.family": _font_family()}):
+    with plot_style():
         fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(names) + 1.0))
         bars = ax.barh(names, [counts[n] for n in names], color="#c0392b", alpha=0.8)
         ax.bar_label(bars, fontsize=8, padding=2)
         ax.set_title(title, fontsize=11, loc="left")
         ax.spines[["top", "right"]].set_visible(False)
         ax.set_xlabel("cases")
+        integer_ticks(ax.xaxis)
         return png_data_uri(fig)
 
 
@@ -100,7 +129,7 @@ def confusion_matrix(labels: Sequence[str], matrix: Sequence[Sequence[int]], cla
     """A confusion matrix heat map: reference values down, answered values across (columns past `classes` are wrong values)."""
     counts = np.asarray(matrix, dtype=float)
     rows = list(labels[:classes])
-    with plt.rc_context({"font.family": _font_family(), "axes.unicode_minus": False}):
+    with plot_style():
         fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(labels), 1.0 + 0.55 * len(rows)))
         shown = counts[:classes]
         share = shown / np.maximum(shown.sum(axis=1, keepdims=True), 1)

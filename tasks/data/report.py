@@ -152,8 +152,12 @@ def _markdown(report: dict) -> str:
     lines.append(f"| leakage moves | {report['leakage_moves']} |")
     lines.append(f"| records split as duplicate/group units | {report['split_clustered_records']} |")
     if report["quarantined_by_reason"]:
-        lines += ["", "| quarantine reason | rows |", "|---|---:|"]
+        lines += ["", "| quarantine reason | records |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(report["quarantined_by_reason"].items())]
+        if report.get("quarantined_multi_reason"):
+            lines += ["", f"One record can fail several checks: {report['quarantined_multi_reason']} of the {report['quarantined']} "
+                          f"quarantined records have more than one reason, so the reasons add up to "
+                          f"{sum(report['quarantined_by_reason'].values())}."]
     if report["split_note"]:
         lines += ["", f"Split shares not held: {report['split_note']}"]
     return "\n".join(lines)
@@ -202,6 +206,7 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
         **{name: stats["count"] for name, stats in splits.items()},
         "splits": splits,
         "quarantined_by_reason": dict(Counter(r["check"] for q in quarantine for r in q.get("reasons", []))),
+        "quarantined_multi_reason": sum(len(q.get("reasons", [])) > 1 for q in quarantine),  # why the reasons outnumber the records
         "quarantined_by_stage": dict(Counter(q.get("stage", "?") for q in quarantine)),
         "leakage_moves": split.get("counts", {}).get("leakage_moves", 0),
         "leakage_moves_by_reason": split.get("counts", {}).get("moves_by_reason", {}),
@@ -237,4 +242,5 @@ def _record_pages(stages: dict, header: dict | None, quarantine: list[dict], rem
     wanted = {str(r["duplicate_of"]) for r in removed if r.get("duplicate_of")}
     path = stages.get("clean", {}).get("records")
     kept = [r for r in iter_jsonl(path) if str(r.get("id")) in wanted] if wanted and path and Path(path).is_file() else []
-    return {"header": report_header(header or {}), "records": record_views(quarantine, removed, review, kept, files)}
+    max_tokens = ((header or {}).get("config") or {}).get("validate", {}).get("max_tokens")
+    return {"header": report_header(header or {}), "records": record_views(quarantine, removed, review, kept, files, max_tokens)}

@@ -20,9 +20,28 @@ def record_text(record) -> str:
     return json.dumps(record, ensure_ascii=False, indent=1)
 
 
-def _reasons(row: dict) -> str:
+SHOWN_VALUE_CHARS = 80  # a failing value or error message is cut here on the summary line (the record is below it)
+
+
+def _shown(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS] + "…"
+
+
+def reason_text(reason: dict, max_tokens: int | None = None) -> str:
+    """One reason as a person reads it: the check, the field, and the failing value or error (`max_tokens: 172 > 160`)."""
+    check, field, value = reason.get("check"), reason.get("field"), reason.get("value")
+    where = f" ({field})" if field and field != "n_tokens" else ""
+    if value is None or value == "":
+        return f"{check}{where}"
+    if check == "max_tokens" and max_tokens:
+        return f"{check}: {value} > {max_tokens}"
+    return f"{check}{where}: {_shown(value)}"
+
+
+def _reasons(row: dict, max_tokens: int | None = None) -> str:
     reasons = row.get("reasons") or []
-    return "; ".join(f"{r.get('check')}" + (f" ({r.get('field')})" if r.get("field") else "") for r in reasons) or row.get("reason", "")
+    return "; ".join(reason_text(r, max_tokens) for r in reasons) or row.get("reason", "")
 
 
 def _details(summary: str, body: str) -> str:
@@ -37,9 +56,9 @@ def _section(title: str, items: list[str], total: int, file: str, unit: str) -> 
     return f"<details class='records'><summary><b>{html.escape(title)}</b> ({total})</summary>{note if total else ''}{body}</details>"
 
 
-def quarantine_section(quarantine: list[dict], file: str) -> str:
-    """Every quarantined record's line, stage, reasons and text, each collapsible."""
-    items = [_details(f"line {q.get('line', '?')} · {html.escape(str(q.get('stage', '?')))} · {html.escape(_reasons(q))}",
+def quarantine_section(quarantine: list[dict], file: str, max_tokens: int | None = None) -> str:
+    """Every quarantined record's line, stage, reasons with the failing value or error, and text, each collapsible."""
+    items = [_details(f"line {q.get('line', '?')} · {html.escape(str(q.get('stage', '?')))} · {html.escape(_reasons(q, max_tokens))}",
                       record_text(q.get("raw"))) for q in quarantine[:SHOWN_PER_SECTION]]  # only shown ones rendered
     return _section("Quarantined records", items, len(quarantine), file, "records")
 
@@ -87,8 +106,9 @@ def report_header(header: dict) -> str:
 
 
 
-def record_views(quarantine: list[dict], removed: list[dict], review: list[dict], kept_records: list[dict], files: dict) -> str:
+def record_views(quarantine: list[dict], removed: list[dict], review: list[dict], kept_records: list[dict], files: dict,
+                 max_tokens: int | None = None) -> str:
     """All four record sections, in the order a person checks them."""
     kept_text = {str(r.get("id")): record_text(r) for r in kept_records}
-    return (quarantine_section(quarantine, files["quarantine"]) + duplicates_section(removed, kept_text, files["removed"])
+    return (quarantine_section(quarantine, files["quarantine"], max_tokens) + duplicates_section(removed, kept_text, files["removed"])
             + other_removals_section(removed, files["removed"]) + conflicts_section(review, files["review"]))

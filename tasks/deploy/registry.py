@@ -42,7 +42,7 @@ def register_model(
     merged_path: str, run_id: str, name: str, tags: dict[str, str], *, tracking_uri: str | None = None,
     artifact_path: str = "merged_model", description: str = "", model_card: str = "",
 ) -> dict:
-    """Log the merged model on the pipeline's run via mlflow.transformers, register it and alias it `challenger`.
+    """Log the merged model as an MLflow model of the pipeline's run (mlflow.transformers), register it, alias it `challenger`.
 
     Args:
         tags: lineage stored on the version (data hash, config hash, metrics...); the run id is always added.
@@ -54,6 +54,7 @@ def register_model(
 
     import mlflow.transformers
     from huggingface_hub import ModelCard
+    from mlflow.entities import LoggedModelOutput
     from mlflow.exceptions import MlflowException
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -70,22 +71,33 @@ def register_model(
     # `impl` to be a class), so the merged model is loaded once in its stored dtype. save_model + client calls
     # (not the fluent log_model) keep the pipeline's run open and its experiment untouched.
     components = {"model": AutoModelForCausalLM.from_pretrained(merged, dtype="auto"), "tokenizer": AutoTokenizer.from_pretrained(merged)}
+    # An MLflow 3 logged model of the run (its "Logged models" and the experiment's Models tab list it), holding the
+    # one copy of the weights the registered version points at: the same bytes the run artifacts held before.
+    logged = client.create_logged_model(run.info.experiment_id, name=artifact_path, source_run_id=run_id,
+                                        model_type="transformers", tags={"loraflow.registered_model": name})
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model"
         mlflow.transformers.save_model(
             components, str(local), task="llm/v1/chat", pip_requirements=pip_requirements(), model_card=card
         )
-        client.log_artifacts(run_id, str(local), artifact_path)
+        client.log_model_artifacts(logged.model_id, str(local))
+        client.log_artifact(run_id, str(local / "model_card.md"), artifact_path)  # the model card beside the run's reports
     del components
+    client.finalize_logged_model(logged.model_id, "READY")
     try:
         client.create_registered_model(name, description="Merged loraflow fine-tunes; aliases champion/challenger.")
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
+    source = logged.artifact_location
     version_tags = {key: str(value) for key, value in {**tags, "run_id": run_id}.items()}
-    created = client.create_model_version(name, source=source, run_id=run_id, tags=version_tags, description=description or None)
+    created = client.create_model_version(name, source=source, run_id=run_id, tags=version_tags, description=description or None,
+                                          model_id=logged.model_id)
     version = str(created.version)
+    # The links MLflow's own log_model + register_model make: the run's outputs name the model (its "Logged models"),
+    # the model names its registered versions (mlflow.modelVersions, shown on the model's page).
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    client.set_logged_model_tags(logged.model_id, {"mlflow.modelVersions": json.dumps([{"name": name, "version": version}])})
     client.set_registered_model_alias(name, CHALLENGER, version)
     return {
         "name": name, "version": version, "model_uri": f"models:/{name}/{version}",

@@ -6,13 +6,14 @@ from loraflow.tasks.evaluation.human_eval_rubric import json_field_diff
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","PingFang SC",sans-serif;margin:0;background:#f5f6f8;color:#1d2430}
-header{position:sticky;top:0;background:#1d2430;color:#fff;padding:10px 20px;display:flex;gap:14px;align-items:center;flex-wrap:wrap;z-index:2}
-header h1{font-size:17px;margin:0 12px 0 0}header input{padding:5px 8px;border-radius:4px;border:0}
+header{position:sticky;top:0;background:#1d2430;color:#fff;padding:10px 20px;display:flex;gap:14px;align-items:center;flex-wrap:nowrap;z-index:2;white-space:nowrap}
+header>*{flex-shrink:0}header h1,#keys{flex-shrink:1;min-width:0;overflow:hidden;text-overflow:ellipsis}
+header h1{font-size:17px;margin:0 12px 0 0}header input{padding:5px 8px;border-radius:4px;border:0;width:9em}
 button{padding:6px 12px;border:0;border-radius:4px;background:#3867d6;color:#fff;cursor:pointer;font-size:14px}
 button.secondary{background:#6b7280}#progress{font-variant-numeric:tabular-nums}
 main{max-width:1100px;margin:0 auto;padding:16px}
 details.rubric{background:#fff;border-radius:6px;padding:10px 16px;margin-bottom:14px}
-.case{background:#fff;border-radius:6px;padding:14px 18px;margin-bottom:16px;border-left:5px solid #d0d5dd}
+.case{background:#fff;border-radius:6px;padding:14px 18px;margin-bottom:16px;border-left:5px solid #d0d5dd;scroll-margin-top:72px}
 .case.done{border-left-color:#20bf6b}.case h2{font-size:14px;margin:0 0 8px;color:#555}
 .texts{display:grid;grid-template-columns:1fr 1fr 1fr;gap:10px}
 .texts div{min-width:0}.texts h3{font-size:12px;text-transform:uppercase;color:#777;margin:0 0 4px}
@@ -24,6 +25,7 @@ table.scores label{margin-right:8px;cursor:pointer}textarea{width:100%;box-sizin
 table.fields{border-collapse:collapse;margin-top:10px;font-size:13px}table.fields td,table.fields th{border:1px solid #d0d5dd;padding:3px 8px;text-align:left}
 table.fields tr.different td,table.fields tr.missing td,table.fields tr.extra td,table.fields tr.notjson td{background:#fdecea}
 table.fields tr.same td{color:#555}#keys{font-size:12px;opacity:.85}kbd{background:#fff2;border-radius:3px;padding:0 4px}
+@media (max-width:1100px){header{flex-wrap:wrap;white-space:normal}.case{scroll-margin-top:140px}}
 @media (max-width:800px){.texts{grid-template-columns:1fr}}
 """
 
@@ -132,7 +134,7 @@ document.addEventListener('keydown', e => {
     if (e.key === 'Escape') e.target.blur();
     return;
   }
-  const digit = /^Digit([1-5])$/.exec(e.code);
+  const digit = /^(?:Digit|Numpad)([1-5])$/.exec(e.code);  // the number row or the number pad
   if (digit && e.shiftKey) { DIMS.forEach((_, d) => score(d, +digit[1])); save(); focusCase(cur + 1); }
   else if (digit) { score(dim, +digit[1]); save(); dim + 1 < DIMS.length ? focusCase(cur, dim + 1) : focusCase(cur + 1); }
   else if (e.key === 'j' || e.key === 'ArrowDown') focusCase(cur + 1);

@@ -5,7 +5,8 @@ from html import escape
 from pathlib import Path
 
 from loraflow.tasks.common.errors import LoraflowError
-from loraflow.tasks.common.plots import LABEL_COLORS, grouped_bars, horizontal_counts, loss_curves
+from loraflow.tasks.common.plots import LABEL_COLORS, font_note, grouped_bars, horizontal_counts, loss_curves
+from loraflow.tasks.common.report_page import report_page
 from loraflow.tasks.evaluation.report_fields import render_field_diff, fields_section, request_text
 from loraflow.tasks.evaluation.field_metrics import per_example_metric
 from loraflow.tasks.common.jsonl import read_jsonl
@@ -14,21 +15,6 @@ from loraflow.tasks.tracking.run_extras import log_to_run, read_run_info
 LABEL_ORDER = ("base", "candidate", "champion", "classical", "majority", "stratified")
 WORST_FALLBACK = 10  # worst cases shown from predictions.jsonl when no badcase analysis ran
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","WenQuanYi Zen Hei",sans-serif;margin:0;background:#f5f6f8;color:#1d2430}
-header{background:#1d2430;color:#fff;padding:16px 28px}header h1{margin:0;font-size:21px}header p{margin:4px 0 0;color:#c9d1dc;font-size:13px}
-nav{background:#fff;padding:8px 28px;border-bottom:1px solid #e3e6ea;position:sticky;top:0;z-index:2}nav a{margin-right:16px;color:#3867d6;text-decoration:none;font-size:14px}
-main{max-width:1150px;margin:0 auto;padding:8px 20px 40px}section{background:#fff;border-radius:8px;padding:14px 20px;margin:16px 0}
-h2{font-size:17px;margin:0 0 10px}h3{font-size:14px;margin:14px 0 6px;color:#444}
-table{border-collapse:collapse;font-size:13px;margin:6px 0;width:100%}th,td{border-bottom:1px solid #eceef1;padding:5px 8px;text-align:left;vertical-align:top}
-th{background:#f7f8fa;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.neg{color:#c0392b;font-weight:600}.pos{color:#1e8449}.muted{color:#777;font-size:13px}img{max-width:100%;height:auto}
-.banner{padding:12px 16px;border-radius:6px;font-size:16px;font-weight:600}.promote{background:#e3f6ea;color:#1e8449}.reject{background:#fdecea;color:#c0392b}
-ul.reasons{margin:8px 0 0;padding-left:20px;font-size:13px}li.fail{color:#c0392b}li.pass{color:#1e8449}li.skip{color:#777}
-.tag{display:inline-block;border-radius:3px;padding:1px 6px;font-size:12px;background:#eef1f6}.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
-pre{white-space:pre-wrap;word-break:break-word;margin:0;font-size:12px;max-height:180px;overflow:auto;background:#f7f8fa;padding:4px 6px;border-radius:4px}
-td.text{width:22%}td.text pre{min-width:120px}
-"""
 
 
 def _num(value, digits: int = 3) -> str:
@@ -70,9 +56,13 @@ def _decision_section(promotion: dict | None) -> str:
     if promotion is None:
         return "<p class='muted'>No promotion decision yet (eval/promotion.json not found).</p>"
     promote = bool(promotion.get("promote"))
-    items = "".join(f"<li class='{escape(str(r).split(':', 1)[0])}'>{escape(str(r))}</li>" for r in promotion.get("reasons", []))
+    reasons = [str(r) for r in promotion.get("reasons", [])]
+    items = "".join(f"<li class='{escape(r.split(':', 1)[0])}'>{escape(r)}</li>" for r in reasons)
     verdict = "PROMOTE: the candidate becomes the champion" if promote else "DO NOT PROMOTE: the candidate stays a candidate"
-    return f"<div class='banner {'promote' if promote else 'reject'}'>{verdict}</div><ul class='reasons'>{items}</ul>"
+    failed = sum(r.startswith("fail:") for r in reasons)
+    # The verdict stays in view; the gate's checks (a dozen lines) open on a click.
+    return (f"<div class='banner {'promote' if promote else 'reject'}'>{verdict}</div>"
+            f"<details><summary>The gate's {len(reasons)} checks ({failed} failed)</summary><ul class='reasons'>{items}</ul></details>")
 
 
 def _metrics_section(summary: dict, labels: dict, success: dict) -> str:
@@ -213,9 +203,10 @@ def write_eval_report(run_dir: str) -> str:
     if info.get("mlflow_run_id"):
         meta.append(f"MLflow run {info['mlflow_run_id']}")
     fields = fields_section(summary)
+    # The per-field table against the baselines leads; the gate's decision follows it, its checks collapsed.
     sections = [
-        ("decision", "Promotion decision", _decision_section(_read_json(root / "eval" / "promotion.json"))),
         *([("fields", "Per answer field: models and trivial baselines", fields)] if fields else []),
+        ("decision", "Promotion decision", _decision_section(_read_json(root / "eval" / "promotion.json"))),
         ("metrics", "Metrics: models and baselines (BLEU/ROUGE are secondary for structured answers)" if fields else
          "Metrics: base / candidate / champion", _metrics_section(summary, labels, success)),
         ("slices", f"Per slice ({metric})", _slices_section(labels, metric, reference)),
@@ -223,12 +214,8 @@ def write_eval_report(run_dir: str) -> str:
         ("ratings", "Human and LLM-judge ratings", _raters_section(root)),
         ("worst", "Worst cases", _worst_section(root, metric, success.get("higher_is_better", True))),
     ]
-    nav = "".join(f"<a href='#{key}'>{escape(title.split(':')[0])}</a>" for key, title, _ in sections)
-    body = "".join(f"<section id='{key}'><h2>{escape(title)}</h2>{content}</section>" for key, title, content in sections)
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width,initial-scale=1'>"
-            f"<title>Evaluation report: {escape(root.resolve().name)}</title><style>{_CSS}</style></head><body>"
-            f"<header><h1>Evaluation report: {escape(root.resolve().name)}</h1><p>{escape(' · '.join(meta))}</p></header>"
-            f"<nav>{nav}</nav><main>{body}</main></body></html>")
+    meta += [note for note in [font_note()] if note]
+    page = report_page(f"Evaluation report: {root.resolve().name}", meta, sections)
     path = root / "eval" / "report.html"
     path.write_text(page, encoding="utf-8")
     return str(path)

@@ -58,6 +58,7 @@ def quantize_variants(registered: RegisteredModel | None, trained: TrainingResul
     from loraflow.tasks.deploy.variants import build_variants, variant_metrics, variant_source
 
     if not (config.quantize or config.gguf):
+        get_run_logger().info("quantised variants: none configured (deploy.quantize, deploy.gguf), nothing built")
         return []
     model_path = variant_source(registered, trained)
     if model_path is None:

@@ -40,6 +40,7 @@ def preference_accuracy(models: dict[str, tuple[str, str | None] | None], test_p
 
     scores = {label: score_pairs(*model, test_path) for label, model in models.items() if model}
     if not any(scores.values()):
+        get_run_logger().info("preference accuracy: skipped, the test split holds no preference pairs (supervised data)")
         return None
     summary = preference_summary(scores)
     path = RunFolder(out_dir).eval / "preference.json"
@@ -75,12 +76,12 @@ def compare_and_gate(results: dict[str, ModelEvaluation], train_path: str, token
 def eval_report(out_dir: str, run: TrackingRun) -> str:
     """The self-contained HTML evaluation report, logged to MLflow and linked from Prefect."""
     from loraflow.tasks.evaluation.report import write_eval_report
-    from loraflow.tasks.tracking.links import markdown_link, mlflow_run_url
+    from loraflow.tasks.tracking.links import local_store_note, report_link
 
     path = write_eval_report(out_dir)
     tracking.log_artifacts(run, path, "eval")
-    url = mlflow_run_url(run.tracking_uri, run.experiment_id, run.run_id, "artifacts/eval/report.html")
-    create_markdown_artifact(key="evaluation-report", markdown="Evaluation report: " + markdown_link("report.html", url, path),
+    link = report_link("eval/report.html", run, out_dir, "eval/report.html")
+    create_markdown_artifact(key="evaluation-report", markdown="\n".join([f"Evaluation report: {link}", *local_store_note(run.tracking_uri)]),
                              description="HTML report (per answer field, baselines, slices, training, worst cases)")
     return path
 
@@ -92,6 +93,8 @@ def judge(out_dir: str, config: JudgeConfig) -> JudgeSummary | None:
 
     if config.enabled:
         get_run_logger().info("stage: LLM-as-judge (%s)", config.model)
+    else:
+        get_run_logger().info("LLM judge: off (judge.enabled is false), nothing scored")
     summary = judge_from_config(out_dir, config)
     return JudgeSummary.from_dict(summary) if summary else None
 

@@ -90,6 +90,8 @@ def seed(task_name: str, out_dir: str, run: TrackingRun, lineage_dir: str | None
     seeded = seed_lineage(root, RunFolder(out_dir).data, {"run_dir": str(Path(out_dir).resolve()), "mlflow_run_id": run.run_id})
     if seeded:
         get_run_logger().info("dataset lineage seeded: %s (content hash %s)", seeded["dir"], seeded["content_hash"][:12])
+    else:
+        get_run_logger().info("dataset lineage: %s already holds versions, left as it is", root)
     return LineageVersion.from_manifest(seeded) if seeded else None
 
 

@@ -12,7 +12,8 @@ from loraflow.schemas.results import (DataReport, FinishedRun, PromotionDecision
                                       TrainingResult)
 from loraflow.tasks.common.settings import import_root
 from loraflow.tasks.tracking import runs as tracking
-from loraflow.tasks.tracking.links import markdown_link, mlflow_run_url, run_links_markdown
+from loraflow.tasks.tracking.headline import headline_lines
+from loraflow.tasks.tracking.links import local_store_note, markdown_link, mlflow_run_url, run_links_markdown
 from loraflow.tasks.tracking.run_extras import read_run_info, write_run_json
 
 
@@ -40,7 +41,8 @@ def start_tracking(config: PipelineConfig, out_dir: str) -> TrackingRun:
         with get_client(sync_client=True) as client:
             client.update_flow_run_labels(flow_run_id, {"mlflow.run_id": run_id, "mlflow.experiment": experiment})
         run_link = markdown_link(f"MLflow run {run_id}", mlflow_run_url(uri, experiment_id, run_id), uri)
-        create_markdown_artifact(key="mlflow-run", markdown=f"{run_link} in experiment `{experiment}`",
+        create_markdown_artifact(key="mlflow-run", markdown="\n".join([f"{run_link} in experiment `{experiment}`",
+                                                                         *local_store_note(uri)]),
                                  description="Where this pipeline run is tracked")
     write_run_json(out_dir, {"mlflow_tracking_uri": uri, "mlflow_run_id": run_id, "mlflow_experiment": experiment,
                              "mlflow_experiment_id": experiment_id, "prefect_flow_run_id": flow_run_id,
@@ -94,9 +96,13 @@ def finish_tracking(run: TrackingRun, out_dir: str, task_card: TaskCard, summary
                                     "model_path": trained.model_path, "adapter_path": trained.adapter_path,
                                     "merged_model_path": registered.merged_path if registered else None})
     tracking.log_artifacts(run, path)
+    tracking.log_headline(run, outcome, task_card.name)
     create_markdown_artifact(key="run-links", markdown=run_links_markdown(run, out_dir, registered),
                              description="The MLflow run, its reports and the registered model version")
     tracking.finish_run(run)
+    logger = get_run_logger()
+    for line in headline_lines(outcome):  # the flow's last lines say what came of it
+        logger.info("%s", line)
     return FinishedRun(run_json=str(path), index=json.loads(path.read_text()))
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.tracking.metric_names import mlflow_metric_name
 
 
 def read_run_info(run_dir: str | Path) -> dict:
@@ -48,7 +49,7 @@ def log_to_run(
     client = MlflowClient(tracking_uri=info.get("mlflow_tracking_uri"))
     for key, value in (metrics or {}).items():
         if value is not None:
-            client.log_metric(run_id, key, float(value))
+            client.log_metric(run_id, mlflow_metric_name(key), float(value))
     for key, value in (tags or {}).items():
         client.set_tag(run_id, key, str(value))
     for artifact_file, payload in (dicts or {}).items():

@@ -8,6 +8,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from loraflow.schemas.results import TrackingRun
+from loraflow.tasks.tracking.metric_names import mlflow_metric_name
 
 # HF log keys -> the metric names shown in MLflow and TensorBoard.
 TRAIN_METRIC_NAMES = {
@@ -128,17 +129,18 @@ def log_dataset(run: TrackingRun, split_paths: dict[str, str], name: str) -> str
 
 
 def log_metrics(run: TrackingRun, metrics: dict[str, float], step: int | None = None) -> None:
-    """Log numeric metrics (non-numeric values are skipped); MLflow metric names allow '.', '/', '-', '_'."""
+    """Log numeric metrics under their grouped MLflow names (`train/loss`, ...); non-numeric values are skipped."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    batch = [Metric(_metric_name(k), float(v), now, step or 0) for k, v in metrics.items()
+    batch = [Metric(_metric_name(mlflow_metric_name(k)), float(v), now, step or 0) for k, v in metrics.items()
              if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v]
     for i in range(0, len(batch), 900):
         client(run.tracking_uri).log_batch(run.run_id, metrics=batch[i:i + 900])
 
 
 def _metric_name(name: str) -> str:
+    """MLflow metric names allow letters, digits and '.', '/', '-', '_', ' '."""
     return "".join(c if c.isalnum() or c in "._-/ " else "_" for c in name)
 
 
@@ -155,6 +157,16 @@ def set_tags(run: TrackingRun, tags: dict[str, str]) -> None:
     """Set string tags on the run."""
     for key, value in tags.items():
         client(run.tracking_uri).set_tag(run.run_id, key, str(value)[:5000])
+
+
+def log_headline(run: TrackingRun, outcome: dict, task_name: str) -> None:
+    """The run's description (the headline per field and the gate) and the per-field scores of every model as a table."""
+    from loraflow.tasks.tracking.headline import FIELD_TABLE, field_table, run_description
+
+    client(run.tracking_uri).set_tag(run.run_id, "mlflow.note.content", run_description(outcome, task_name))
+    table = field_table(outcome)
+    if table["field"]:
+        client(run.tracking_uri).log_table(run.run_id, table, FIELD_TABLE)
 
 
 def finish_run(run: TrackingRun, status: str = "FINISHED") -> None:

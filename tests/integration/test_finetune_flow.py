@@ -81,7 +81,7 @@ def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(pre
     assert run.data.tags["prefect.flow_run_id"] == run_json["prefect_flow_run_id"]
     assert len(run.data.tags["data.hash"]) == 64
     assert {d.dataset.name for d in run.inputs.dataset_inputs} >= {"ticket-extraction-tiny-train", "ticket-extraction-tiny-test"}
-    assert client.get_metric_history(run.info.run_id, "train_loss")
+    assert client.get_metric_history(run.info.run_id, "train/loss")
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"task_card.json", "config.json", "adapter", "data", "eval", "train"} <= artifacts
 

@@ -104,7 +104,7 @@ def test_corrections_posted_to_the_api_retrain_with_sft_then_dpo_and_the_lineage
     assert any("rewards/margins" in h for h in json.loads((retrain / "train" / "log_history.json").read_text()))
     mlflow_run = lineage["source"]["mlflow_run_id"]
     client = MlflowClient()
-    assert client.get_metric_history(mlflow_run, "sft_phase/train_loss") and client.get_metric_history(mlflow_run, "train_reward_margin")
+    assert client.get_metric_history(mlflow_run, "train/sft_phase/loss") and client.get_metric_history(mlflow_run, "train/reward_margin")
     lineage_doc = json.loads(Path(client.download_artifacts(mlflow_run, "feedback/feedback_lineage.json", str(tmp_path))).read_text())
     assert lineage_doc["feedback_pairs"] == expected
 

@@ -37,7 +37,7 @@ def test_sweep_runs_each_trial_as_a_child_run_and_reports_the_best(prefect_harne
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["best.trial"] == best["name"]
     assert parent.data.params["grid.train.learning_rate"] == "1e-4,1e-3"
-    assert abs(parent.data.metrics["best_val_loss"] - best["val_loss"]) < 1e-9
+    assert abs(parent.data.metrics["val/best_loss"] - best["val_loss"]) < 1e-9
     for trial in trials:
         child = client.get_run(trial["mlflow_run_id"])
         assert child.data.tags["mlflow.parentRunId"] == parent_id

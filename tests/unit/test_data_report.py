@@ -110,7 +110,9 @@ def test_the_report_page_has_a_header_and_the_full_text_of_every_record_taken_ou
     assert "<th>task</th><td>tickets</td>" in page and "brave-fox (1234)" in page and "ab" * 32 in page
     assert "<th>generated</th>" in page and "near_dedup" in page
     assert "{broken" in page  # the unparsable line itself, not only its line number
-    assert "Duplicate clusters</b> (5)" in page and "Showing all 5 clusters." in page and "showing the 5 largest" in page
+    assert "Duplicate clusters</b> (5)" in page and "Showing all 5 clusters." in page and "(the 5 largest shown)" in page
+    assert "parse_json: Expecting" in page  # the quarantine line says why: the parse error itself, not only its name
+    assert page.count("<section id=") >= 7 and "<nav>" in page  # the evaluation report's page style
     assert "A different answer for the same question." in page  # both answers of the conflict are shown
     assert "Quarantined records</b> (3)" in page and "Conflicting answers held for review</b> (1)" in page
     removed = read_jsonl(results[2]["removed"])
@@ -144,4 +146,32 @@ def test_removed_near_duplicate_pairs_show_both_texts(tmp_path):
     assert pair["removed_text"] == f"user: {question} Thanks | assistant: {{\"category\": \"shipping\"}}"
     assert pair["kept_text"].startswith(f"user: {question} | assistant:") and pair["similarity"] >= 0.7
     assert "Extract the support ticket" not in pair["kept_text"]
-    assert question + " Thanks" in open(result["report_html"], encoding="utf-8").read()
+    page = open(result["report_html"], encoding="utf-8").read()
+    assert question + " Thanks" in page
+    assert "help. <del>Thanks </del>| assistant" in page  # what differs: the removed record's extra word
+
+
+def test_a_quarantine_line_shows_the_failing_value_and_the_counts_explain_several_reasons():
+    from loraflow.tasks.data.report_html import text_diff
+    from loraflow.tasks.data.report_records import quarantine_section, reason_text
+
+    assert reason_text({"check": "max_tokens", "field": "n_tokens", "value": 172}, 160) == "max_tokens: 172 > 160"
+    assert reason_text({"check": "parse_json", "field": None, "value": "Unterminated string at col 41"}) == \
+        "parse_json: Unterminated string at col 41"
+    assert reason_text({"check": "no_empty_content", "field": "messages", "value": None}) == "no_empty_content (messages)"
+    rows = [{"line": 7, "stage": "validate", "raw": {"messages": []},
+             "reasons": [{"check": "max_tokens", "field": "n_tokens", "value": 172}, {"check": "unique_id", "field": "id", "value": "a-1"}]}]
+    assert "line 7 · validate · max_tokens: 172 &gt; 160; unique_id (id): a-1" in quarantine_section(rows, "q.jsonl", 160)
+    assert text_diff("the order is late", "the order was late") == "<pre>the order <del>is</del><ins>was</ins> late</pre>"
+
+
+def test_the_counts_say_why_the_reasons_outnumber_the_quarantined_records():
+    from loraflow.tasks.data.report import _markdown
+    from loraflow.tasks.data.report_html import _counts
+
+    report = {"kind": "sft", "input": 20, "kept": 9, "quarantined": 11, "review": 0, "pilot_skipped": 0, "augmented": 0,
+              "removed": {}, "removed_total": 0, "splits": {}, "leakage_moves": 0, "split_clustered_records": 0,
+              "quarantined_by_reason": {"max_tokens": 7, "parse_json": 5}, "quarantined_multi_reason": 1, "split_note": None}
+    markdown = _markdown(report)
+    assert "1 of the 11 quarantined records have more than one reason, so the reasons add up to 12" in markdown
+    assert "the 11 quarantined records carry 12 reasons (1 records have more than one)" in _counts(report, markdown)

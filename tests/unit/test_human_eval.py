@@ -128,8 +128,8 @@ def test_import_aggregates_two_raters_and_logs_to_mlflow(run_dir: Path, tmp_path
     assert set(summary["by_slice"]) == {"en", "zh"} and summary["by_slice"]["zh"]["n_cases"] == 2
     assert summary["mlflow_run_id"] == run_id
     metrics = client.get_run(run_id).data.metrics
-    assert metrics["human.accuracy.mean"] == pytest.approx(2.75) and metrics["human.n_raters"] == 2
-    assert "human.safety.alpha" in metrics
+    assert metrics["eval/human/accuracy/mean"] == pytest.approx(2.75) and metrics["eval/human/n_raters"] == 2
+    assert "eval/human/safety/alpha" in metrics
     artifacts = {a.path for a in client.list_artifacts(run_id, "human_eval")}
     assert {"human_eval/aggregate.json", "human_eval/human_ratings.jsonl"} <= artifacts
     saved = json.loads((run_dir / "eval" / "human_eval.json").read_text())

@@ -125,8 +125,8 @@ def test_judge_scores_a_run_retries_and_agrees_with_humans(run_dir: Path, judge_
     assert accuracy["n"] == 3 and accuracy["mae"] == pytest.approx((0.5 + 0 + 1) / 3) and accuracy["within_1"] == 1.0
     assert accuracy["pearson"] > 0.9 and accuracy["alpha_interval"] > 0.5
     run = client.get_run(run_id)
-    assert run.data.metrics["judge.accuracy.mean"] == pytest.approx(3.5) and run.data.metrics["judge.n_failed"] == 1
-    assert run.data.metrics["judge.accuracy.human_mae"] == pytest.approx(0.5)
+    assert run.data.metrics["eval/judge/accuracy/mean"] == pytest.approx(3.5) and run.data.metrics["eval/judge/n_failed"] == 1
+    assert run.data.metrics["eval/judge/accuracy/human_mae"] == pytest.approx(0.5)
     assert run.data.tags["judge.rubric_version"] == RUBRIC_VERSION
     assert json.loads((run_dir / "eval" / "llm_judge.json").read_text())["rubric_version"] == RUBRIC_VERSION
 

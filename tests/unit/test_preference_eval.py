@@ -69,7 +69,7 @@ def test_reward_metrics_stream_to_mlflow_under_their_own_names(tmp_path):
             "eval_rewards/margins": 0.25}
     MlflowMetricsCallback(TrackingRun(uri, run_id)).on_log(None, SimpleNamespace(global_step=3, num_input_tokens_seen=0), None, logs)
     metrics = client(uri).get_run(run_id).data.metrics
-    assert {k: metrics[k] for k in ("train_reward_chosen", "train_reward_rejected", "train_reward_margin",
-                                    "train_preference_accuracy", "val_reward_margin")} == {
-        "train_reward_chosen": 0.2, "train_reward_rejected": -0.1, "train_reward_margin": 0.3,
-        "train_preference_accuracy": 0.75, "val_reward_margin": 0.25}
+    assert {k: metrics[k] for k in ("train/reward_chosen", "train/reward_rejected", "train/reward_margin",
+                                    "train/preference_accuracy", "val/reward_margin")} == {
+        "train/reward_chosen": 0.2, "train/reward_rejected": -0.1, "train/reward_margin": 0.3,
+        "train/preference_accuracy": 0.75, "val/reward_margin": 0.25}

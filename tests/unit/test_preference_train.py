@@ -158,16 +158,16 @@ def test_sft_then_dpo_phases_log_from_step_one_in_their_own_series(tiny_model_pa
     result = train_model(str(tiny_model_path), str(pairs / "train.jsonl"), None, LoraConfig(r=8), config, 96,
                          str(pairs / "phases"), [MlflowMetricsCallback(TrackingRun(uri, run_id))])
 
-    sft, dpo = _series(client, run_id, "sft_phase/train_loss"), _series(client, run_id, "train_loss")
+    sft, dpo = _series(client, run_id, "train/sft_phase/loss"), _series(client, run_id, "train/loss")
     assert [step for step, _ in sft] == list(range(1, 9)) and [step for step, _ in dpo] == list(range(1, 9))
     sft_history = [h["loss"] for h in _history(result["sft_phase"]["log_history"]) if "loss" in h]
     assert [value for _, value in sft] == pytest.approx(sft_history)  # the supervised losses, not the DPO ones
-    assert [step for step, _ in _series(client, run_id, "train_reward_margin")] == list(range(1, 9))
-    assert not _series(client, run_id, "sft_phase/train_reward_margin")
+    assert [step for step, _ in _series(client, run_id, "train/reward_margin")] == list(range(1, 9))
+    assert not _series(client, run_id, "train/sft_phase/reward_margin")
     assert _tensorboard_steps(pairs / "phases" / "sft_phase" / "train" / "tensorboard", "train/loss") == list(range(1, 9))
     assert _tensorboard_steps(pairs / "phases" / "train" / "tensorboard", "train/loss") == list(range(1, 9))
     # each phase at its own rate: train.learning_rate for the supervised one, preference_learning_rate for DPO
-    sft_rates, dpo_rates = (_series(client, run_id, name) for name in ("sft_phase/learning_rate", "learning_rate"))
+    sft_rates, dpo_rates = (_series(client, run_id, name) for name in ("train/sft_phase/learning_rate", "train/learning_rate"))
     assert max(v for _, v in dpo_rates) <= 1e-3 < max(v for _, v in sft_rates) <= 5e-3
 
 

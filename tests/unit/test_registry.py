@@ -1,6 +1,7 @@
 """MLflow Model Registry on SQLite: register a merged tiny Llama, promote/rollback round trips, resolve models:/ URIs."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from tests.unit.deploy_support import PROMPTS, build_adapter, build_tiny_base
@@ -59,6 +60,15 @@ def test_register_logs_on_the_run_and_sets_challenger(merged, store):
     requirements = (resolve_model("models:/ticket/1", tracking_uri=uri).rsplit("/", 1)[0] + "/requirements.txt")
     assert any(line.startswith("transformers==") for line in open(requirements))
     assert champion_version("ticket") is None
+    # an MLflow logged model of the run (its "Logged models"), holding the files the version points at
+    [logged] = client.search_logged_models(experiment_ids=[client.get_run(run_id).info.experiment_id])
+    assert logged.source_run_id == run_id and logged.status.to_proto() == 2  # READY
+    assert version.source == logged.artifact_location and [o.model_id for o in client.get_run(run_id).outputs.model_outputs] == [logged.model_id]
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": "ticket", "version": "1"}]
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    run_files = Path(local_file_uri_to_path(client.get_run(run_id).info.artifact_uri)) / "merged_model"
+    assert [p.name for p in run_files.iterdir()] == ["model_card.md"]  # the weights once, in the logged model
 
 
 def test_registered_model_round_trips_exactly(merged, store):

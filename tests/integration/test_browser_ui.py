@@ -1,0 +1,145 @@
+"""What a person sees, in a real browser: the Prefect UI on a `loraflow deploy --pool process` database with one finished
+tiny run, the MLflow UI on that run, and the run's reports.
+
+Playwright drives the system Chromium (its own browser download needs the internet); the test is skipped where either
+is missing (scripts/setup.sh installs Chromium where apt works). LORAFLOW_SCREENSHOT_DIR=docs/ also writes the
+README's screenshots.
+"""
+import os
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.ui_stack_support import chromium_path, start_ui_stack, stop_ui_stack
+
+pytestmark = pytest.mark.slow
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright for the browser test")
+CHROMIUM = chromium_path()
+if CHROMIUM is None:
+    pytest.skip("no system Chromium (apt-get install chromium) for the browser test", allow_module_level=True)
+
+SHOTS = os.environ.get("LORAFLOW_SCREENSHOT_DIR")
+WIDTH = 1440
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    stack = start_ui_stack(tmp_path_factory.mktemp("ui-stack"))
+    yield stack
+    stop_ui_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser):
+    page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+    page.set_default_timeout(60_000)
+    yield page
+    page.close()
+
+
+def shot(page, name: str, **kwargs) -> None:
+    """A README screenshot (small PNG) when LORAFLOW_SCREENSHOT_DIR is set."""
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), **kwargs)
+
+
+def _deployment(stack: dict, name: str) -> dict:
+    found = httpx.post(f"{stack['prefect']}/api/deployments/filter", json={"deployments": {"name": {"any_": [name]}}}, timeout=30)
+    [deployment] = found.json()
+    return deployment
+
+
+def test_the_data_run_form_has_a_few_described_inputs_whose_defaults_start_a_run(stack, page):
+    deployment = _deployment(stack, "data")
+    page.goto(f"{stack['prefect']}/deployments/deployment/{deployment['id']}/run")
+    page.get_by_text("config_path").first.wait_for()
+    text = page.inner_text("body")
+    schema = deployment["parameter_openapi_schema"]["properties"]
+    assert len(schema) <= 10 and "config" not in schema
+    for name, field in schema.items():
+        assert name in text and field["description"].split(" (")[0][:60] in text, name  # each input with its help text
+    values = page.eval_on_selector_all("textarea, input", "fields => fields.map(f => f.value)")
+    assert len(values) <= 12 and "examples/quickstart/pipeline.yaml" in values  # run name + a few fields, defaults filled in
+    shot(page, "prefect-data-form", full_page=True)
+    page.get_by_role("button", name="Submit").click()  # Run with no edits: Prefect validates the defaults and schedules it
+    page.wait_for_url(re.compile(r"/runs/flow-run/"))
+    flow_run_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    run = httpx.get(f"{stack['prefect']}/api/flow_runs/{flow_run_id}", timeout=30).json()
+    assert run["deployment_id"] == deployment["id"] and run["parameters"]["config_path"] == "examples/quickstart/pipeline.yaml"
+
+
+def test_the_finetune_form_and_the_run_artifacts_have_links_that_click(stack, page):
+    page.goto(f"{stack['prefect']}/deployments/deployment/{_deployment(stack, 'finetune')['id']}/run")
+    page.get_by_text("max_steps").first.wait_for()
+    shot(page, "prefect-finetune-form", full_page=True)
+    run = stack["run"]
+    artifacts = httpx.post(f"{stack['prefect']}/api/artifacts/filter",
+                           json={"artifacts": {"flow_run_id": {"any_": [run["prefect_flow_run_id"]]}}}, timeout=30).json()
+    by_key = {a["key"]: a for a in artifacts if a["key"]}
+    run_page = f"{stack['mlflow']}/#/experiments/{run['mlflow_experiment_id']}/runs/{run['mlflow_run_id']}"
+    for key in ("run-links", "mlflow-run", "evaluation-report"):
+        page.goto(f"{stack['prefect']}/artifacts/artifact/{by_key[key]['id']}")
+        page.locator("a[href^='http://127.0.0.1']").first.wait_for()
+        hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+        assert any(h.startswith(run_page) for h in hrefs), (key, hrefs)
+        if key != "mlflow-run":
+            assert f"file://{stack['out']}/eval/report.html" in hrefs, (key, hrefs)
+        if key == "run-links":
+            shot(page, "prefect-run-links")
+
+
+def test_the_mlflow_run_page_has_train_val_eval_sections_a_description_and_a_logged_model(stack, page):
+    run = stack["run"]
+    run_page = f"{stack['mlflow']}/#/experiments/{run['mlflow_experiment_id']}/runs/{run['mlflow_run_id']}"
+    page.goto(f"{run_page}?workflowType=machine_learning")
+    page.get_by_text("promotion gate").first.wait_for()
+    _close_assistant(page)
+    text = page.inner_text("body")
+    assert "Description" in text and ("KEEP CHAMPION" in text or "PROMOTE" in text)
+    logged = re.search(r"Logged models\s*\n\s*(.+)", text)
+    assert logged and logged.group(1).strip() not in ("—", "-"), text[:2000]
+    shot(page, "mlflow-run-overview")
+    page.goto(f"{run_page}/model-metrics?workflowType=machine_learning")
+    page.get_by_text("Add chart").first.wait_for()
+    _close_assistant(page)
+    sections = dict(re.findall(r"^([\w/]+)\n\((\d+)\)$", page.inner_text("body"), re.M))
+    assert {"train", "val", "eval", "data"} <= set(sections), sections
+    shot(page, "mlflow-run-charts")
+
+
+def _close_assistant(page) -> None:
+    """Fold MLflow 3.18's assistant side panel (it takes a third of the page in screenshots)."""
+    close = page.locator("[aria-label='Close']").first
+    if close.count() and close.is_visible():
+        close.click()
+
+
+def test_the_reports_and_the_human_eval_page(stack, page, tmp_path):
+    from loraflow.tasks.evaluation.human_eval import export_human_eval
+
+    page.goto((stack["out"] / "eval" / "report.html").as_uri())
+    body = page.inner_text("body")
+    assert body.index("Per answer field") < body.index("Promotion decision")  # the per-field table leads
+    assert page.locator("section#decision details:not([open])").count() == 1  # the gate's checks collapsed
+    shot(page, "eval-report")
+    page.goto((stack["out"] / "data" / "report.html").as_uri())
+    assert page.locator("nav a").count() >= 6 and "every input record accounted for" in page.inner_text("body")
+    shot(page, "data-report")
+
+    exported = export_human_eval(str(stack["out"]), 6, str(tmp_path / "human"))
+    page.goto(Path(exported["html"]).as_uri())
+    header = page.locator("header").bounding_box()
+    assert header["height"] < 70  # one line at 1440 px
+    page.keyboard.press("Numpad4")  # the number pad scores like the number row
+    assert page.locator("input[type=radio][value='4']:checked").count() == 1
