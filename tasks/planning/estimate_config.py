@@ -117,6 +117,9 @@ def estimate_for_config(
     model_config = load_model_config(name)
 
     gpus = num_gpus if num_gpus is not None else (train.num_gpus or max(1, detect_gpu_count()))
+    from loraflow.tasks.planning.estimate_packing import packed_plan
+
+    pack, pack_note = packed_plan(train, device, config.model.max_length, train_jsonl, gpus)
 
     def estimate_with(unchecked_layers: int, distributed: str = "ddp") -> ResourceEstimate:
         return estimate_resources(
@@ -125,7 +128,7 @@ def estimate_for_config(
             device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
             qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
             num_gpus=gpus, distributed=distributed,
-            objective=train.objective,
+            objective=train.objective, packed_tokens=pack.row_tokens if pack else None,
         )
 
     unchecked = train.unchecked_layers
@@ -141,6 +144,8 @@ def estimate_for_config(
     if distributed == "fsdp" and gpus > 1:
         estimate = estimate_with(unchecked, "fsdp")
     notes = [*estimate.notes, f"device {device}", f"train tokens per epoch: {n_train_tokens:,} from {source}"]
+    if pack_note:
+        notes.append(pack_note)
     if gpus > 1:
         notes.append(f"train.distributed {train.distributed} -> {distributed} on {gpus} GPUs")
     if train.unchecked_layers == "auto" and train.gradient_checkpointing:

@@ -34,8 +34,9 @@ def plan_packing(lengths: list[int], effective_batch_size: int, micro_batch_size
 
     The step's tokens (effective_batch_size x the mean example length) are split into the fewest micro-batches of at
     most micro_batch_size x max_length tokens (a multiple of world_size, one row per GPU per micro-batch), each row
-    sized to hold its share. A row is never shorter than the longest example (best-fit packing does not split
-    examples), so with few, long examples a step holds somewhat more than the effective batch.
+    sized to hold its share. A row is never shorter than the longest example (best-fit packing must not cut one; the
+    trainer widens a row to the longest tokenized example if these lengths were short of it), so with few, long
+    examples a step holds somewhat more than the effective batch.
     """
     clipped = [min(max(1, n), max_length) for n in lengths] or [max_length]
     mean = sum(clipped) / len(clipped)
@@ -65,20 +66,23 @@ def example_token_lengths(dataset, tokenizer) -> list[int]:
 def budget_packing_trainer(trainer_class, example_max_length: int):
     """`trainer_class` whose packed datasets are cut to example_max_length per example before packing into rows.
 
-    trl packs to rows of args.max_length and truncates only what overflows a row; here a row (the token budget) is
-    longer than model.max_length, so each example is first truncated to model.max_length, as unpacked training does.
+    trl packs to rows of args.max_length and truncates only what overflows a row; here a row (the token budget) may be
+    longer or shorter than model.max_length, so each example is first truncated to model.max_length, as unpacked
+    training does, and a row is widened to the longest example where the planned row is shorter.
     """
 
     class BudgetPackingTrainer(trainer_class):
         def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
-            if not packing or args.max_length is None or args.max_length <= example_max_length:
+            if not packing or args.max_length is None:
                 return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
             from trl.data_utils import pack_dataset
 
             per_example = copy.copy(args)
             per_example.max_length = example_max_length
             prepared = super()._prepare_dataset(dataset, processing_class, per_example, False, formatting_func, dataset_name)
-            return pack_dataset(prepared.select_columns(["input_ids", "labels"]), args.max_length, args.packing_strategy, {})
+            longest = max((len(ids) for ids in prepared["input_ids"]), default=0)
+            row = max(args.max_length, longest)  # best-fit packing cuts what overflows a row: no example may
+            return pack_dataset(prepared.select_columns(["input_ids", "labels"]), row, args.packing_strategy, {})
 
     BudgetPackingTrainer.__name__ = BudgetPackingTrainer.__qualname__ = f"BudgetPacking{trainer_class.__name__}"
     return BudgetPackingTrainer

@@ -74,7 +74,7 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
     if speed.packing and pack is not None:
         arguments.update(per_device_train_batch_size=1, per_device_eval_batch_size=1,
                          gradient_accumulation_steps=max(1, pack.micro_batches // world_size))
-        max_length = max(max_length, pack.row_tokens)  # examples are cut at model.max_length before packing
+        max_length = pack.row_tokens  # the row; examples are cut at model.max_length before packing (packing.py)
     return SFTConfig(
         **arguments,
         max_length=max_length,
