@@ -59,8 +59,8 @@ class TrainConfig(Section):
         "auto", description="Pack examples padding-free into rows sized to keep about train.effective_batch_size "
         "examples per optimizer step (a row holds at most micro_batch_size x model.max_length tokens, so the peak "
         "memory is the padded micro-batch's; position ids restart per example and varlen flash attention keeps "
-        "attention inside each example). auto: on for sft on CUDA (7B QLoRA on ragged data: several times the padded "
-        "speed), off on the CPU and for dpo/orpo. false: padded micro-batches of micro_batch_size examples.")
+        "attention inside each example). auto: on for sft on CUDA (no padding: much faster on "
+        "short, ragged data), off on the CPU and for dpo/orpo. false: padded micro-batches of micro_batch_size examples.")
     liger: bool = Field(False, description="Liger kernels for RMSNorm, SwiGLU and RoPE (needs liger-kernel); "
                         "measured slower than compile_layers, and turns its default off.")
     qlora_fp32: Literal["norms", "all", "none"] = Field(
