@@ -93,15 +93,63 @@ def bench_model(name: str, args) -> dict:
     }
 
 
+def bench_fast(name: str, args) -> list[dict]:
+    """Today's eager generate against the fast path (static cache + compiled decode step), same model, same process.
+
+    Per batch size: the fast path's first call (compilation included) over the records, then a timed, warm run of each
+    path (eager first), and how many greedy answers the two agree on.
+    """
+    from loraflow.tasks.evaluation import fast_generate
+
+    records = load_records(args.samples)
+    texts = [m["content"] for r in records for m in r["messages"]]
+    model, tokenizer = load_model(resolve(name, args.cache_dir, texts))
+    results = []
+    for batch_size in args.fast_batch_sizes:
+        os.environ["LORAFLOW_FAST_GENERATE"] = "0"
+        generate_for_records(model, tokenizer, records[:batch_size], 4, batch_size, desc="warm-up")
+        eager, t_eager = timed(model, tokenizer, records, args.max_new_tokens, batch_size)
+        os.environ["LORAFLOW_FAST_GENERATE"] = args.fast_mode
+        _, t_first = timed(model, tokenizer, records, args.max_new_tokens, batch_size)
+        fast, t_fast = timed(model, tokenizer, records, args.max_new_tokens, batch_size)
+        tokens_eager = sum(r["generation"]["new_tokens"] for r in eager)
+        tokens_fast = sum(r["generation"]["new_tokens"] for r in fast)
+        same = sum(a["prediction"] == b["prediction"] for a, b in zip(eager, fast, strict=True))
+        results.append({
+            "model": Path(name).name, "samples": len(records), "batch_size": batch_size,
+            "max_new_tokens": args.max_new_tokens, "mode": args.fast_mode, "eager_s": round(t_eager, 2),
+            "fast_first_call_s": round(t_first, 2), "fast_s": round(t_fast, 2),
+            "eager_tokens_per_s": round(tokens_eager / t_eager, 1), "fast_tokens_per_s": round(tokens_fast / t_fast, 1),
+            "speedup": round((tokens_fast / t_fast) / (tokens_eager / t_eager), 2), "same_answers": f"{same}/{len(records)}",
+            "plan": str(fast_generate.fast_generation_plan(model, batch_size, [8], args.max_new_tokens)),
+        })
+        print(json.dumps(results[-1]), flush=True)
+    os.environ.pop("LORAFLOW_FAST_GENERATE", None)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"], help="tiny, smollm2 or local model folders")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--fast", action="store_true", help="compare today's eager generate with the fast path "
+                        "(static cache + compiled decode step) at --fast-batch-sizes instead")
+    parser.add_argument("--fast-batch-sizes", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--fast-mode", default="1", help="LORAFLOW_FAST_GENERATE for the fast runs: 1 (CUDA graphs) or default")
     add_model_options(parser)
     args = parser.parse_args()
     apply_threads(args)
+    if args.fast:
+        when, header, results = run_models(args.models, lambda name: bench_fast(name, args))
+        print_report("Evaluation generation: eager generate against the static cache + compiled decode step", when, header,
+                     ["model", "samples", "batch", "max new tokens", "eager tok/s", "fast tok/s (warm)", "speed-up",
+                      "fast first call s (compile)", "same answers"],
+                     [[r["model"], r["samples"], r["batch_size"], r["max_new_tokens"], r["eager_tokens_per_s"],
+                       r["fast_tokens_per_s"], f"{r['speedup']}x", r["fast_first_call_s"], r["same_answers"]]
+                      for r in results])
+        return emit_json(when, header, results, args.json)
     when, header, results = run_models(args.models, lambda name: bench_model(name, args))
     print_report("Evaluation generation speed", when, header,
                  ["model", "samples", "batch", "max new tokens", "batched samples/s", "one-at-a-time samples/s", "speed-up",

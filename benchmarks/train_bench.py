@@ -33,6 +33,8 @@ ap.add_argument("--ragged", default="1024x8", help="max length x micro-batch for
 ap.add_argument("--variants", default="loraflow,fp32_all,no_compile", help="loraflow variants after the default one")
 ap.add_argument("--skip-baseline", action="store_true")
 ap.add_argument("--packed-only", action="store_true", help="ragged: only the packed run")
+ap.add_argument("--ragged-examples", default="", help="ragged, packed: examples per optimizer step (train."
+                "effective_batch_size), comma-separated, one run each (default: micro-batch x --accumulate)")
 ap.add_argument("--accumulate", type=int, default=1, help="loraflow: micro-batches per optimizer step, over all GPUs "
                 "(train.effective_batch_size = micro-batch x this; under torchrun each GPU runs its share)")
 ap.add_argument("--warm", type=int, default=3)
@@ -284,12 +286,23 @@ def loraflow_run(model, train: TrainConfig, lora: LoraConfig, dataset, max_len: 
     res = {"s_per_step_median": median, "step_times_s": times, "warm_times_s": timer.times[:args.warm],
            "tokens_measured": tokens, "tokens_per_step": statistics.mean(tokens),
            "tokens_per_s": statistics.mean(tokens) / median, "peak_alloc_GiB": peak, "losses": losses,
-           "speed": speed.to_dict()}
+           "speed": speed.to_dict(),
+           "pack_plan": trainer.pack_plan.to_dict() if getattr(trainer, "pack_plan", None) else None,
+           "examples_per_step": _examples_per_step(trainer)}
     model = trainer.model
     timer.trainer = None
     del trainer
     base.free()
     return res, model
+
+
+def _examples_per_step(trainer) -> float | None:
+    """Mean examples per optimizer step of the packed training rows (their seq_lengths), else None."""
+    data = trainer.train_dataset
+    if "seq_lengths" not in data.column_names:
+        return None
+    per_row = statistics.mean(len(x) for x in data["seq_lengths"])
+    return per_row * trainer.args.gradient_accumulation_steps * trainer.args.per_device_train_batch_size * WORLD
 
 
 def loraflow_stage(cfg, tflops, n_params, label: str, overrides: dict, full: bool):
@@ -327,14 +340,22 @@ def loraflow_stage(cfg, tflops, n_params, label: str, overrides: dict, full: boo
         return
     for max_len, bs in parse(args.ragged):
         steps = args.warm + args.meas
-        rows = random_rows(ragged_lengths((steps + 2) * bs * 4, max_len), cfg.vocab_size)
+        examples = [int(n) for n in args.ragged_examples.split(",") if n]
+        rows = random_rows(ragged_lengths((steps + 2) * max([bs * 4, *examples]), max_len), cfg.vocab_size)
         dataset = datasets.Dataset.from_dict({"input_ids": rows})
-        for packing in ((True,) if args.packed_only else (False, True)):
+        # padded: micro-batches of bs examples; packed (train.packing auto, the default on CUDA): rows sized to keep
+        # `per_step` examples per optimizer step within bs x max_len tokens per micro-batch
+        runs = [] if args.packed_only else [(False, bs * args.accumulate)]
+        runs += [("auto", n) for n in examples or [bs * args.accumulate]]
+        for packing, per_step in runs:
             if left() < 45:
                 break
-            res, model = loraflow_run(model, train_config(bs, steps, packing=packing), lora, dataset, max_len, cfg)
-            record(label + ("_packed" if packing else "_padded"), f"ragged{max_len}x{bs}", res, tflops, n_params,
-                   {"mean_len": statistics.mean(map(len, rows))})
+            config = train_config(bs, steps, packing=packing).model_copy(update={"effective_batch_size": per_step})
+            res, model = loraflow_run(model, config, lora, dataset, max_len, cfg)
+            record(label + ("_packed" if packing else "_padded") + (f"_{per_step}ex" if packing else ""),
+                   f"ragged{max_len}x{bs}", res, tflops, n_params,
+                   {"mean_len": statistics.mean(map(len, rows)), "examples_per_step": per_step,
+                    "pack_plan": res.get("pack_plan")})
     del model
     base.free()
 

@@ -65,9 +65,12 @@ class TrainConfig(Section):
     compile_layers: bool | None = Field(
         None, description="torch.compile each decoder layer (7B QLoRA on an H100: ~1.9x tokens/s at the same memory); "
         "default: on with CUDA, off on the CPU. The first steps pay 10-30 s of compilation.")
-    packing: bool = Field(
-        False, description="Pack examples into rows of model.max_length without padding (padding-free; varlen flash "
-        "attention on CUDA): much faster on short, ragged data, but an optimizer step then holds more examples.")
+    packing: bool | Literal["auto"] = Field(
+        "auto", description="Pack examples padding-free into rows sized to keep about train.effective_batch_size "
+        "examples per optimizer step (a row holds at most micro_batch_size x model.max_length tokens, so the peak "
+        "memory is the padded micro-batch's; position ids restart per example and varlen flash attention keeps "
+        "attention inside each example). auto: on for sft on CUDA (no padding: much faster on "
+        "short, ragged data), off on the CPU and for dpo/orpo. false: padded micro-batches of micro_batch_size examples.")
     liger: bool = Field(False, description="Liger kernels for RMSNorm, SwiGLU and RoPE (needs liger-kernel); "
                         "measured slower than compile_layers, and turns its default off.")
     qlora_fp32: Literal["norms", "all", "none"] = Field(

@@ -87,3 +87,12 @@ def allowed_tokens_fn(tokenizer, schema: dict, stop_ids: Sequence[int]) -> Calla
         return enforcer.get_allowed_tokens(sequence.tolist()).allowed_tokens
 
     return allowed
+
+
+def schema_processors(tokenizer, schema: dict | None, stop_ids: Sequence[int]) -> list:
+    """The logits processors that keep one generate() call's answers inside `schema` ([] without a schema)."""
+    if not schema:
+        return []
+    from transformers.generation.logits_process import PrefixConstrainedLogitsProcessor  # noqa: PLC0415
+
+    return [PrefixConstrainedLogitsProcessor(allowed_tokens_fn(tokenizer, schema, stop_ids), num_beams=1)]

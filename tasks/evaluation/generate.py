@@ -7,7 +7,8 @@ from loraflow.tasks.common.stop_tokens import stop_token_ids
 from loraflow.tasks.common.device import device as current_device, inference_dtype
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.jsonl import iter_jsonl
-from loraflow.tasks.evaluation.constrained import allowed_tokens_fn
+from loraflow.tasks.evaluation.constrained import schema_processors
+from loraflow.tasks.evaluation.fast_generate import fast_generation_plan, generate_fast
 
 
 def split_record(record: dict, where: str) -> tuple[list[dict], str]:
@@ -106,15 +107,15 @@ def generate_for_records(
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     rows: list[dict | None] = [None] * len(prompts)
     device = next(model.parameters()).device
+    fast = fast_generation_plan(model, batch_size, lengths, max_new_tokens)  # CUDA: static cache, compiled decode step
     with tqdm(total=len(prompts), desc=desc, unit="sample", file=sys.stderr, dynamic_ncols=True) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             enc = tokenizer(
                 [prompts[i][2] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(device)
-            constraint = {"prefix_allowed_tokens_fn": allowed_tokens_fn(tokenizer, schema, eos_ids)} if schema else {}
             with torch.inference_mode():
-                out = model.generate(**enc, generation_config=config, **constraint)
+                out = generate_fast(model, enc, config, fast, schema_processors(tokenizer, schema, eos_ids))
             new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
             for i, tokens in zip(batch, new_tokens, strict=True):
                 rows[i] = _row(records[i], prompts[i], tokens, eos_ids, tokenizer, lengths[i], max_new_tokens)

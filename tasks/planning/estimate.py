@@ -160,6 +160,7 @@ def estimate_resources(
     num_gpus: int = 1,
     distributed: str = "ddp",
     objective: str = "sft",
+    packed_tokens: int | None = None,
 ) -> ResourceEstimate:
     """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
 
@@ -168,6 +169,8 @@ def estimate_resources(
     DDP's per-GPU memory is the single GPU's.
     objective (train.objective): pairs are two sequences per example, DPO adds its reference (tasks/planning/estimate_objective.py);
     n_train_tokens counts the prompt and the chosen answer once, as for sft.
+    packed_tokens (train.packing, tasks/planning/estimate_packing.py): tokens of a packed micro-batch, one padding-free
+    row; the speed is that row's, the peak memory stays the padded micro-batch's (an upper bound).
     """
     config = model_config_path_or_dict
     shape = shape_from_config(config if isinstance(config, dict) else load_model_config(config))
@@ -221,8 +224,9 @@ def estimate_resources(
     # Each phase goes over the data once per epoch; a pair's two sequences both train, DPO's reference forward slows it.
     seconds, speed = 0.0, 0.0
     for phase in phases:
-        raw = tokens_per_second(shape, chosen, seq_len, micro_batch * phase.sequences, grad_checkpointing, device,
-                                throughput_table)
+        packed = packed_tokens if packed_tokens and phase.sequences == 1 else None
+        raw = tokens_per_second(shape, chosen, packed or seq_len, 1 if packed else micro_batch * phase.sequences,
+                                grad_checkpointing, device, throughput_table)
         speed = raw / compute_factor(phase, grad_checkpointing)  # reported: the last phase's trained tokens/s
         seconds += n_train_tokens * phase.sequences * epochs / speed
     disk = disk_breakdown(shape, chosen, trainable, opt, checkpoints_kept, merge, list(quantize))

@@ -139,6 +139,9 @@ def estimate_for_config(
         epochs = min(epochs, train.max_steps * train.effective_batch_size * max_length / max(n_train_tokens, 1))
 
     gpus = num_gpus if num_gpus is not None else (train.num_gpus or max(1, detect_gpu_count()))
+    from loraflow.tasks.planning.estimate_packing import packed_plan
+
+    pack, pack_note = packed_plan(train, device, max_length, train_jsonl, gpus)
 
     def estimate_with(unchecked_layers: int, distributed: str = "ddp") -> ResourceEstimate:
         return estimate_resources(
@@ -147,7 +150,7 @@ def estimate_for_config(
             device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
             qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
             num_gpus=gpus, distributed=distributed,
-            objective=train.objective,
+            objective=train.objective, packed_tokens=pack.row_tokens if pack else None,
         )
 
     unchecked = train.unchecked_layers
@@ -168,6 +171,8 @@ def estimate_for_config(
     if config.model.max_length == "auto":
         notes.append(f"model.max_length auto -> {max_length} (approximate, from the raw records; the data flow measures it "
                      "with the tokenizer)")
+    if pack_note:
+        notes.append(pack_note)
     if gpus > 1:
         notes.append(f"train.distributed {train.distributed} -> {distributed} on {gpus} GPUs")
     if train.unchecked_layers == "auto" and train.gradient_checkpointing:

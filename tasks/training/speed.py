@@ -52,17 +52,29 @@ def resolve_speed(train: TrainConfig, device: str, model_config: dict | None = N
         _require_liger()
     compile_layers = (cuda and not train.liger) if train.compile_layers is None else train.compile_layers
     optimizer = resolve_optimizer(train.optimizer, cuda)
+    packing = resolve_packing(train, cuda)
     attn = "sdpa"
-    if train.packing and cuda and register_varlen_attention():
+    if packing and cuda and register_varlen_attention():
         attn = VARLEN_ATTENTION
     unchecked = train.unchecked_layers
     if unchecked == "auto":
         unchecked = 0
         if cuda and model_config and max_length:
             unchecked = auto_unchecked_layers(train, lora or LoraConfig(), model_config, max_length, _card_gib(device))
-    return SpeedPlan(compile_layers=compile_layers, packing=train.packing, liger=train.liger, attn_implementation=attn,
+    return SpeedPlan(compile_layers=compile_layers, packing=packing, liger=train.liger, attn_implementation=attn,
                      pad_to_multiple_of=PAD_TO_MULTIPLE if compile_layers else None, optimizer=optimizer,
                      unchecked_layers=unchecked if train.gradient_checkpointing else 0)
+
+
+def resolve_packing(train: TrainConfig, cuda: bool) -> bool:
+    """train.packing auto: on for supervised training on CUDA (exact: padding-free rows, varlen attention per example).
+
+    Off on the CPU (no varlen kernel: SDPA over a block-diagonal mask of the whole row) and for dpo/orpo (their
+    trainers pad chosen/rejected pairs). An explicit true/false is kept.
+    """
+    if train.packing == "auto":
+        return cuda and train.objective == "sft"
+    return bool(train.packing)
 
 
 def auto_unchecked_layers(train: TrainConfig, lora: LoraConfig, model_config: dict, max_length: int,

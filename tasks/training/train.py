@@ -113,10 +113,19 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
         trainer = build_preference_trainer(model, tokenizer, train, max_length, output_dir, bf16, train_dataset,
                                            eval_dataset, peft_config, all_callbacks, speed, world_size)
     else:
+        trainer_class, pack = DeferredMetricsSFTTrainer, None
+        if speed.packing:
+            from loraflow.tasks.training.packing import budget_packing_trainer, example_token_lengths, plan_packing
+
+            pack = plan_packing(example_token_lengths(train_dataset, tokenizer), train.effective_batch_size,
+                                train.micro_batch_size, max_length, world_size)
+            logging.getLogger("loraflow.train").info("packing: %s", pack.to_dict())
+            trainer_class = budget_packing_trainer(DeferredMetricsSFTTrainer, max_length)
         args = build_sft_config(train, max_length, output_dir, bf16, len(train_dataset), eval_dataset is not None, speed,
-                                world_size)
-        trainer = DeferredMetricsSFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                                            processing_class=tokenizer, peft_config=peft_config, callbacks=all_callbacks)
+                                world_size, pack)
+        trainer = trainer_class(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                                processing_class=tokenizer, peft_config=peft_config, callbacks=all_callbacks)
+        trainer.pack_plan = pack
     if speed.compile_layers:
         compile_decoder_layers(trainer.model)  # after peft wrapping, so the LoRA layers are inside the compiled graphs
     return trainer
@@ -240,6 +249,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
         "oom_fallbacks": fallbacks,
         "micro_batch_size": trainer.args.per_device_train_batch_size,
         "speed": speed.to_dict(),
+        "packing": pack.to_dict() if (pack := getattr(trainer, "pack_plan", None)) else None,
         "world_size": world_size(),
         "distributed": train.distributed if world_size() > 1 else None,
         "gpu_memory_per_rank": gpu_memory,

@@ -5,6 +5,7 @@ from pathlib import Path
 from loraflow.schemas.config.train import TrainConfig
 from loraflow.tasks.common.device import device as current_device
 from loraflow.tasks.training.distributed import fsdp_arguments
+from loraflow.tasks.training.packing import PackPlan
 from loraflow.tasks.training.speed import SpeedPlan, resolve_speed
 
 VAL_POINTS = 5  # validation-loss evaluations over a run when train.eval_steps is not set
@@ -59,13 +60,23 @@ def trainer_arguments(train: TrainConfig, output_dir: Path, bf16: bool, n_train:
 
 
 def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16: bool, n_train: int, has_val: bool,
-                     speed: SpeedPlan | None = None, world_size: int = 1):
-    """Map our TrainConfig (and the resolved speed options) onto trl's SFTConfig."""
+                     speed: SpeedPlan | None = None, world_size: int = 1, pack: PackPlan | None = None):
+    """Map our TrainConfig (and the resolved speed options) onto trl's SFTConfig.
+
+    pack (tasks/training/packing.py): with packing, one padding-free row of pack.row_tokens per micro-batch and
+    pack.micro_batches rows per optimizer step over all GPUs (about train.effective_batch_size examples); without a
+    plan, packing fills micro_batch_size rows of max_length.
+    """
     from trl import SFTConfig
 
     speed = speed or resolve_speed(train, "cuda" if current_device() == "cuda" else "cpu")
+    arguments = trainer_arguments(train, output_dir, bf16, n_train, has_val, speed, world_size)
+    if speed.packing and pack is not None:
+        arguments.update(per_device_train_batch_size=1, per_device_eval_batch_size=1,
+                         gradient_accumulation_steps=max(1, pack.micro_batches // world_size))
+        max_length = pack.row_tokens  # the row; examples are cut at model.max_length before packing (packing.py)
     return SFTConfig(
-        **trainer_arguments(train, output_dir, bf16, n_train, has_val, speed, world_size),
+        **arguments,
         max_length=max_length,
         packing=speed.packing,  # bfd packing: padding-free rows with position_ids
         pad_to_multiple_of=speed.pad_to_multiple_of,

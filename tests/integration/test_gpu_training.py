@@ -81,8 +81,10 @@ def test_full_fine_tuning_on_cuda_and_loss_falls(tiny_model_path, data, tmp_path
 
 
 def test_packed_training_uses_varlen_attention_and_loss_falls(tiny_model_path, data, tmp_path):
-    result = _train(tiny_model_path, data, tmp_path, method="qlora", packing=True, max_steps=15)
-    assert result["speed"]["attn_implementation"] == "loraflow_varlen"
+    result = _train(tiny_model_path, data, tmp_path, method="qlora", max_steps=15)  # train.packing auto: on with CUDA
+    assert result["speed"]["attn_implementation"] == "loraflow_varlen" and result["speed"]["packing"] is True
+    # one row per step of about the effective batch (8 short examples), inside the 8 x 128 token budget
+    assert result["packing"]["micro_batches"] == 1 and result["packing"]["row_tokens"] <= 8 * 128
     losses = _losses(result)
     assert _falls(losses), losses
 

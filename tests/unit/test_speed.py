@@ -62,13 +62,17 @@ def test_packed_training_on_the_cpu_runs_padding_free_and_compiles_nothing(tmp_p
 
     rows = [{"id": f"r{i}", "messages": [{"role": "user", "content": f"question {i}"},
                                          {"role": "assistant", "content": "ok " * (1 + i % 5)}]} for i in range(24)]
-    train = TrainConfig(micro_batch_size=2, effective_batch_size=2, max_steps=2, packing=True, save_steps=100)
+    train = TrainConfig(micro_batch_size=2, effective_batch_size=8, max_steps=2, packing=True, save_steps=100)
     model = load_model(str(tiny_model_path), "lora", "cpu", False, False)
     trainer = build_trainer(model, AutoTokenizer.from_pretrained(tiny_model_path), train, LoraConfig(r=4, alpha=8), 128,
                             tmp_path, False, datasets.Dataset.from_list(to_prompt_completion(rows)))
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch  # one padding-free row
-    assert (batch["position_ids"] == 0).sum() > 2  # several examples packed into it
+    # the rows of a step hold about the effective batch, within the 2 x 128 token budget of a micro-batch
+    rows = trainer.pack_plan.micro_batches
+    assert trainer.args.gradient_accumulation_steps == rows and trainer.args.per_device_train_batch_size == 1
+    assert rows < 4 and batch["input_ids"].shape[1] <= 256
+    assert abs(int((batch["position_ids"] == 0).sum()) - 8 / rows) <= 2
     result = trainer.train()
     assert torch.isfinite(torch.tensor(result.training_loss))
     assert all(getattr(layer, "_compiled_call_impl", None) is None for layer in decoder_layers(trainer.model))
