@@ -21,7 +21,8 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
     splits, base_model = data.splits, data.base_model
     data_hash = tracking.log_data(run, splits, data.report, config.task_card.name)
 
-    trained = training.train(base_model, splits, config.lora, train_config, config.model.max_length, out_dir, run)
+    trained = training.train(base_model, splits, config.lora, train_config, config.model.max_length, out_dir, run,
+                             config.task_card, config.judge)
 
     results = {"candidate": evaluation.evaluate("candidate", trained.model_path, trained.adapter_path, splits.test,
                                                 config.eval, config.task_card, out_dir)}
