@@ -38,7 +38,7 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
                                                 "base": (base_model, None) if config.eval.compare_base else None,
                                                 "champion": (champion.path, None) if champion else None}, splits.test, out_dir)
     gate = evaluation.compare_and_gate(results, splits.train, base_model, config.task_card, config.eval, out_dir, run,
-                                       preferred)
+                                       preferred, train_config.grpo_rewards)
     evaluation.judge(out_dir, config.judge)
     evaluation.eval_report(out_dir, run)
 

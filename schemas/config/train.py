@@ -101,6 +101,11 @@ class TrainConfig(Section):
         return 2e-5 if self.method == "full" else 2e-4
 
     @property
+    def grpo_rewards(self) -> GrpoConfig | None:
+        """train.grpo when the objective learns from rewards (grpo, sft_then_grpo), else None."""
+        return self.grpo if self.objective in ("grpo", "sft_then_grpo") else None
+
+    @property
     def gradient_accumulation_steps(self) -> int:
         """Accumulation steps that turn micro-batches into the effective batch."""
         return max(1, self.effective_batch_size // self.micro_batch_size)
