@@ -7,6 +7,7 @@ from pathlib import Path
 from loraflow.schemas.config import PipelineConfig
 from loraflow.tasks.training.distributed import pick_distributed
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
+from loraflow.tasks.planning.estimate_objective import Generation
 from loraflow.tasks.planning.estimate_shapes import load_model_config
 from loraflow.tasks.training.speed import auto_unchecked_layers
 from loraflow.tasks.common.device import detect_device
@@ -86,6 +87,18 @@ def train_tokens_for(config: PipelineConfig, train_jsonl: str | Path | None = No
     return 0, "no data file (data.path unset or missing): training time not estimated"
 
 
+def grpo_generation(train, train_jsonl: str | Path | None) -> Generation | None:
+    """GRPO's sampling for the estimate (None for other objectives); prompts counted from train.jsonl when it exists."""
+    grpo = train.grpo_rewards
+    if grpo is None:
+        return None
+    prompts = None
+    if train_jsonl and Path(train_jsonl).is_file():
+        with open(train_jsonl, "rb") as lines:
+            prompts = sum(1 for line in lines if line.strip())
+    return Generation(grpo.num_generations, grpo.max_completion_length, grpo.beta, train.effective_batch_size, prompts)
+
+
 def estimate_for_config(
     config: PipelineConfig,
     n_train_tokens: int | None = None,
@@ -125,7 +138,7 @@ def estimate_for_config(
             device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
             qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
             num_gpus=gpus, distributed=distributed,
-            objective=train.objective,
+            objective=train.objective, generation=grpo_generation(train, train_jsonl),
         )
 
     unchecked = train.unchecked_layers
