@@ -51,10 +51,9 @@ PHASES = {
     "dpo": (Phase("dpo", PAIR_SEQUENCES, reference_forward=True),),
     "orpo": (Phase("orpo", PAIR_SEQUENCES, fused_lm_head=False),),
     "sft_then_dpo": (Phase("sft"), Phase("dpo", PAIR_SEQUENCES, reference_forward=True, continues_adapter=True)),
-    # GRPO scores completions with full logits of the completion tokens (no fused LM head)
-    "grpo": (Phase("grpo", reference_forward=True, fused_lm_head=False, generates=True),),
-    "sft_then_grpo": (Phase("sft"), Phase("grpo", reference_forward=True, fused_lm_head=False, continues_adapter=True,
-                                          generates=True)),
+    # trl's GRPOTrainer scores completions through the same fused, chunked LM head as SFT (add_fused_lm_head)
+    "grpo": (Phase("grpo", reference_forward=True, generates=True),),
+    "sft_then_grpo": (Phase("sft"), Phase("grpo", reference_forward=True, continues_adapter=True, generates=True)),
 }
 # Decoding reads every weight once per generated token: spec-sheet memory bandwidth (bytes/s) times the share HF
 # generate reaches (assumed 0.5), and a floor per decode step for the kernel launches of each layer (assumed 0.25 ms on
