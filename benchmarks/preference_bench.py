@@ -7,7 +7,8 @@ json_field_accuracy and each answer field), trained with train_model on the firs
 scored again. With --objective sft_then_dpo the supervised phase's adapter is scored too (row `sft`): the SFT-only
 model the DPO phase starts from, so the table shows whether DPO bought preference accuracy with the task;
 --sft-control adds that adapter trained as long again on the chosen answers (row `sft_longer`), the control for what
-the DPO phase adds. Training settings not given come from the example's pipeline.yaml.
+the DPO phase adds. --objective sft_then_grpo does the same for GRPO (rewards from the example's task card; rows
+`sft`, `sft_longer`, `sft_then_grpo`). Training settings not given come from the example's pipeline.yaml.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/preference_bench.py \\
         --model .loraflow/models/smollm2-135m-instruct --train-pairs 192 --test-pairs 24 --sft-control --threads 2
@@ -71,7 +72,9 @@ def bench(args) -> list[dict]:
     given = {"train.objective": args.objective, "train.learning_rate": args.lr, "train.epochs": args.epochs,
              "train.effective_batch_size": args.batch, "train.micro_batch_size": args.batch,
              "train.preference_beta": args.beta, "train.preference_sft_weight": args.sft_weight,
-             "train.preference_learning_rate": args.preference_lr, "model.max_length": args.max_length}
+             "train.preference_learning_rate": args.preference_lr, "model.max_length": args.max_length,
+             "train.grpo.num_generations": args.generations, "train.grpo.learning_rate": args.grpo_lr,
+             "train.grpo.max_completion_length": args.completion}
     config = load_config(EXAMPLE, [f"{key}={value}" for key, value in given.items() if value is not None])
     objective = config.train.objective
     out = Path(args.out or tempfile.mkdtemp(prefix="preference-bench-"))
@@ -85,12 +88,13 @@ def bench(args) -> list[dict]:
     if args.sft_adapter:  # sft_then_dpo's DPO phase alone, from an earlier run's supervised adapter (what phase 2 runs)
         rows.append({**score("sft", args.model, args.sft_adapter, str(test), config, out, args.task_metric),
                      "note": f"supervised adapter {args.sft_adapter}"})
-        train_config, init_adapter = config.train.model_copy(update={"objective": "dpo"}), args.sft_adapter
+        second = config.train.objective.removeprefix("sft_then_")
+        train_config, init_adapter = config.train.model_copy(update={"objective": second}), args.sft_adapter
         if args.sft_control:
             rows.append(sft_control(args, config, args.sft_adapter, train, test, out))
     started = time.perf_counter()
     trained = train_model(args.model, str(train), None, config.lora, train_config, config.model.length_or(512),
-                          str(out / "run"), init_adapter=init_adapter)
+                          str(out / "run"), init_adapter=init_adapter, rewards=grpo_rewards(config, train))
     seconds = time.perf_counter() - started
     metrics = trained["metrics"]
     if "sft_phase" in trained:  # the supervised phase alone: the model DPO starts from (and its reference)
@@ -114,7 +118,8 @@ def sft_control(args, config, sft_adapter: str, train: Path, test: Path, out: Pa
     """
     from loraflow.tasks.training.train import train_model
 
-    learning_rate = config.train.preference_learning_rate or config.train.learning_rate
+    second = config.train.grpo.learning_rate if config.train.grpo_rewards else config.train.preference_learning_rate
+    learning_rate = second or config.train.learning_rate
     control = config.train.model_copy(update={"objective": "sft", "learning_rate": learning_rate})
     started = time.perf_counter()
     trained = train_model(args.model, str(train), None, config.lora, control, config.model.length_or(512),
@@ -127,6 +132,16 @@ def sft_control(args, config, sft_adapter: str, train: Path, test: Path, out: Pa
     return row
 
 
+def grpo_rewards(config, train: Path):
+    """The task card's GRPO rewards over the training references (None for the preference objectives)."""
+    if config.train.grpo_rewards is None:
+        return None
+    from loraflow.tasks.evaluation.rewards import reward_functions
+
+    references = [r["messages"][-1]["content"] for r in read_jsonl(train)]
+    return reward_functions(config.task_card.fields, references, config.train.grpo)
+
+
 def _training_columns(metrics: dict, seconds: float, prefix: str = "") -> dict:
     """A trained row's training columns from train_model's metrics (prefix sft_: sft_then_dpo's supervised phase)."""
     return {"train_pairs": metrics[f"{prefix}train_examples"], "steps": metrics[f"{prefix}global_step"],
@@ -137,7 +152,11 @@ def _last_rewards(log_history: str) -> dict:
     """The last logged DPO rewards (beta x log-ratio to the reference) of the chosen and the rejected answers."""
     import json
 
-    logged = [h for h in json.loads(Path(log_history).read_text()) if "rewards/chosen" in h]
+    history = json.loads(Path(log_history).read_text())
+    rewards = [h["reward"] for h in history if h.get("reward") is not None]
+    if rewards:  # GRPO: the mean reward of the first and the last logged steps
+        return {"first_reward": round(rewards[0], 3), "last_reward": round(rewards[-1], 3)}
+    logged = [h for h in history if "rewards/chosen" in h]
     return {"last_reward_chosen": round(logged[-1]["rewards/chosen"], 3),
             "last_reward_rejected": round(logged[-1]["rewards/rejected"], 3)} if logged else {}
 
@@ -146,7 +165,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / ".loraflow" / "models" / "smollm2-135m-instruct"))
     # Training settings left out come from the example's pipeline.yaml (what `loraflow run` on the example trains with).
-    parser.add_argument("--objective", choices=["dpo", "orpo", "sft_then_dpo"], help="train.objective")
+    parser.add_argument("--objective", choices=["dpo", "orpo", "sft_then_dpo", "grpo", "sft_then_grpo"],
+                        help="train.objective")
+    parser.add_argument("--generations", type=int, help="train.grpo.num_generations")
+    parser.add_argument("--grpo-lr", type=float, help="train.grpo.learning_rate (default: --lr)")
+    parser.add_argument("--completion", type=int, help="train.grpo.max_completion_length")
     parser.add_argument("--train-pairs", type=int, default=96)
     parser.add_argument("--test-pairs", type=int, default=24)
     parser.add_argument("--epochs", type=float, help="train.epochs")
@@ -168,7 +191,7 @@ def main() -> int:
     when, header, rows = run_models([args.model], lambda _: bench(args))
     fields = sorted({k for row in rows for k in row if k.startswith("field.")})
     headings = ["model", "pairs", "preference_accuracy", "accuracy_vs_reference", "mean_margin", *TASK_METRICS, *fields,
-                "last_reward_chosen", "last_reward_rejected", "train_pairs", "steps", "train_seconds", "score_seconds"]
+                "last_reward_chosen", "last_reward_rejected", "first_reward", "last_reward", "train_pairs", "steps", "train_seconds", "score_seconds"]
     print_report("Preference tuning (held-out pairs)", when, header, headings,
                  [[row.get(h, "") for h in headings] for row in rows])
     return emit_json(when, header, rows, args.json)

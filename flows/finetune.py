@@ -20,7 +20,8 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
     data_hash = tracking.log_data(run, splits, data.report, config.task_card.name)
     train_config = planning.plan_schedule(train_config, splits.train, config.task_card.fields, run)
 
-    trained = training.train(base_model, splits, config.lora, train_config, data.max_length, out_dir, run)
+    trained = training.train(base_model, splits, config.lora, train_config, data.max_length, out_dir, run,
+                             config.task_card, config.judge)
 
     results = {"candidate": evaluation.evaluate("candidate", trained.model_path, trained.adapter_path, splits.test,
                                                 config.eval, config.task_card, out_dir)}
@@ -36,7 +37,7 @@ def finetune(config: PipelineConfig, input_path: str | None = None, out_dir: str
                                                 "base": (base_model, None) if config.eval.compare_base else None,
                                                 "champion": (champion.path, None) if champion else None}, splits.test, out_dir)
     gate = evaluation.compare_and_gate(results, splits.train, base_model, config.task_card, config.eval, out_dir, run,
-                                       preferred)
+                                       preferred, train_config.grpo_rewards)
     evaluation.judge(out_dir, config.judge)
     evaluation.eval_report(out_dir, run)
 

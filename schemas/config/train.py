@@ -5,6 +5,7 @@ from pydantic import Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from loraflow.schemas.config._base import Section
+from loraflow.schemas.config.grpo import GrpoConfig
 
 Method = Literal["lora", "qlora", "full", "auto"]
 # What train.schedule=auto chooses from the data, unless the config file sets it (loraflow.tasks.planning.schedule).
@@ -12,11 +13,13 @@ SCHEDULE_KEYS = ("epochs", "effective_batch_size", "micro_batch_size", "learning
 
 
 class TrainConfig(Section):
-    objective: Literal["sft", "dpo", "orpo", "sft_then_dpo"] = Field(
+    objective: Literal["sft", "dpo", "orpo", "sft_then_dpo", "grpo", "sft_then_grpo"] = Field(
         "sft", description="What is learned: sft (the reference answers), dpo or orpo (preference pairs: chosen over "
         "rejected), or sft_then_dpo (supervised on the chosen answers, then DPO from that adapter). DPO's reference "
         "is the frozen base with the adapter switched off (after sft_then_dpo's first phase: a frozen copy of that "
-        "adapter), never a second copy of the model's weights when training LoRA or QLoRA.")
+        "adapter), never a second copy of the model's weights when training LoRA or QLoRA. grpo: reinforcement from rewards "
+        "the task card defines (JSON validity, each field right, no extra text; train.grpo); sft_then_grpo: supervised "
+        "first, then GRPO from that adapter, the supervised adapter frozen as GRPO's reference.")
     preference_beta: float = Field(
         0.1, gt=0.0, description="DPO's beta (how far the policy may move from the reference; trl's default 0.1) or "
         "ORPO's lambda (weight of the odds-ratio term beside the supervised loss; 0.1 in the ORPO paper).")
@@ -28,6 +31,7 @@ class TrainConfig(Section):
     preference_sft_weight: float = Field(
         0.0, ge=0.0, description="DPO: weight of a supervised (NLL) loss on the chosen answer added to DPO's loss "
         "(trl loss_type [sigmoid, sft], as in RPO); keeps the chosen answer likely while the margin grows. 0: DPO alone.")
+    grpo: GrpoConfig = Field(default_factory=GrpoConfig, description="GRPO's sampling, KL and rewards (objectives grpo and sft_then_grpo).")
     method: Method = Field("lora", description="lora (16/32-bit base), qlora (4-bit NF4 base), full fine-tuning, or auto (by the resource estimate).")
     schedule: Literal["auto", "fixed"] = Field(
         "auto", description="auto: epochs, batch and learning rate follow from the number of training records and answer "
@@ -103,9 +107,16 @@ class TrainConfig(Section):
         guide's default for the method."""
         if self.objective in ("dpo", "orpo") and self.preference_learning_rate is not None:
             return self.preference_learning_rate
+        if self.objective == "grpo" and self.grpo.learning_rate is not None:
+            return self.grpo.learning_rate
         if self.learning_rate is not None:
             return self.learning_rate
         return 2e-5 if self.method == "full" else 2e-4
+
+    @property
+    def grpo_rewards(self) -> GrpoConfig | None:
+        """train.grpo when the objective learns from rewards (grpo, sft_then_grpo), else None."""
+        return self.grpo if self.objective in ("grpo", "sft_then_grpo") else None
 
     @property
     def gradient_accumulation_steps(self) -> int:
@@ -127,6 +138,11 @@ class TrainConfig(Section):
                 f"train.effective_batch_size ({self.effective_batch_size}) must be a multiple of "
                 f"train.micro_batch_size ({self.micro_batch_size})"
             )
+        if self.objective in ("grpo", "sft_then_grpo") and self.effective_batch_size % self.grpo.num_generations:
+            raise ValueError(
+                f"train.effective_batch_size ({self.effective_batch_size}) counts GRPO's completions and must be a multiple "
+                f"of train.grpo.num_generations ({self.grpo.num_generations}); e.g. train.effective_batch_size="
+                f"{self.grpo.num_generations * max(1, self.effective_batch_size // self.grpo.num_generations)}")
         if self.max_steps == 0:
             raise ValueError("train.max_steps must be -1 (run all train.epochs) or a positive number of steps, not 0")
         if self.save_steps and self.eval_steps and self.save_steps % self.eval_steps:

@@ -3,6 +3,7 @@ from loraflow.schemas.config.evaluate import EvalConfig
 from loraflow.schemas.config.task_card import TaskCard
 from loraflow.schemas.results import PromotionDecision
 from loraflow.tasks.evaluation.compare import slice_deltas
+from loraflow.tasks.evaluation.reward_eval import reward_checks
 
 _EPS = 1e-9  # float noise must not flip a tie into a regression
 
@@ -166,4 +167,5 @@ def should_promote(summary: dict, task_card: TaskCard, config: EvalConfig) -> Pr
         checks.extend(_slice_checks(summary, reference, metric, higher, config))
     checks.append(_safety_check(summary, reference))
     checks.extend(_preference_checks(summary, reference, metric, higher))
+    checks.extend(reward_checks(summary, reference))
     return PromotionDecision(all(ok for ok, _ in checks), [text for _, text in checks])

@@ -3,7 +3,8 @@ from dataclasses import asdict, dataclass, field
 
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.planning.estimate_fsdp import fsdp_memory_parts
-from loraflow.tasks.planning.estimate_objective import compute_factor, objective_note, phases_for, reference_bytes
+from loraflow.tasks.planning.estimate_objective import (Generation, compute_factor, generation_parts, generation_seconds,
+                                                        objective_note, phases_for, reference_bytes, samples_per_example)
 from loraflow.tasks.planning.estimate_disk import disk_breakdown
 from loraflow.tasks.planning.estimate_speed import THROUGHPUT_TABLE, Method, device_family, tokens_per_second
 from loraflow.tasks.planning.estimate_shapes import (GIB, NF4_BYTES, NF4_CONST_BYTES, OPTIMIZER_BYTES, ModelShape,
@@ -161,6 +162,7 @@ def estimate_resources(
     distributed: str = "ddp",
     objective: str = "sft",
     packed_tokens: int | None = None,
+    generation: Generation | None = None,
 ) -> ResourceEstimate:
     """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
 
@@ -170,14 +172,15 @@ def estimate_resources(
     objective (train.objective): pairs are two sequences per example, DPO adds its reference (tasks/planning/estimate_objective.py);
     n_train_tokens counts the prompt and the chosen answer once, as for sft.
     packed_tokens (train.packing, tasks/planning/estimate_packing.py): tokens of a packed micro-batch, one padding-free
-    row; the speed is that row's, the peak memory stays the padded micro-batch's (an upper bound).
+    row; the speed is that row's, the peak memory stays the padded micro-batch's (an upper bound). generation (GRPO
+    objectives): the sampling that sizes the generation memory (KV cache of the generation batch) and decode time.
     """
     config = model_config_path_or_dict
     shape = shape_from_config(config if isinstance(config, dict) else load_model_config(config))
     if method not in ("lora", "qlora", "full", "auto"):
         raise LoraflowError(f"train.method={method!r} is not one of lora, qlora, full, auto; fix train.method")
 
-    phases = phases_for(objective)
+    phases = phases_for(objective, generation)
 
     def peak(candidate: str, batch: int, checkpointing: bool) -> tuple[dict[str, float], float, int]:
         """The peak over the objective's phases (sft_then_dpo: its DPO phase, with twice the sequences)."""
@@ -190,6 +193,9 @@ def estimate_resources(
                                      unchecked_layers if checkpointing else 0, lora_dropout)
             if phase.reference_forward:
                 parts["reference"] = reference_bytes(phase, candidate, shape.total_params, trainable) / GIB
+            if phase.generates and generation is not None:  # GRPO: generation's peak, when above training's
+                sampling = generation_parts(parts, shape, generation, seq_len, GIB)
+                parts = sampling if sum(sampling.values()) > sum(parts.values()) else parts
             if sum(parts.values()) > sum(highest.values()):
                 highest = parts
         if sharded:
@@ -222,17 +228,21 @@ def estimate_resources(
         notes.append(f"no measured throughput for {device}; training time uses the H100 numbers")
     opt = OPTIMIZER_KIND.get(optimizer or "auto", optimizer)
     # Each phase goes over the data once per epoch; a pair's two sequences both train, DPO's reference forward slows it.
-    seconds, speed = 0.0, 0.0
+    seconds, speed, decoding = 0.0, 0.0, 0.0
     for phase in phases:
         packed = packed_tokens if packed_tokens and phase.sequences == 1 else None
         raw = tokens_per_second(shape, chosen, packed or seq_len, 1 if packed else micro_batch * phase.sequences,
                                 grad_checkpointing, device, throughput_table)
         speed = raw / compute_factor(phase, grad_checkpointing)  # reported: the last phase's trained tokens/s
-        seconds += n_train_tokens * phase.sequences * epochs / speed
+        seconds += n_train_tokens * samples_per_example(phase, generation) * epochs / speed
+        if phase.generates and generation is not None:
+            decoding = generation_seconds(shape, chosen, generation, device, n_train_tokens, seq_len, epochs)
+            seconds += decoding
     disk = disk_breakdown(shape, chosen, trainable, opt, checkpoints_kept, merge, list(quantize))
     if len(phases) > 1:  # sft_then_dpo keeps the supervised phase's checkpoints and adapter in sft_phase/
         disk["sft_phase"] = disk["checkpoints"] + disk["final"]
-    note = objective_note(objective, grad_checkpointing, separate_reference_gib(shape, chosen), chosen)
+    note = objective_note(objective, grad_checkpointing, separate_reference_gib(shape, chosen), chosen, generation,
+                          decoding / 3600)
     if note:
         notes.append(note)
     return ResourceEstimate(

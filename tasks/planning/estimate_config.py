@@ -7,6 +7,7 @@ from pathlib import Path
 from loraflow.schemas.config import PipelineConfig
 from loraflow.tasks.training.distributed import pick_distributed
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
+from loraflow.tasks.planning.estimate_objective import Generation
 from loraflow.tasks.planning.estimate_shapes import load_model_config
 from loraflow.tasks.planning.lengths import choose_max_length, model_context_limit
 from loraflow.tasks.planning.schedule import declared_classes, resolve_schedule
@@ -105,6 +106,18 @@ def train_tokens_for(config: PipelineConfig, max_length: int, train_jsonl: str |
     return 0, "no data file (data.path unset or missing): training time not estimated"
 
 
+def grpo_generation(train, train_jsonl: str | Path | None) -> Generation | None:
+    """GRPO's sampling for the estimate (None for other objectives); prompts counted from train.jsonl when it exists."""
+    grpo = train.grpo_rewards
+    if grpo is None:
+        return None
+    prompts = None
+    if train_jsonl and Path(train_jsonl).is_file():
+        with open(train_jsonl, "rb") as lines:
+            prompts = sum(1 for line in lines if line.strip())
+    return Generation(grpo.num_generations, grpo.max_completion_length, grpo.beta, train.effective_batch_size, prompts)
+
+
 def estimate_for_config(
     config: PipelineConfig,
     n_train_tokens: int | None = None,
@@ -151,6 +164,7 @@ def estimate_for_config(
             qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
             num_gpus=gpus, distributed=distributed,
             objective=train.objective, packed_tokens=pack.row_tokens if pack else None,
+            generation=grpo_generation(train, train_jsonl),
         )
 
     unchecked = train.unchecked_layers

@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config import EvalConfig, JudgeConfig, PipelineConfig, TaskCard
+from loraflow.schemas.config.grpo import GrpoConfig
 from loraflow.schemas.results import EvaluationTarget, EvaluationVerdict, GateResult, JudgeSummary, ModelEvaluation, PreferenceAccuracy, TrackingRun
 from loraflow.tasks.evaluation.evaluate import evaluation_table
 from loraflow.tasks.steps import not_user_error
@@ -53,11 +54,15 @@ def preference_accuracy(models: dict[str, tuple[str, str | None] | None], test_p
 
 @task(name="compare-and-gate", cache_policy=NO_CACHE)
 def compare_and_gate(results: dict[str, ModelEvaluation], train_path: str, tokenizer_path: str, task_card: TaskCard,
-                     config: EvalConfig, out_dir: str, run: TrackingRun, preference: PreferenceAccuracy | None = None) -> GateResult:
-    """Compare candidate with base and champion, analyse badcases, apply the promotion gate; log it all."""
+                     config: EvalConfig, out_dir: str, run: TrackingRun, preference: PreferenceAccuracy | None = None,
+                     rewards: GrpoConfig | None = None) -> GateResult:
+    """Compare candidate with base and champion, analyse badcases, apply the promotion gate; log it all.
+
+    rewards (a GRPO run's train.grpo): each model's held-out reward and its components join the summary and MLflow.
+    """
     from loraflow.tasks.evaluation.gate import compare_and_decide
 
-    gate = compare_and_decide(results, train_path, tokenizer_path, task_card, config, out_dir, preference)
+    gate = compare_and_decide(results, train_path, tokenizer_path, task_card, config, out_dir, preference, rewards)
     decision = gate.decision
     tracking.log_metrics(run, gate.summary["mlflow_metrics"])
     tracking.log_artifacts(run, RunFolder(out_dir).eval, "eval")

@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from transformers import TrainerCallback
 
-from loraflow.schemas.config import LoraConfig, PipelineConfig, TrainConfig
+from loraflow.schemas.config import JudgeConfig, LoraConfig, PipelineConfig, TaskCard, TrainConfig
 from loraflow.schemas.results import Splits, SweepResult, SweepRun, SweepTrial, TrackingRun, TrainingResult
 from loraflow.tasks.common.settings import import_root, mlflow_uri
 from loraflow.tasks.steps import not_user_error
@@ -51,8 +51,11 @@ class PrefectProgressCallback(TrainerCallback):
 
 @task(name="train", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=not_user_error)
 def train(model_path: str, splits: Splits, lora: LoraConfig, config: TrainConfig, max_length: int, out_dir: str,
-          run: TrackingRun) -> TrainingResult:
-    """Fine-tune; a retry resumes from the last checkpoint. Metrics stream live to MLflow and TensorBoard."""
+          run: TrackingRun, task_card: TaskCard | None = None, judge: JudgeConfig | None = None) -> TrainingResult:
+    """Fine-tune; a retry resumes from the last checkpoint. Metrics stream live to MLflow and TensorBoard.
+
+    GRPO objectives score their samples with rewards built from task_card (its fields) and, if weighted, the judge.
+    """
     from loraflow.tasks.training.train import train_model
 
     get_run_logger().info("stage: train (%s, lr %g, effective batch %d)", config.method, config.resolved_learning_rate,
@@ -74,8 +77,9 @@ def train(model_path: str, splits: Splits, lora: LoraConfig, config: TrainConfig
         tracking.set_tags(run, {"train.resumed_from_checkpoint": resume})
         write_run_json(out_dir, {"resumed_from_checkpoint": resume})
     callbacks = [tracking.MlflowMetricsCallback(run), PrefectProgressCallback()]
+    rewards = grpo_rewards(splits.train, config, task_card, judge)
     result = TrainingResult.from_dict(train_model(model_path, splits.train, splits.val, lora, config, max_length, out_dir,
-                                                  callbacks, on_finding=on_finding))
+                                                  callbacks, on_finding=on_finding, rewards=rewards))
     findings = [Finding(**f) for f in result.diagnosis]
     tracking.set_tags(run, diagnosis_tags(findings))
     tracking.log_artifacts(run, result.diagnosis_md, "train")
@@ -95,6 +99,19 @@ def train(model_path: str, splits: Splits, lora: LoraConfig, config: TrainConfig
         raise LoraflowError(f"training stopped at step {result.stopped_on_non_finite}: the loss became NaN/inf; "
                             f"lower train.learning_rate or inspect the batch named in {result.diagnosis_md}")
     return result
+
+
+def grpo_rewards(train_path: str, config: TrainConfig, task_card: TaskCard | None, judge: JudgeConfig | None):
+    """GRPO's reward functions and weights from the task card (None for other objectives); logged by name."""
+    if config.objective not in ("grpo", "sft_then_grpo"):
+        return None
+    from loraflow.tasks.common.jsonl import read_jsonl
+    from loraflow.tasks.evaluation.rewards import reward_functions, reward_names
+
+    references = [r["messages"][-1]["content"] for r in read_jsonl(train_path) if r.get("messages")]
+    functions, weights = reward_functions((task_card or TaskCard()).fields, references, config.grpo, judge)
+    get_run_logger().info("GRPO rewards: %s", ", ".join(f"{n} x{w:g}" for n, w in zip(reward_names(functions), weights)))
+    return functions, weights
 
 
 @task(name="start-sweep", cache_policy=NO_CACHE)

@@ -18,6 +18,11 @@ TRAIN_METRIC_NAMES = {
     **{f"{prefix}rewards/{key}": f"{stage}_{name}" for prefix, stage in (("", "train"), ("eval_", "val"))
        for key, name in (("chosen", "reward_chosen"), ("rejected", "reward_rejected"), ("margins", "reward_margin"),
                          ("accuracies", "preference_accuracy"))},
+    # GRPO (trl's GRPOTrainer): the weighted reward, its spread, the KL to the reference, completion lengths
+    **{f"{prefix}{key}": f"{stage}_{name}" for prefix, stage in (("", "train"), ("eval_", "val"))
+       for key, name in (("reward", "reward"), ("reward_std", "reward_std"), ("kl", "kl"),
+                         ("frac_reward_zero_std", "zero_advantage_share"), ("completions/mean_length", "completion_length"),
+                         ("completions/clipped_ratio", "completion_clipped_ratio"))},
 }
 
 # End-of-training numbers -> names that say they are totals or averages over the run, not per-step values.
@@ -26,6 +31,16 @@ TRAIN_SUMMARY_NAMES = {
     "train_samples_per_second": "samples_per_second", "train_steps_per_second": "steps_per_second",
     "epoch": "epochs_done", "global_step": "steps_done", "best_eval_loss": "best_val_loss",
 }
+
+
+def reward_component_metrics(logs: dict) -> dict[str, float]:
+    """GRPO's reward components on their own: trl's `rewards/<name>/mean` as `train_reward.<name>` (`val_reward.<name>`)."""
+    found = {}
+    for key, value in logs.items():
+        prefix, _, rest = key.rpartition("rewards/")
+        if rest.endswith("/mean") and prefix in ("", "eval_") and isinstance(value, int | float):
+            found[f"{'val' if prefix else 'train'}_reward.{rest.removesuffix('/mean')}"] = value
+    return found
 
 
 def train_summary_metrics(final: dict[str, float]) -> dict[str, float]:
@@ -227,6 +242,7 @@ class MlflowMetricsCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         metrics = {TRAIN_METRIC_NAMES[k]: v for k, v in logs.items() if k in TRAIN_METRIC_NAMES}
+        metrics.update(reward_component_metrics(logs))
         tokens = state.num_input_tokens_seen or int(logs.get("num_tokens", 0) or 0)
         now = time.perf_counter()
         if "loss" in logs and self._last_time is not None and tokens > self._last_tokens:

@@ -9,6 +9,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from loraflow.tasks.training.diagnosis import Finding, Thresholds, diagnose, render_diagnosis_markdown
+from loraflow.tasks.training.diagnosis_rl import diagnose_rl
 
 logger = logging.getLogger("loraflow.train")
 
@@ -133,7 +134,8 @@ class TrainingWatch(TrainerCallback):
             # A spike in the averaged log points at the worst optimizer step since the previous log.
             self._batch_records[step] = max(window, key=lambda s: s[1])[2]
         self._last_logged_step = step
-        for finding in diagnose(state.log_history, self.thresholds, self._batch_records):
+        found = diagnose(state.log_history, self.thresholds, self._batch_records) + diagnose_rl(state.log_history)
+        for finding in found:
             if finding.key in self._seen or (finding.code == "non_finite" and self.stopped):
                 continue
             self._emit(finding)

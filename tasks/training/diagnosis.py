@@ -77,14 +77,20 @@ def diagnose(history: list[dict], thresholds: Thresholds | None = None,
         stop = findings[0].step
         train, evals, grads = ([p for p in s if p[0] < stop] for s in (train, evals, grads))
     finite_train = [(s, v) for s, v in train if _finite(v)]
-    findings += _not_falling(finite_train, lrs, t)
-    findings += _spikes(finite_train, lrs, t, batch_records or {})
-    findings += _oscillation(finite_train, t)
-    findings += _overfitting(evals, finite_train, t)
+    if not is_rl_history(history):  # GRPO's loss is a policy-gradient surrogate: its rules are in diagnosis_rl.py
+        findings += _not_falling(finite_train, lrs, t)
+        findings += _spikes(finite_train, lrs, t, batch_records or {})
+        findings += _oscillation(finite_train, t)
+        findings += _overfitting(evals, finite_train, t)
     findings += _grad_norm(grads, t)
     findings += _reward_margins([(s, v) for s, v in _series(history, "rewards/margins") if _finite(v)], t)
     findings += _falling_chosen([(s, v) for s, v in _series(history, "rewards/chosen", skip="eval_loss") if _finite(v)], t)
     return sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.step if f.step is not None else -1))
+
+
+def is_rl_history(history: list[dict]) -> bool:
+    """Whether the log history is GRPO's (trl's GRPOTrainer logs a reward per step)."""
+    return any("reward" in h for h in history)
 
 
 def _non_finite(train, evals, grads) -> list[Finding]:

@@ -59,23 +59,23 @@ def build_preference_trainer(model, tokenizer, train: TrainConfig, max_length: i
 
 def train_sft_then_dpo(train_model: Callable[..., dict], model_path: str, train_path: str, val_path: str | None,
                        lora: LoraConfig, train: TrainConfig, max_length: int, out_dir: str, callbacks: list | None = None,
-                       on_finding=None) -> dict:
-    """Supervised training on the chosen answers (in out_dir/sft_phase), then DPO starting from that adapter.
+                       on_finding=None, second: str = "dpo", **second_phase) -> dict:
+    """Supervised training on the chosen answers (in out_dir/sft_phase), then DPO (or `second`: grpo) from that adapter.
 
-    train_model (tasks.training.train's, handed in) trains one phase.
+    train_model (tasks.training.train's, handed in) trains one phase; second_phase goes to the second one's call.
     """
     if train.method == "full":
-        raise LoraflowError("train.objective=sft_then_dpo continues from the supervised adapter, so it needs "
-                            "train.method lora or qlora; change train.method or use train.objective=dpo.")
+        raise LoraflowError(f"train.objective=sft_then_{second} continues from the supervised adapter, so it needs "
+                            f"train.method lora or qlora; change train.method or use train.objective={second}.")
     # Each phase's trainer counts steps from 0: the supervised phase logs under its own names (MLflow `sft_phase/...`;
     # TensorBoard: its own folder, sft_phase/train/tensorboard), so the two curves never share a step.
     sft_callbacks = [c.for_phase("sft_phase") if hasattr(c, "for_phase") else c for c in callbacks or []]
     sft = train_model(model_path, train_path, val_path, lora, train.model_copy(update={"objective": "sft"}), max_length,
                       str(Path(out_dir) / "sft_phase"), sft_callbacks, on_finding)
-    dpo = train_model(model_path, train_path, val_path, lora, train.model_copy(update={"objective": "dpo"}), max_length,
-                      out_dir, callbacks, on_finding, init_adapter=sft["adapter_path"])
+    dpo = train_model(model_path, train_path, val_path, lora, train.model_copy(update={"objective": second}), max_length,
+                      out_dir, callbacks, on_finding, init_adapter=sft["adapter_path"], **second_phase)
     dpo["metrics"].update({f"sft_{k}": v for k, v in sft["metrics"].items()})
     dpo["diagnosis"] = sft["diagnosis"] + dpo["diagnosis"]
-    return {**dpo, "objective": "sft_then_dpo",
+    return {**dpo, "objective": f"sft_then_{second}",
             "sft_phase": {"adapter_path": sft["adapter_path"], "log_history": sft["log_history"],
                           "tensorboard_dir": sft["tensorboard_dir"]}}

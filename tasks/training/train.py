@@ -34,9 +34,14 @@ def to_prompt_completion(records: list[dict]) -> list[dict]:
 
 
 def training_examples(records: list[dict], objective: str, path: str) -> list[dict]:
-    """The trainer's examples for the objective: prompt/completion turns for sft, prompt/chosen/rejected for dpo and orpo."""
+    """The trainer's examples for the objective: prompt/completion turns for sft, prompt/chosen/rejected for dpo and orpo,
+    prompts with their reference (and rejected) answer for grpo."""
     if objective == "sft":
         return to_prompt_completion(records)
+    if objective == "grpo":
+        from loraflow.tasks.training.grpo import to_grpo_examples
+
+        return to_grpo_examples(records)
     from loraflow.tasks.training.preference import to_preference_examples
 
     return to_preference_examples(records, objective, path)
@@ -88,8 +93,8 @@ def load_model(model_path: str | None, method: str, device: str, bf16: bool, gra
 
 def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None, max_length: int, output_dir: Path,
                   bf16: bool, train_dataset, eval_dataset=None, callbacks: list | None = None,
-                  speed: SpeedPlan | None = None, world_size: int = 1):
-    """trl's SFTTrainer (or DPO/ORPO for train.objective) with loraflow's settings: LoRA from `lora` (unless the model already is a peft model), speed options.
+                  speed: SpeedPlan | None = None, world_size: int = 1, rewards: tuple[list, list[float]] | None = None):
+    """trl's SFTTrainer (or DPO/ORPO/GRPO for train.objective; GRPO scores with `rewards`: functions and weights) with loraflow's settings: LoRA from `lora` (unless the model already is a peft model), speed options.
 
     The GPU benchmark calls this too, so what it measures is the path train_model runs.
     """
@@ -99,6 +104,10 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     from loraflow.tasks.training.train_metrics import DeferredMetricsSFTTrainer
 
     speed = speed or resolve_speed(train, str(model.device), model.config.to_dict(), max_length, lora)
+    if train.objective == "grpo":
+        from loraflow.tasks.training.grpo import grpo_speed
+
+        speed = grpo_speed(speed, train)
     peft_config = None
     if lora is not None and not isinstance(model, PeftModel):
         peft_config = peft_lora_config(model, lora)
@@ -112,6 +121,11 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
 
         trainer = build_preference_trainer(model, tokenizer, train, max_length, output_dir, bf16, train_dataset,
                                            eval_dataset, peft_config, all_callbacks, speed, world_size)
+    elif train.objective == "grpo":
+        from loraflow.tasks.training.grpo import build_grpo_trainer
+
+        trainer = build_grpo_trainer(model, tokenizer, train, output_dir, bf16, train_dataset, eval_dataset, peft_config,
+                                     all_callbacks, speed, rewards, world_size)
     else:
         trainer_class, pack = DeferredMetricsSFTTrainer, None
         if speed.packing:
@@ -146,10 +160,11 @@ def _unchecked_layers_callback(count: int):
 
 def train_model(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
                 max_length: int, out_dir: str, callbacks: list | None = None, on_finding=None,
-                init_adapter: str | None = None) -> dict:
+                init_adapter: str | None = None, rewards: tuple[list, list[float]] | None = None) -> dict:
     """Fine-tune the base model on train.jsonl, early-stopping on val loss; save the best adapter (or full model).
 
-    train.objective picks what is learned (sft, dpo, orpo, sft_then_dpo); init_adapter continues from a saved adapter.
+    train.objective picks what is learned (sft, dpo, orpo, sft_then_dpo, grpo, sft_then_grpo); init_adapter continues
+    from a saved adapter; rewards (reward functions and their weights, tasks/evaluation/rewards.py) score GRPO's samples.
 
     With several GPUs (train.num_gpus, default all) it re-runs itself under torchrun, one DDP or FSDP process per GPU
     (train.distributed).
@@ -162,12 +177,16 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     from loraflow.tasks.training.launch import gpus_for, launch_training, local_rank, rank, world_size
     from loraflow.tasks.training.callbacks import TrainingWatch
 
+    if train.objective in ("grpo", "sft_then_grpo") and gpus_for(train) > 1:
+        raise LoraflowError(f"train.objective={train.objective} trains in one process (its reward functions do not cross "
+                            "to torchrun workers yet); set train.num_gpus=1.")
     if world_size() == 1 and gpus_for(train) > 1:
         return launch_training(model_path, train_path, val_path, lora, train, max_length, out_dir, callbacks, gpus_for(train))
-    if train.objective == "sft_then_dpo":
+    if train.objective in ("sft_then_dpo", "sft_then_grpo"):
         from loraflow.tasks.training.preference import train_sft_then_dpo
 
-        return train_sft_then_dpo(train_model, model_path, train_path, val_path, lora, train, max_length, out_dir, callbacks, on_finding)
+        return train_sft_then_dpo(train_model, model_path, train_path, val_path, lora, train, max_length, out_dir, callbacks,
+                                  on_finding, second=train.objective.removeprefix("sft_then_"), rewards=rewards)
     out = Path(out_dir)
     train_dir = out / "train"
     train_dir.mkdir(parents=True, exist_ok=True)
@@ -209,7 +228,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
             model, tokenizer, current, adapter, max_length, checkpoints_dir(out), bf16,
             datasets.Dataset.from_list(train_examples),
             datasets.Dataset.from_list(val_examples) if val_examples else None,
-            [*(callbacks or []), watch, memory], speed, world_size(),
+            [*(callbacks or []), watch, memory], speed, world_size(), rewards,
         )
         watch.attach(trainer)
         last = last_good_checkpoint(trainer.args.output_dir)

@@ -78,3 +78,43 @@ def test_estimate_for_config_reads_train_objective():
     [note] = [n for n in estimates["sft_then_dpo"].notes if n.startswith("train.objective")]
     assert note.startswith("train.objective sft_then_dpo: the supervised phase") and "copy of the supervised adapter" in note
     assert not any(n.startswith("train.objective") for n in estimates["sft"].notes)
+
+
+def _grpo(objective="grpo", beta=0.04, batch=16, device="H100", prompts=1000, method="qlora"):
+    from loraflow.tasks.planning.estimate_objective import Generation
+
+    return estimate_resources(LLAMA2_7B, method, 16, 1024, 4, True, 1_000_000, 1.0, 80.0, device=device,
+                              objective=objective, generation=Generation(4, 128, beta, batch, prompts))
+
+
+def test_grpo_trains_every_prompt_num_generations_times_and_adds_decoding_time():
+    from loraflow.tasks.planning.estimate_objective import Generation, generation_seconds
+
+    sft, grpo = _estimate("sft", device="H100"), _grpo()
+    shape = shape_from_config(LLAMA2_7B)
+    decoding = generation_seconds(shape, "qlora", Generation(4, 128, 0.04, 16, 1000), "H100", 1_000_000, 1024, 1.0)
+    # 4 samples per prompt, each also scored by the reference (+2 of 8 FLOPs with checkpointing), plus the decoding
+    assert grpo.train_hours == pytest.approx(sft.train_hours * 4 * 10 / 8 + decoding / 3600, rel=1e-3)
+    assert decoding > 0 and _grpo(prompts=2000).train_hours > grpo.train_hours
+    [note] = [n for n in grpo.notes if n.startswith("train.objective grpo")]
+    assert "sampled 4 times" in note and "adapter disabled" in note and "16 completions of up to 128 tokens" in note
+    no_kl = _grpo(beta=0)
+    assert "reference" not in no_kl.memory_gib and "no reference" in next(n for n in no_kl.notes if "grpo" in n)
+
+
+def test_grpo_generation_memory_is_the_kv_cache_of_the_generation_batch():
+    from loraflow.tasks.planning.estimate_objective import kv_cache_bytes
+
+    shape = shape_from_config(LLAMA2_7B)
+    big = _grpo(batch=512)  # 512 completions of 1024 tokens in one generation batch: the cache outgrows training
+    assert big.memory_gib["generation_kv_cache"] == pytest.approx(kv_cache_bytes(shape, 512, 1024) / GIB, abs=1e-3)
+    assert "activations" not in big.memory_gib and big.peak_gpu_memory_gib > _grpo().peak_gpu_memory_gib
+    small = _grpo(batch=4)
+    assert "generation_kv_cache" not in small.memory_gib  # training's activations are the peak
+
+
+def test_sft_then_grpo_keeps_a_frozen_adapter_copy_as_reference():
+    both = _grpo("sft_then_grpo")
+    adapter_copy = lora_params(shape_from_config(LLAMA2_7B), 16, "all-linear") * 4 / GIB
+    assert both.memory_gib["reference"] == pytest.approx(adapter_copy, abs=1e-3)
+    assert both.train_hours > _grpo().train_hours and "sft_phase" in both.disk_parts_gib
