@@ -1,7 +1,6 @@
 """The resource estimate for a PipelineConfig: detected device, token count of the data, the config's settings."""
 import dataclasses
 import json
-import re
 from pathlib import Path
 
 from loraflow.schemas.config import PipelineConfig
@@ -9,13 +8,12 @@ from loraflow.tasks.training.distributed import pick_distributed
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
 from loraflow.tasks.planning.estimate_objective import Generation
 from loraflow.tasks.planning.estimate_shapes import load_model_config
-from loraflow.tasks.planning.lengths import choose_max_length, model_context_limit
+from loraflow.tasks.planning.lengths import approx_tokens, choose_max_length, model_context_limit
 from loraflow.tasks.planning.schedule import declared_classes, resolve_schedule
 from loraflow.tasks.training.speed import auto_unchecked_layers
 from loraflow.tasks.common.device import detect_device
 from loraflow.tasks.common.jsonl import iter_jsonl
 
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 
 
 def detect_gpu_count() -> int:
@@ -23,12 +21,6 @@ def detect_gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def approx_tokens(text: str) -> int:
-    """Rough token count without a tokenizer: ~1.5 tokens per CJK character, ~4 characters per token otherwise."""
-    cjk = len(_CJK.findall(text))
-    return int(cjk * 1.5 + (len(text) - cjk) / 4)
 
 
 def count_record_tokens(path: str | Path, max_length: int | None = None) -> int:

@@ -14,7 +14,7 @@ from loraflow.tasks.training.speed import resolve_packing
 
 def record_token_lengths(path: str | Path, max_length: int) -> list[int]:
     """Approximate tokens of each record of a canonical JSONL file (as count_record_tokens counts them), cut at max_length."""
-    from loraflow.tasks.planning.estimate_config import approx_tokens
+    from loraflow.tasks.planning.lengths import approx_tokens
 
     lengths = []
     for record in iter_jsonl(path):

@@ -6,12 +6,20 @@ chat template and system prompt included), rounded up to a multiple of `ROUND_TO
 length. An explicit limit that cuts records names itself, the share it cuts and the length that would keep them.
 """
 import math
+import re
 from collections.abc import Sequence
 
 KEEP_SHARE = 0.995  # ~1 record in 200 may be an outlier (a pasted log, a whole e-mail thread) not worth its memory
 ROUND_TO = 32  # lengths in multiples of 32 tokens: kernel-friendly shapes, and a little room for tokenizer drift
 PERCENTILES = (50, 90, 95, 99, 99.5, 100)
 DEFAULT_MODEL_LIMIT = 2048  # a model config that states no context length
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+
+
+def approx_tokens(text: str) -> int:
+    """Rough token count without a tokenizer: ~1.5 tokens per CJK character, ~4 characters per token otherwise."""
+    cjk = len(_CJK.findall(text))
+    return int(cjk * 1.5 + (len(text) - cjk) / 4)
 
 
 def model_context_limit(model_config: dict) -> int:
