@@ -44,12 +44,14 @@ def sample_records(records_path: str, sample: int = SAMPLE, seed: int = 42) -> t
     return [orjson.loads(line) for line in kept], n
 
 
-def record_lengths(records: Sequence[dict], tokenizer) -> list[int]:
-    """Tokens per record through the chat template (a pair: its longer side); records that cannot be measured are
-    left out (validation quarantines them for their real fault)."""
-    counts = count_tokens(tokenizer, [r.get("messages") for r in records])
+def record_lengths(records: Sequence[dict], tokenizer, ceiling: int) -> list[int]:
+    """Tokens per record through the chat template (a pair: its longer side), counted only up to just past `ceiling`
+    (the model's context: a 40 MB line is not tokenized whole); records that cannot be measured are left out
+    (validation quarantines them for their real fault)."""
+    counts = count_tokens(tokenizer, [r.get("messages") for r in records], max_tokens=ceiling)
     if any("rejected" in r for r in records):
-        counts = [max(filter(None, (a, b)), default=None) for a, b in zip(counts, count_tokens(tokenizer, pair_token_texts(list(records))))]
+        counts = [max(filter(None, (a, b)), default=None) for a, b in
+                  zip(counts, count_tokens(tokenizer, pair_token_texts(list(records)), max_tokens=ceiling))]
     return [c for c in counts if c is not None]
 
 
@@ -87,5 +89,6 @@ def measure_token_lengths(records_path: str, tokenizer_path: str, model: ModelCo
                           train: TrainConfig, lora: LoraConfig, seed: int = 42) -> dict:
     """Measure the records' token lengths with the base model's tokenizer and plan the sequence length (plan_lengths)."""
     records, n = sample_records(records_path, SAMPLE, seed)
-    lengths = record_lengths(records, load_tokenizer(tokenizer_path))
-    return plan_lengths(lengths, n, model, max_tokens, load_model_config(tokenizer_path), train, lora)
+    model_config = load_model_config(tokenizer_path)
+    lengths = record_lengths(records, load_tokenizer(tokenizer_path), model_context_limit(model_config))
+    return plan_lengths(lengths, n, model, max_tokens, model_config, train, lora)
