@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.integration.prefect_stack_support import client_settings, prefect_stack, to_json, wait_flow_run, worker_log
+from tests.integration.prefect_stack_support import client_settings, prefect_stack, wait_flow_run, worker_log
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +54,9 @@ def test_the_finetune_run_form_puts_common_settings_first_and_runs_the_example_w
     example = load_config(REPO / schema["properties"]["config_path"]["default"])  # what a run with no edits trains on
     assert example.task_card.name != "my-task" and Path(example.data.path).is_file()
     assert example.task_card.success_criteria[0].metric == "json_field_score" and example.task_card.fields
+    for name in PROCESS:  # every form: a few described inputs, no whole-config object
+        properties = deployments["by_name"][name].parameter_openapi_schema["properties"]
+        assert len(properties) <= 10 and "config" not in properties and all(f.get("description") for f in properties.values()), name
     retrain = deployments["by_name"]["retrain-from-feedback"]
     assert retrain.parameters == {"config_path": "examples/quickstart/pipeline.yaml"}
     assert "held out" in retrain.parameter_openapi_schema["properties"]["feedback_eval_share"]["description"]
@@ -72,12 +75,10 @@ def test_retraining_is_scheduled_but_inactive_and_monitoring_active(deployments)
 def test_the_data_deployment_runs_to_completion_on_a_process_worker(stack, tmp_path):
     from prefect.deployments import run_deployment
 
-    from loraflow.tasks.common.config_files import load_config
-
-    config = load_config(REPO / "examples" / "tiny" / "pipeline.yaml")
     out = tmp_path / "data-run"
-    with client_settings(stack):
-        started = run_deployment("data/data", parameters={"config": to_json(config), "out_dir": str(out)}, timeout=0)
+    with client_settings(stack):  # the Run form's parameters: a config file and a run folder
+        started = run_deployment("data/data", parameters={"config_path": str(REPO / "examples" / "tiny" / "pipeline.yaml"),
+                                                          "out_dir": str(out)}, timeout=0)
     run = wait_flow_run(stack, started.id, timeout=300)
 
     assert run.state.is_completed(), f"{run.state}\n{worker_log(stack)}"

@@ -97,7 +97,8 @@ def test_the_mlflow_experiment_opens_in_the_model_training_view_with_named_train
     experiment = _get(f"{api}/experiments/get", experiment_id=run["mlflow_experiment_id"])["experiment"]
     assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
     metrics = {m["key"] for m in _get(f"{api}/runs/get", run_id=run["mlflow_run_id"])["run"]["data"]["metrics"]}
-    assert {"train_loss", "train_summary.mean_train_loss_all_steps", "train_summary.steps_done"} <= metrics
+    assert {"train/loss", "train/summary/mean_train_loss_all_steps", "train/summary/steps_done", "val/loss"} <= metrics
+    assert "eval/candidate/field/category/accuracy" in metrics and "eval/majority/field/category/accuracy" in metrics
     assert not any(m.startswith("train.") for m in metrics)  # the old `train.train_loss` beside `train_loss`
     files = {f["path"] for path in ("", "data", "model")
              for f in _get(f"{api}/artifacts/list", run_id=run["mlflow_run_id"], path=path).get("files", [])}

@@ -1,9 +1,12 @@
 """A Prefect server with its UI, a `loraflow deploy --pool process` database, an MLflow server and one finished tiny run.
 
-For the browser test (tests/integration/test_browser_ui.py) and for taking the README's screenshots
-(`python -m tests.integration.ui_stack_support --screenshots docs/`).
+For the browser test (tests/integration/test_browser_ui.py). Starting it takes minutes on 2 cores; while working on
+the test, hold one (`python -m tests.integration.ui_stack_support FOLDER`, until Ctrl-C) and point the test at it
+with LORAFLOW_UI_STACK=FOLDER/stack.json.
 """
+import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -42,7 +45,7 @@ def start_ui_stack(folder: Path) -> dict:
         wait_http(f"{prefect_url}/api/health", 180, procs[1])
         wait_http(f"{mlflow_url}/health", 180, procs[0])
         deployed = subprocess.run([sys.executable, "-m", "loraflow.cli", "deploy", "--pool", "process"], cwd=REPO, env=env,
-                                  capture_output=True, text=True, timeout=600)
+                                  capture_output=True, text=True, timeout=1800)
         if deployed.returncode != 0:
             raise AssertionError(f"loraflow deploy failed:\n{deployed.stdout[-2000:]}\n{deployed.stderr[-2000:]}")
         run = _finished_run(env, folder / "run", mlflow_url)
@@ -63,8 +66,6 @@ def _finished_run(env: dict, out: Path, mlflow_url: str) -> dict:
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
     if done.returncode != 0 or not lines:
         raise AssertionError(f"the tiny finetune run failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    import json
-
     return json.loads(lines[-1].removeprefix("RESULT"))
 
 
@@ -72,3 +73,14 @@ def stop_ui_stack(stack: dict) -> None:
     """Stop the servers (process groups)."""
     for proc in reversed(stack["procs"]):
         stop(proc)
+
+
+if __name__ == "__main__":
+    held = start_ui_stack(Path(sys.argv[1]))
+    (Path(sys.argv[1]) / "stack.json").write_text(json.dumps({**{k: held[k] for k in ("prefect", "mlflow", "run")}, "out": str(held["out"])}))
+    print(f"stack up: LORAFLOW_UI_STACK={Path(sys.argv[1]) / 'stack.json'}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        signal.pause()
+    finally:
+        stop_ui_stack(held)
