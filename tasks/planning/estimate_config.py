@@ -7,6 +7,7 @@ from pathlib import Path
 from loraflow.schemas.config import PipelineConfig
 from loraflow.tasks.training.distributed import pick_distributed
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
+from loraflow.tasks.planning.estimate_packing import packed_plan
 from loraflow.tasks.planning.estimate_shapes import load_model_config
 from loraflow.tasks.training.speed import auto_unchecked_layers
 from loraflow.tasks.common.device import detect_device
@@ -35,6 +36,12 @@ def count_record_tokens(path: str | Path, max_length: int | None = None) -> int:
         tokens = approx_tokens(" ".join(m.get("content", "") for m in record.get("messages", []))) + 4 * len(record.get("messages", []))
         total += min(tokens, max_length) if max_length else tokens
     return total
+
+
+def record_token_lengths(path: str | Path, max_length: int) -> list[int]:
+    """Approximate tokens of each record of a canonical JSONL file (as count_record_tokens counts), cut at max_length."""
+    return [min(max_length, approx_tokens(" ".join(m.get("content", "") for m in r.get("messages", [])))
+                + 4 * len(r.get("messages", []))) for r in iter_jsonl(path)]
 
 
 def count_raw_tokens(path: str | Path, max_length: int | None = None) -> int:
@@ -117,9 +124,8 @@ def estimate_for_config(
     model_config = load_model_config(name)
 
     gpus = num_gpus if num_gpus is not None else (train.num_gpus or max(1, detect_gpu_count()))
-    from loraflow.tasks.planning.estimate_packing import packed_plan
-
-    pack, pack_note = packed_plan(train, device, config.model.max_length, train_jsonl, gpus)
+    lengths = record_token_lengths(train_jsonl, config.model.max_length) if train_jsonl and Path(train_jsonl).is_file() else None
+    pack, pack_note = packed_plan(train, device, config.model.max_length, lengths, gpus)
 
     def estimate_with(unchecked_layers: int, distributed: str = "ddp") -> ResourceEstimate:
         return estimate_resources(
