@@ -7,6 +7,7 @@ from loraflow.schemas.config import PipelineConfig
 from loraflow.tasks.training.distributed import pick_distributed
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
 from loraflow.tasks.planning.estimate_objective import Generation
+from loraflow.tasks.planning.estimate_packing import packed_plan
 from loraflow.tasks.planning.estimate_shapes import load_model_config
 from loraflow.tasks.planning.lengths import approx_tokens, choose_max_length, model_context_limit
 from loraflow.tasks.planning.schedule import declared_classes, resolve_schedule
@@ -52,6 +53,12 @@ def raw_record_tokens(path: str | Path) -> list[int] | None:
             strings = _strings(row)
             lengths.append(approx_tokens(" ".join(strings)) + 4 * len(strings))
     return lengths
+
+
+def record_token_lengths(path: str | Path, max_length: int) -> list[int]:
+    """Approximate tokens of each record of a canonical JSONL file (as count_record_tokens counts), cut at max_length."""
+    return [min(max_length, approx_tokens(" ".join(m.get("content", "") for m in r.get("messages", [])))
+                + 4 * len(r.get("messages", []))) for r in iter_jsonl(path)]
 
 
 def count_raw_tokens(path: str | Path, max_length: int | None = None) -> int:
@@ -144,9 +151,8 @@ def estimate_for_config(
         epochs = min(epochs, train.max_steps * train.effective_batch_size * max_length / max(n_train_tokens, 1))
 
     gpus = num_gpus if num_gpus is not None else (train.num_gpus or max(1, detect_gpu_count()))
-    from loraflow.tasks.planning.estimate_packing import packed_plan
-
-    pack, pack_note = packed_plan(train, device, max_length, train_jsonl, gpus)
+    lengths = record_token_lengths(train_jsonl, max_length) if train_jsonl and Path(train_jsonl).is_file() else None
+    pack, pack_note = packed_plan(train, device, max_length, lengths, gpus)
 
     def estimate_with(unchecked_layers: int, distributed: str = "ddp") -> ResourceEstimate:
         return estimate_resources(
