@@ -72,7 +72,13 @@ def length_hint(plan: dict) -> str:
     points = ", ".join(f"{k} {v}" for k, v in plan["percentiles"].items())
     keeper = max(plan["choices"], key=lambda c: c["length"])
     memory = f" (estimated peak {keeper['peak_gpu_gib']:g} GiB on a GPU)" if keeper.get("peak_gpu_gib") else ""
-    key = "data.max_tokens" if plan["validation_limit"] != plan["max_length"] else "model.max_length"
+    if plan["validation_limit"] != plan["max_length"]:
+        limit, fix = f"data.max_tokens={plan['validation_limit']}", f"raise data.max_tokens to {keeper['length']}"
+    elif plan["source"] == "auto":
+        limit = f"the {plan['max_length']} tokens model.max_length: auto chose (it keeps {plan['keep_share']:.1%})"
+        fix = f"set model.max_length: {keeper['length']} if they matter"
+    else:
+        limit, fix = f"model.max_length={plan['max_length']} tokens", f"set model.max_length: auto, or {keeper['length']}"
     return (f"{plan['above_limit']} of {plan['n_measured']} measured records ({plan['above_share']:.1%}) are longer than "
-            f"{key}={plan['validation_limit']} tokens (token lengths with the chat template: {points}); the records are "
-            f"valid, the limit cuts them: set model.max_length: auto, or {keeper['length']} to keep every one{memory}.")
+            f"{limit} (token lengths with the chat template: {points}); the records are valid, the limit cuts them: "
+            f"{fix} to keep every one{memory}.")
