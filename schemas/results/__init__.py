@@ -3,7 +3,8 @@
 One module per stage, like tasks/. Plain functions may build these from their own dicts (`from_dict`), and a few
 give a dict back (`to_dict`) to the writers that keep one format on disk (run.json, the data report).
 """
-from loraflow.schemas.results.data import DataReport, DataStageResult, InputFiles, PreparedData, Splits, TokenLengths
+from loraflow.schemas.results.data import (DataReport, DataStageResult, InputFiles, PreparedData, Splits, StreamingPlan,
+                                           TokenLengths)
 from loraflow.schemas.results.deploy import AliasMove, Champion, QuantizedVariant, RegisteredModel
 from loraflow.schemas.results.evaluation import (EvaluationTarget, EvaluationVerdict, GateResult, JudgeSummary, ModelEvaluation, PreferenceAccuracy,
                                                  PromotionDecision)
@@ -15,4 +16,4 @@ from loraflow.schemas.results.training import SweepResult, SweepRun, SweepTrial,
 __all__ = ["AliasMove", "Champion", "DataReport", "DataStageResult", "EvaluationSets", "EvaluationTarget", "EvaluationVerdict", "ExportedBatch",
            "FeedbackRecorded", "FinishedRun", "GateResult", "InputFiles", "JudgeSummary", "LineageVersion", "ModelEvaluation",
            "MonitorSummary", "PreferenceAccuracy", "PreparedData", "PromotionDecision", "QuantizedVariant", "RecentFeedback", "RegisteredModel",
-           "Splits", "TokenLengths", "SweepResult", "SweepRun", "SweepTrial", "TrackingRun", "TrainingResult"]
+           "Splits", "StreamingPlan", "TokenLengths", "SweepResult", "SweepRun", "SweepTrial", "TrackingRun", "TrainingResult"]

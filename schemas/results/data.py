@@ -1,6 +1,6 @@
 """What the data stages return: the records each stage wrote, their counts, and the files of what it took out."""
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from loraflow.schemas.results._base import Result
 
@@ -14,53 +14,49 @@ class InputFiles(Result):
 
 
 @dataclass(frozen=True)
-class DataStageResult(Result):
-    """One data stage's output: its records file (JSON Lines), counts, and files of what it set aside.
+class StreamingPlan(Result):
+    """How the data stages stream: on which engine (local or dask), with how many workers, in parts of how many bytes."""
 
-    `files` names the stage's other outputs by role: quarantine (ingest, validate), removed and review (clean),
-    rejected_records (augment).
+    engine: str
+    workers: int
+    address: str | None  # a Dask scheduler; None: the engine starts its own
+    part_bytes: int
+
+
+@dataclass(frozen=True)
+class DataStageResult(Result):
+    """One data stage's output: its records file (JSON Lines), counts, and the files of what it set aside.
+
+    quarantine: ingest and validate; removed and review: clean; rejected_records: augment.
     """
 
     stage: str
     records: str
-    counts: dict[str, Any]
-    files: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, Any]  # dict: each stage counts different things (formats, reasons, languages); the report reads them by name
     kind: str = "sft"
-    streaming: dict[str, Any] | None = None  # the streamed path's plan (engine, workers, ...); None: in memory
-
-    @classmethod
-    def from_stage(cls, data: dict[str, Any]) -> "DataStageResult":
-        """From a stage function's dict: every other str value is a file of the stage."""
-        fixed = {"stage", "records", "counts", "kind", "streaming"}
-        files = {k: v for k, v in data.items() if k not in fixed and isinstance(v, str)}
-        return cls(stage=data["stage"], records=data["records"], counts=data["counts"], files=files,
-                   kind=data.get("kind", "sft"), streaming=data.get("streaming"))
-
-    def to_stage(self) -> dict[str, Any]:
-        """The stage function's dict again (what the next stage and the data report read)."""
-        return {"stage": self.stage, "records": self.records, "counts": self.counts, "kind": self.kind,
-                "streaming": self.streaming, **self.files}
+    quarantine: str | None = None
+    removed: str | None = None
+    review: str | None = None
+    rejected_records: str | None = None
+    streaming: StreamingPlan | None = None  # None: in memory
 
 
 @dataclass(frozen=True)
 class Splits(Result):
     """The leak-free train/val/test files (train may be the augmented train set) and the split's counts."""
 
+    stage: ClassVar[str] = "split"
     train: str
     val: str | None
     test: str
-    counts: dict[str, Any]
+    counts: dict[str, Any]  # dict: per-split sizes, frozen-test matches and leakage moves by reason, read by name in the report
     moves: str = ""
-    leakage_moves_sample: list = field(default_factory=list)
-    streaming: dict[str, Any] | None = None
+    leakage_moves_sample: list[dict[str, Any]] = field(default_factory=list)  # dict: leakage-move rows, shown as they are
+    streaming: StreamingPlan | None = None
 
     def paths(self) -> dict[str, str]:
         """The split files by name (val left out when there is none)."""
         return {name: path for name, path in (("train", self.train), ("val", self.val), ("test", self.test)) if path}
-
-    def to_stage(self) -> dict[str, Any]:
-        """The split function's dict again (what the data report reads)."""
-        return {"stage": "split", **self.to_dict()}
 
 
 @dataclass(frozen=True)

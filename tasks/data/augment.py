@@ -10,6 +10,7 @@ import httpx
 
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.augment import AugmentConfig
+from loraflow.schemas.results import DataStageResult
 from loraflow.tasks.data.augment_gate import REJECT_REASONS, answer_values, gate_failures
 from loraflow.tasks.data.augment_rules import back_translation_by_rules, paraphrase_by_rules
 from loraflow.tasks.common.chat_client import chat_complete
@@ -24,7 +25,7 @@ _CHUNK = 256  # records rewritten together (in parallel against an endpoint) bef
 log = logging.getLogger("loraflow.augment")
 
 
-def augment_records(train_path: str, config: AugmentConfig, languages: list[str], out_dir: str) -> dict:
+def augment_records(train_path: str, config: AugmentConfig, languages: list[str], out_dir: str) -> DataStageResult:
     """Add gated rewrites of each train record to `out_dir/data/train.jsonl`; rejected ones go to `stages/`.
 
     Runs on the train split only. Rows of train_path that earlier augmentation produced are replaced,
@@ -32,7 +33,7 @@ def augment_records(train_path: str, config: AugmentConfig, languages: list[str]
     """
     methods = [m for m in METHODS if getattr(config, m)]
     if not methods:
-        return {"stage": "augment", "records": str(train_path), "counts": {"augmented": 0, "rejected": {}, "by_method": {}}}
+        return DataStageResult(stage="augment", records=str(train_path), counts={"augmented": 0, "rejected": {}, "by_method": {}})
     _check(config)
     out_path = RunFolder(out_dir).data / "train.jsonl"
     rejected_path = RunFolder(out_dir).stages / "augment_rejected.jsonl"
@@ -63,7 +64,7 @@ def augment_records(train_path: str, config: AugmentConfig, languages: list[str]
         "parents": stats["parents"],
         "previous_dropped": stats["previous_dropped"],
     }
-    return {"stage": "augment", "records": str(out_path), "rejected_records": str(rejected_path), "counts": counts}
+    return DataStageResult(stage="augment", records=str(out_path), rejected_records=str(rejected_path), counts=counts)
 
 
 def _check(config: AugmentConfig) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from loraflow.schemas.results import DataReport, DataStageResult, Splits, TokenLengths
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.jsonl import iter_jsonl, write_jsonl
 from loraflow.tasks.data.quality import detect_language
@@ -17,8 +18,12 @@ SAMPLE = 20_000  # records per split used for histograms and diversity; counts a
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
-def _by_stage(stage_results: list[dict]) -> dict[str, dict]:
-    return {r["stage"]: r for r in stage_results if isinstance(r, dict) and "stage" in r}
+def _by_stage(stage_results: list[DataStageResult | Splits]) -> dict[str, DataStageResult | Splits]:
+    return {r.stage: r for r in stage_results}
+
+
+def _counts(stages: dict[str, DataStageResult | Splits], name: str) -> dict:
+    return stages[name].counts if name in stages else {}
 
 
 def _rows(path: str | None) -> list[dict]:
@@ -118,10 +123,14 @@ def conflicts(review: list[dict], top: int = 10) -> dict:
     return {"groups": len(groups), "records": len(review), "top": [{"group": g, "ids": ids} for g, ids in list(groups.items())[:top]]}
 
 
-def conservation(stages: dict[str, dict]) -> dict:
-    """input == kept + quarantined + removed + review (+ pilot_skipped); raises when it does not hold (a bug)."""
-    ingest, validate = stages.get("ingest", {}).get("counts", {}), stages.get("validate", {}).get("counts", {})
-    clean, split = stages.get("clean", {}).get("counts", {}), stages.get("split", {}).get("counts", {})
+def conservation(counts: dict[str, dict]) -> dict:
+    """input == kept + quarantined + removed + review (+ pilot_skipped); raises when it does not hold (a bug).
+
+    Args:
+        counts: each stage's counts by stage name (ingest, validate, clean, split).
+    """
+    ingest, validate = counts.get("ingest", {}), counts.get("validate", {})
+    clean, split = counts.get("clean", {}), counts.get("split", {})
     first = ingest or validate or clean or split
     parts = {"input": first.get("input", 0),
              "quarantined": ingest.get("quarantined", 0) + validate.get("quarantined", 0),
@@ -173,8 +182,8 @@ def _metrics(report: dict) -> dict[str, float]:
     return metrics
 
 
-def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: str | None, header: dict | None = None,
-                      lengths: dict | None = None) -> dict:
+def write_data_report(out_dir: str, stage_results: list[DataStageResult | Splits], tokenizer_path: str | None,
+                      header: dict | None = None, lengths: TokenLengths | None = None) -> DataReport:
     """Write quarantine.jsonl, review.jsonl, report.json and report.html; return paths, markdown and metrics.
 
     Args:
@@ -187,18 +196,20 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
     stages = _by_stage(stage_results)
     data = RunFolder(out_dir).data
     data.mkdir(parents=True, exist_ok=True)
-    quarantine = _rows(stages.get("ingest", {}).get("quarantine")) + _rows(stages.get("validate", {}).get("quarantine"))
+    ingest, validate, clean = stages.get("ingest"), stages.get("validate"), stages.get("clean")
+    quarantine = _rows(ingest and ingest.quarantine) + _rows(validate and validate.quarantine)
     write_jsonl(data / "quarantine.jsonl", quarantine)
-    review = _rows(stages.get("clean", {}).get("review"))
+    review = _rows(clean and clean.review)
     write_jsonl(data / "review.jsonl", review)
-    removed = _rows(stages.get("clean", {}).get("removed"))
-    parts = conservation(stages)
+    removed = _rows(clean and clean.removed)
+    parts = conservation({name: result.counts for name, result in stages.items()})
     tokenizer = load_tokenizer(tokenizer_path)
-    split = stages.get("split", {})
-    splits = {name: split_stats(split[name], tokenizer) for name in ("train", "val", "test") if split.get(name)}
-    augment = stages.get("augment", {}).get("counts", {})
+    split = stages.get("split")
+    splits = {name: split_stats(path, tokenizer) for name, path in split.paths().items()} if split else {}
+    split_counts = _counts(stages, "split")
+    augment = _counts(stages, "augment")
     report = {
-        "kind": stages.get("ingest", {}).get("kind", "sft"),  # supervised records or preference pairs
+        "kind": ingest.kind if ingest else "sft",  # supervised records or preference pairs
         **{k: parts[k] for k in ("input", "kept", "quarantined", "review", "pilot_skipped")},
         "removed": dict(Counter(r["reason"] for r in removed)),
         "removed_total": len(removed),
@@ -208,39 +219,40 @@ def write_data_report(out_dir: str, stage_results: list[dict], tokenizer_path: s
         "quarantined_by_reason": dict(Counter(r["check"] for q in quarantine for r in q.get("reasons", []))),
         "quarantined_multi_reason": sum(len(q.get("reasons", [])) > 1 for q in quarantine),  # why the reasons outnumber the records
         "quarantined_by_stage": dict(Counter(q.get("stage", "?") for q in quarantine)),
-        "leakage_moves": split.get("counts", {}).get("leakage_moves", 0),
-        "leakage_moves_by_reason": split.get("counts", {}).get("moves_by_reason", {}),
-        "split_clustered_records": split.get("counts", {}).get("clustered_records", 0),
-        "split_note": split.get("counts", {}).get("ratio_note"),
-        "frozen_test": {k: split.get("counts", {}).get(k, 0) for k in ("frozen_test", "frozen_matched", "frozen_added")},
+        "leakage_moves": split_counts.get("leakage_moves", 0),
+        "leakage_moves_by_reason": split_counts.get("moves_by_reason", {}),
+        "split_clustered_records": split_counts.get("clustered_records", 0),
+        "split_note": split_counts.get("ratio_note"),
+        "frozen_test": {k: split_counts.get(k, 0) for k in ("frozen_test", "frozen_matched", "frozen_added")},
         "conservation": parts,
         "token_length_method": "tokenizer" if tokenizer is not None else "approx_words_plus_han_chars",
-        "sequence_length": lengths,
+        "sequence_length": lengths.to_dict() if lengths else None,
         "duplicate_clusters": duplicate_clusters(removed),
         "near_duplicate_pairs": near_duplicate_pairs(removed),
         "conflicts": conflicts(review),
-        "stages": [{"stage": name, "counts": result.get("counts", {})} for name, result in stages.items()],
+        "stages": [{"stage": name, "counts": result.counts} for name, result in stages.items()],
         "files": {"quarantine": str(data / "quarantine.jsonl"), "review": str(data / "review.jsonl"),
-                  "removed": stages.get("clean", {}).get("removed")},
+                  "removed": clean and clean.removed},
     }
     (data / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     markdown = _markdown(report)
     (data / "report.html").write_text(render_html(report, markdown, _record_pages(stages, header, quarantine, removed, review)),
                                       encoding="utf-8")
-    return {"stage": "report", "report_json": str(data / "report.json"), "report_html": str(data / "report.html"),
-            "quarantine": str(data / "quarantine.jsonl"), "review": str(data / "review.jsonl"),
-            "markdown": markdown, "metrics": _metrics(report)}
+    return DataReport(report_json=str(data / "report.json"), report_html=str(data / "report.html"),
+                      quarantine=str(data / "quarantine.jsonl"), review=str(data / "review.jsonl"), markdown=markdown,
+                      metrics=_metrics(report))
 
 
-def _record_pages(stages: dict, header: dict | None, quarantine: list[dict], removed: list[dict], review: list[dict]) -> dict:
+def _record_pages(stages: dict[str, DataStageResult | Splits], header: dict | None, quarantine: list[dict], removed: list[dict], review: list[dict]) -> dict:
     """The report's header and the text of every record taken out (HTML parts for render_html)."""
     from loraflow.tasks.data.report_records import record_views, report_header
 
-    files = {"quarantine": "data/quarantine.jsonl", "removed": stages.get("clean", {}).get("removed") or "removed.jsonl",
+    clean = stages.get("clean")
+    files = {"quarantine": "data/quarantine.jsonl", "removed": (clean and clean.removed) or "removed.jsonl",
              "review": "data/review.jsonl"}
     # Only the kept records that removed duplicates point at are shown: the kept file can hold millions.
     wanted = {str(r["duplicate_of"]) for r in removed if r.get("duplicate_of")}
-    path = stages.get("clean", {}).get("records")
+    path = clean and clean.records
     kept = [r for r in iter_jsonl(path) if str(r.get("id")) in wanted] if wanted and path and Path(path).is_file() else []
     max_tokens = ((header or {}).get("config") or {}).get("validate", {}).get("max_tokens")
     return {"header": report_header(header or {}), "records": record_views(quarantine, removed, review, kept, files, max_tokens)}

@@ -73,9 +73,9 @@ def ingest(input_path: str, input_digest: str, config: DataConfig, out_dir: str)
     from loraflow.tasks.data import stages
 
     get_run_logger().info("stage: ingest %s", input_path)
-    result = DataStageResult.from_stage(stages.ingest(input_path, config, out_dir))
+    result = stages.ingest(input_path, config, out_dir)
     if result.streaming:
-        get_run_logger().info("data stages stream on the %s engine", result.streaming["engine"])
+        get_run_logger().info("data stages stream on the %s engine", result.streaming.engine)
     return result
 
 
@@ -124,11 +124,10 @@ def validate(ingested: DataStageResult, config: DataConfig, languages: list[str]
     from loraflow.tasks.data.report import write_data_report
 
     try:
-        return DataStageResult.from_stage(stages.validate(ingested.to_stage(), config, languages, tokenizer_path,
-                                                          lengths.validation_limit, out_dir, lengths.to_dict()))
+        return stages.validate(ingested, config, languages, tokenizer_path, lengths.validation_limit, out_dir, lengths)
     except LoraflowError as error:
         if getattr(error, "result", None):  # too many invalid rows: still leave the report of what was found
-            write_data_report(out_dir, [ingested.to_stage(), error.result], tokenizer_path)
+            write_data_report(out_dir, [ingested, error.result], tokenizer_path)
         raise
 
 
@@ -138,7 +137,7 @@ def clean(validated: DataStageResult, config: CleanConfig, languages: list[str],
     from loraflow.tasks.data import stages
 
     get_run_logger().info("stage: clean")
-    return DataStageResult.from_stage(stages.clean(validated.to_stage(), config, languages, out_dir))
+    return stages.clean(validated, config, languages, out_dir)
 
 
 @task(name="split", **DATA_TASK)
@@ -147,7 +146,7 @@ def split(cleaned: DataStageResult, config: SplitConfig, out_dir: str) -> Splits
     from loraflow.tasks.data import stages
 
     get_run_logger().info("stage: split")
-    result = Splits.from_dict(stages.split(cleaned.to_stage(), config, out_dir))
+    result = stages.split(cleaned, config, out_dir)
     if result.counts["ratio_note"]:
         get_run_logger().warning("split: %s", result.counts["ratio_note"])
     return result
@@ -159,7 +158,7 @@ def augment(splits: Splits, config: AugmentConfig, languages: list[str], out_dir
     from loraflow.tasks.data.augment import augment_records
 
     get_run_logger().info("stage: augment")
-    return DataStageResult.from_stage(augment_records(splits.train, config, languages, out_dir))
+    return augment_records(splits.train, config, languages, out_dir)
 
 
 @task(name="data-report", **DATA_TASK)
@@ -176,6 +175,4 @@ def data_report(out_dir: str, stage_results: list[DataStageResult | Splits], tok
     get_run_logger().info("stage: data report")
     header = {"task": task_name, "run folder": out_dir, "flow run": f"{runtime.flow_run.name} ({runtime.flow_run.id})",
               "input": input_path, "input sha256": input_sha256, "config": config}
-    report = write_data_report(out_dir, [stage.to_stage() for stage in stage_results], tokenizer_path, header,
-                               lengths.to_dict() if lengths else None)
-    return DataReport.from_dict(report)
+    return write_data_report(out_dir, stage_results, tokenizer_path, header, lengths)

@@ -45,8 +45,8 @@ def test_data_flow_gives_one_report_on_every_engine_and_caches_reruns(prefect_ha
         for stage in STAGES:
             assert states[stage] == "Cached", (name, stage, states)
     assert results["memory"].splits.streaming is None
-    assert results["stream"].splits.streaming["engine"] == "local"
-    assert results["dask"].splits.streaming["engine"] == "dask"
+    assert results["stream"].splits.streaming.engine == "local"
+    assert results["dask"].splits.streaming.engine == "dask"
     reports = {name: _report(tmp_path / name) for name in variants}
     assert reports["memory"] == reports["stream"] == reports["dask"]
     for split in ("train", "val", "test"):

@@ -6,6 +6,7 @@ import pytest
 from tests.unit.chat_server_support import ChatServer, running
 
 from loraflow.schemas.config.augment import AugmentConfig
+from loraflow.schemas.results import DataStageResult
 from loraflow.tasks.data.augment import augment_records
 from loraflow.tasks.data.augment_gate import answer_values
 from loraflow.tasks.common.errors import LoraflowError
@@ -48,20 +49,20 @@ def test_no_method_enabled_leaves_the_file_untouched(tmp_path):
     train = _train(tmp_path)
     before = (tmp_path / "data" / "train.jsonl").read_bytes()
     result = augment_records(train, AugmentConfig(), ["en", "zh"], str(tmp_path))
-    assert result == {"stage": "augment", "records": train, "counts": {"augmented": 0, "rejected": {}, "by_method": {}}}
+    assert result == DataStageResult(stage="augment", records=train, counts={"augmented": 0, "rejected": {}, "by_method": {}})
     assert (tmp_path / "data" / "train.jsonl").read_bytes() == before
     assert not (tmp_path / "data" / "stages").exists()
 
 
 def test_offline_methods_add_gated_children_in_both_languages(tmp_path):
     result = augment_records(_train(tmp_path / "in"), OFFLINE, ["en", "zh"], str(tmp_path / "out"))
-    rows = read_jsonl(result["records"])
+    rows = read_jsonl(result.records)
     by_id = {r["id"]: r for r in RECORDS}
     originals = [r for r in rows if not r["metadata"].get("augment_method")]
-    children = _augmented(result["records"])
+    children = _augmented(result.records)
     assert originals == RECORDS  # the originals come through unchanged and in order
     assert len({r["id"] for r in rows}) == len(rows)
-    counts = result["counts"]
+    counts = result.counts
     assert counts["augmented"] == len(children) > 0
     assert {c["metadata"]["augment_method"] for c in children} <= {"synonym", "paraphrase_rules", "back_translation_rules"}
     assert {c["metadata"]["language"] for c in children} == {"en", "zh"}
@@ -85,7 +86,7 @@ def test_json_answer_values_survive_every_rewrite(tmp_path):
                              ["en", "zh"], str(tmp_path))
     by_id = {r["id"]: r for r in RECORDS}
     checked = 0
-    for child in _augmented(result["records"]):
+    for child in _augmented(result.records):
         parent = by_id[child["metadata"]["parent_id"]]
         for value in answer_values(parent["messages"][1]["content"], parent["messages"][2]["content"]):
             assert value in child["messages"][1]["content"]
@@ -98,7 +99,7 @@ def test_same_seed_same_file_other_seed_other_file(tmp_path):
     a = augment_records(train, OFFLINE, ["en", "zh"], str(tmp_path / "a"))
     b = augment_records(train, OFFLINE, ["en", "zh"], str(tmp_path / "b"))
     c = augment_records(train, OFFLINE.model_copy(update={"seed": 7}), ["en", "zh"], str(tmp_path / "c"))
-    text = lambda result: open(result["records"], encoding="utf-8").read()  # noqa: E731
+    text = lambda result: open(result.records, encoding="utf-8").read()  # noqa: E731
     assert text(a) == text(b)
     assert text(a) != text(c)
 
@@ -112,7 +113,7 @@ def test_only_train_is_written_and_a_rerun_replaces_its_own_children(tmp_path):
     first_bytes = (tmp_path / "data" / "train.jsonl").read_bytes()
     second = augment_records(train, OFFLINE, ["en", "zh"], str(tmp_path))
     assert (tmp_path / "data" / "train.jsonl").read_bytes() == first_bytes
-    assert second["counts"]["previous_dropped"] == first["counts"]["augmented"]
+    assert second.counts["previous_dropped"] == first.counts["augmented"]
     for split, content in held_out.items():
         assert (tmp_path / "data" / f"{split}.jsonl").read_bytes() == content
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
@@ -122,7 +123,7 @@ def test_only_train_is_written_and_a_rerun_replaces_its_own_children(tmp_path):
 def test_ratio_sets_children_per_record(tmp_path):
     config = AugmentConfig(synonym=True, ratio=2.0, max_similarity=0.999)
     result = augment_records(_train(tmp_path), config, ["en", "zh"], str(tmp_path))
-    tried = result["counts"]["by_method"]["synonym"]
+    tried = result.counts["by_method"]["synonym"]
     assert tried["accepted"] + tried["rejected"] == 2 * len(RECORDS)
 
 
@@ -157,7 +158,7 @@ def test_endpoint_paraphrase_and_back_translation_through_a_real_server(tmp_path
     assert {r["body"]["model"] for r in server.requests} == {"qwen-test"}
     assert {r["auth"] for r in server.requests} == {"Bearer k-123"}
     assert len(server.requests) == len(records) * 3  # one paraphrase call and two translation calls per record
-    children = {c["id"]: c for c in _augmented(result["records"])}
+    children = {c["id"]: c for c in _augmented(result.records)}
     assert children["en0-aug-paraphrase-0"]["messages"][1]["content"] == ANSWERS[("paraphrase", EN0)]
     assert children["zh0-aug-back_translation-0"]["messages"][1]["content"] == ANSWERS[("zh", ANSWERS[("en", ZH0)])]
     assert children["en0-aug-back_translation-0"]["metadata"]["augment_method"] == "back_translation"
@@ -166,7 +167,7 @@ def test_endpoint_paraphrase_and_back_translation_through_a_real_server(tmp_path
     assert rejected["en2-aug-paraphrase-0"] == "drift"
     # en1's pivot translation was echoed back untranslated; the round trip came back unchanged.
     assert rejected["en1-aug-back_translation-0"] == "unchanged"
-    assert result["counts"]["rejected"]["drift"] == 1
+    assert result.counts["rejected"]["drift"] == 1
 
 
 def test_a_rewrite_left_in_the_pivot_language_is_rejected(tmp_path):
@@ -174,7 +175,7 @@ def test_a_rewrite_left_in_the_pivot_language_is_rejected(tmp_path):
     with running(ChatServer(answers)) as server:
         config = AugmentConfig(back_translation=True, ratio=1.0, endpoint=server.url, endpoint_model="m")
         result = augment_records(_train(tmp_path, RECORDS[:1]), config, ["en"], str(tmp_path))
-    assert result["counts"]["rejected"] == {"language_changed": 1}
+    assert result.counts["rejected"] == {"language_changed": 1}
 
 
 def test_transient_endpoint_failure_raises_for_the_retry_policy(tmp_path):

@@ -7,13 +7,11 @@ import pytest
 from loraflow.schemas.config.clean import CleanConfig
 from loraflow.schemas.config.data import DataConfig
 from loraflow.schemas.config.split import SplitConfig
-from loraflow.tasks.data.clean import clean_records
+from loraflow.schemas.results import DataStageResult
+from loraflow.tasks.data import stages
 from loraflow.tasks.data.report import conservation, write_data_report
 from loraflow.tasks.common.errors import LoraflowError
-from loraflow.tasks.data.ingest import ingest_records
 from loraflow.tasks.common.jsonl import read_jsonl
-from loraflow.tasks.data.split import split_records
-from loraflow.tasks.data.validate import validate_records
 from tests.unit.data_support import chat, chinese_record, english_record, write_records
 
 
@@ -25,19 +23,18 @@ def _pipeline(tmp_path, pilot=None):
              {"instruction": rows[10]["instruction"], "output": "A different answer for the same question."}]
     path = write_records(tmp_path / "in.jsonl", rows)
     out = str(tmp_path / "run")
-    ingest = ingest_records(str(path), DataConfig(), out)
-    valid = validate_records(ingest["records"], DataConfig(max_invalid_share=0.5, pilot=pilot), ["en", "zh"], None, 4096, out,
-                             ingest["counts"]["quarantined"], ingest["counts"]["input"])
-    clean = clean_records(valid["records"], CleanConfig(), ["en", "zh"], out)
-    split = split_records(clean["records"], SplitConfig(), out)
+    ingest = stages.ingest(str(path), DataConfig(), out)
+    valid = stages.validate(ingest, DataConfig(max_invalid_share=0.5, pilot=pilot), ["en", "zh"], None, 4096, out)
+    clean = stages.clean(valid, CleanConfig(), ["en", "zh"], out)
+    split = stages.split(clean, SplitConfig(), out)
     return out, [ingest, valid, clean, split]
 
 
 def test_report_files_counts_and_conservation(tmp_path):
     out, results = _pipeline(tmp_path)
-    results.append({"stage": "augment", "counts": {"augmented": 0}})
+    results.append(DataStageResult(stage="augment", records="", counts={"augmented": 0}))
     result = write_data_report(out, results, None)
-    report = json.loads(open(result["report_json"], encoding="utf-8").read())
+    report = json.loads(open(result.report_json, encoding="utf-8").read())
     assert report["input"] == 129 and report["quarantined"] == 3
     assert report["removed"] == {"exact_duplicate": 5} and report["review"] == 2
     assert report["input"] == report["kept"] + report["quarantined"] + report["removed_total"] + report["review"]
@@ -47,34 +44,35 @@ def test_report_files_counts_and_conservation(tmp_path):
     assert report["splits"]["train"]["languages"].keys() == {"en", "zh"}
     assert report["splits"]["train"]["token_lengths"]["counts"] and 0 < report["splits"]["train"]["distinct_2"] <= 1
     assert report["duplicate_clusters"]["count"] == 5 and report["conflicts"]["groups"] == 1
-    quarantine = read_jsonl(result["quarantine"])
+    quarantine = read_jsonl(result.quarantine)
     assert {q["stage"] for q in quarantine} == {"ingest", "validate"}
     assert all(q["line"] and q["reasons"] and {"check", "field", "value"} <= q["reasons"][0].keys() for q in quarantine)
-    assert len(read_jsonl(result["review"])) == 2
-    page = open(result["report_html"], encoding="utf-8").read()
+    assert len(read_jsonl(result.review)) == 2
+    page = open(result.report_html, encoding="utf-8").read()
     assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
-    assert "| removed: exact_duplicate | 5 |" in result["markdown"]
-    assert result["metrics"]["data.removed.exact_duplicate"] == 5.0 and result["metrics"]["data.input"] == 129.0
-    assert all(isinstance(v, float) for v in result["metrics"].values())
+    assert "| removed: exact_duplicate | 5 |" in result.markdown
+    assert result.metrics["data.removed.exact_duplicate"] == 5.0 and result.metrics["data.input"] == 129.0
+    assert all(isinstance(v, float) for v in result.metrics.values())
 
 
 def test_pilot_mode_conserves_with_skipped_records(tmp_path):
     out, results = _pipeline(tmp_path, pilot=40)
-    report = json.loads(open(write_data_report(out, results, None)["report_json"], encoding="utf-8").read())
+    report = json.loads(open(write_data_report(out, results, None).report_json, encoding="utf-8").read())
     assert report["pilot_skipped"] == 127 - 40  # 129 lines, 2 quarantined at ingest
     assert report["input"] == report["kept"] + report["quarantined"] + report["removed_total"] + report["review"] + report["pilot_skipped"]
 
 
 def test_a_broken_count_is_reported_as_a_bug(tmp_path):
     out, results = _pipeline(tmp_path)
-    results[2] = {**results[2], "counts": {**results[2]["counts"], "removed_total": results[2]["counts"]["removed_total"] - 1}}
+    counts = {r.stage: r.counts for r in results}
+    counts["clean"] = {**counts["clean"], "removed_total": counts["clean"]["removed_total"] - 1}
     with pytest.raises(RuntimeError, match="conservation violated"):
-        conservation({r["stage"]: r for r in results})
+        conservation(counts)
 
 
 def test_token_histograms_use_the_tokenizer_when_given(tmp_path, tiny_model_path):
     out, results = _pipeline(tmp_path)
-    report = json.loads(open(write_data_report(out, results, str(tiny_model_path))["report_json"], encoding="utf-8").read())
+    report = json.loads(open(write_data_report(out, results, str(tiny_model_path)).report_json, encoding="utf-8").read())
     assert report["token_length_method"] == "tokenizer" and report["splits"]["test"]["token_lengths"]["max"] > 10
 
 
@@ -82,11 +80,11 @@ def test_degenerate_inputs_still_conserve(tmp_path):
     rows = [chat("How do I reset my password?", "Open settings and press reset, then follow the emailed link.")] * 5
     path = write_records(tmp_path / "in.jsonl", rows)
     out = str(tmp_path / "run")
-    ingest = ingest_records(str(path), DataConfig(), out)
-    valid = validate_records(ingest["records"], DataConfig(), ["en"], None, 4096, out)
-    clean = clean_records(valid["records"], CleanConfig(), ["en"], out)
-    split = split_records(clean["records"], SplitConfig(), out)
-    report = json.loads(open(write_data_report(out, [ingest, valid, clean, split], None)["report_json"], encoding="utf-8").read())
+    ingest = stages.ingest(str(path), DataConfig(), out)
+    valid = stages.validate(ingest, DataConfig(), ["en"], None, 4096, out)
+    clean = stages.clean(valid, CleanConfig(), ["en"], out)
+    split = stages.split(clean, SplitConfig(), out)
+    report = json.loads(open(write_data_report(out, [ingest, valid, clean, split], None).report_json, encoding="utf-8").read())
     assert report["kept"] == 1 and report["removed"] == {"exact_duplicate": 4} and report["train"] + report["test"] == 1
     assert report["duplicate_clusters"]["largest"] == 5
 
@@ -94,19 +92,19 @@ def test_degenerate_inputs_still_conserve(tmp_path):
 def test_all_invalid_input_stops_with_exit_code_2(tmp_path):
     path = write_records(tmp_path / "in.jsonl", ["{bad", {"messages": [{"role": "user", "content": "only a question"}]}])
     out = str(tmp_path / "run")
-    ingest = ingest_records(str(path), DataConfig(), out)
+    ingest = stages.ingest(str(path), DataConfig(), out)
     with pytest.raises(LoraflowError) as err:
-        validate_records(ingest["records"], DataConfig(), ["en"], None, 4096, out, ingest["counts"]["quarantined"], ingest["counts"]["input"])
+        stages.validate(ingest, DataConfig(), ["en"], None, 4096, out)
     assert err.value.exit_code == 2 and "100.0%" in str(err.value)
-    report = json.loads(open(write_data_report(out, [ingest, err.value.result], None)["report_json"], encoding="utf-8").read())
+    report = json.loads(open(write_data_report(out, [ingest, err.value.result], None).report_json, encoding="utf-8").read())
     assert report["input"] == 2 == report["quarantined"] and report["kept"] == 0
 
 
 def test_the_report_page_has_a_header_and_the_full_text_of_every_record_taken_out(tmp_path):
     out, results = _pipeline(tmp_path)
-    results.append({"stage": "augment", "counts": {"augmented": 0}})
+    results.append(DataStageResult(stage="augment", records="", counts={"augmented": 0}))
     header = {"task": "tickets", "flow run": "brave-fox (1234)", "input sha256": "ab" * 32, "config": {"clean": {"near_dedup": True}}}
-    page = open(write_data_report(out, results, None, header)["report_html"], encoding="utf-8").read()
+    page = open(write_data_report(out, results, None, header).report_html, encoding="utf-8").read()
     assert "<th>task</th><td>tickets</td>" in page and "brave-fox (1234)" in page and "ab" * 32 in page
     assert "<th>generated</th>" in page and "near_dedup" in page
     assert "{broken" in page  # the unparsable line itself, not only its line number
@@ -115,7 +113,7 @@ def test_the_report_page_has_a_header_and_the_full_text_of_every_record_taken_ou
     assert page.count("<section id=") >= 7 and "<nav>" in page  # the evaluation report's page style
     assert "A different answer for the same question." in page  # both answers of the conflict are shown
     assert "Quarantined records</b> (3)" in page and "Conflicting answers held for review</b> (1)" in page
-    removed = read_jsonl(results[2]["removed"])
+    removed = read_jsonl(results[2].removed)
     assert len(removed) == 5 and all(f"REMOVED {r['id']}" in page for r in removed)
 
 
@@ -137,16 +135,16 @@ def test_removed_near_duplicate_pairs_show_both_texts(tmp_path):
             {"messages": [system, {"role": "user", "content": question + " Thanks"}, {"role": "assistant", "content": '{"category": "shipping"}'}]}]
     path = write_records(tmp_path / "in.jsonl", rows)
     out = str(tmp_path / "run")
-    ingest = ingest_records(str(path), DataConfig(), out)
-    valid = validate_records(ingest["records"], DataConfig(), ["en"], None, 4096, out)
-    clean = clean_records(valid["records"], CleanConfig(near_dup_threshold=0.7), ["en"], out)
-    split = split_records(clean["records"], SplitConfig(), out)
+    ingest = stages.ingest(str(path), DataConfig(), out)
+    valid = stages.validate(ingest, DataConfig(), ["en"], None, 4096, out)
+    clean = stages.clean(valid, CleanConfig(near_dup_threshold=0.7), ["en"], out)
+    split = stages.split(clean, SplitConfig(), out)
     result = write_data_report(out, [ingest, valid, clean, split], None)
-    (pair,) = json.loads(open(result["report_json"], encoding="utf-8").read())["near_duplicate_pairs"]
+    (pair,) = json.loads(open(result.report_json, encoding="utf-8").read())["near_duplicate_pairs"]
     assert pair["removed_text"] == f"user: {question} Thanks | assistant: {{\"category\": \"shipping\"}}"
     assert pair["kept_text"].startswith(f"user: {question} | assistant:") and pair["similarity"] >= 0.7
     assert "Extract the support ticket" not in pair["kept_text"]
-    page = open(result["report_html"], encoding="utf-8").read()
+    page = open(result.report_html, encoding="utf-8").read()
     assert question + " Thanks" in page
     assert "help. <del>Thanks </del>| assistant" in page  # what differs: the removed record's extra word
 

@@ -120,6 +120,6 @@ def test_augmented_children_of_a_pair_keep_both_answers(tmp_path):
     path = tmp_path / "data" / "train.jsonl"
     write_jsonl(path, pairs)
     result = augment_records(str(path), AugmentConfig(synonym=True, paraphrase=True, ratio=1.0), ["en"], str(tmp_path))
-    children = [r for r in read_jsonl(result["records"]) if r["metadata"].get("augment_method")]
+    children = [r for r in read_jsonl(result.records) if r["metadata"].get("augment_method")]
     parents = {p["id"]: p for p in pairs}
     assert children and all(c["rejected"] == parents[c["metadata"]["parent_id"]]["rejected"] for c in children)

@@ -50,7 +50,7 @@ def _run(rows, out: Path, frozen=None):
 def test_counts_are_conserved_and_splits_disjoint(rows):
     with tempfile.TemporaryDirectory() as tmp:
         results = _run(rows, Path(tmp))
-        report = conservation({r["stage"]: r for r in results})  # raises when a record goes missing
+        report = conservation({r["stage"]: r["counts"] for r in results})  # raises when a record goes missing
         assert report["input"] == len(rows)
         assert report["input"] == report["kept"] + report["quarantined"] + report["removed"] + report["review"]
         ids = [r["id"] for name in ("train", "val", "test") for r in read_jsonl(results[3][name])]

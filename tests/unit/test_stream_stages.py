@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from loraflow.schemas.config import CleanConfig, DataConfig, SplitConfig
+from loraflow.schemas.results import Splits
 from loraflow.tasks.data.streaming import io as stream_io
 from loraflow.tasks.data.clean import clean_records
 from loraflow.tasks.data.engine import LocalEngine
 from loraflow.tasks.data.report import write_data_report
-from loraflow.tasks.data.stages import streaming_plan
+from loraflow.tasks.data.stages import stage_result, streaming_plan
 from loraflow.tasks.data.ingest import ingest_records
 from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
 from loraflow.tasks.data.split import split_records
@@ -89,6 +90,11 @@ def run_stream(src: Path, out: Path, engine, data=DataConfig(), clean=CleanConfi
     return [i, v, c, split_stream(c["records"], split, str(out), engine, PART_BYTES)]
 
 
+def typed(results: list[dict]) -> list:
+    """The in-memory or streamed path's dicts as the stage results the report reads."""
+    return [stage_result(r, None) for r in results[:3]] + [Splits.from_dict(results[3])]
+
+
 def assert_same(a: Path, b: Path, results_a: list[dict], results_b: list[dict]) -> None:
     for x, y in zip(results_a, results_b):
         assert x["counts"] == y["counts"], x["stage"]
@@ -113,7 +119,7 @@ def test_streamed_stages_write_the_same_files_as_in_memory(mixed_input, tmp_path
     assert counts["removed"]["exact_duplicate"] > 100 and counts["removed"]["near_duplicate"] > 50 and counts["review"] >= 2
     assert memory[1]["counts"]["reasons"]["unique_id"] == 2 and memory[0]["counts"]["quarantined"] == 2
     # The report (with its conservation check) reads the same from either run.
-    reports = [json.loads(Path(write_data_report(str(tmp_path / d), r, None)["report_json"]).read_text())
+    reports = [json.loads(Path(write_data_report(str(tmp_path / d), typed(r), None).report_json).read_text())
                for d, r in (("memory", memory), ("stream", stream))]
     for report in reports:
         report.pop("files")
@@ -203,9 +209,9 @@ def test_streaming_plan_follows_config_and_input(tmp_path):
     csv = tmp_path / "data.csv"
     csv.write_text("instruction,output\nq,a\n")
     assert streaming_plan(DataConfig(), str(small)) is None  # auto: under data.stream_above_mb
-    assert streaming_plan(DataConfig(stream_above_mb=0), str(small))["engine"] == "local"
-    assert streaming_plan(DataConfig(streaming="on"), str(small))["part_bytes"] == 64_000_000
-    assert streaming_plan(DataConfig(streaming="off", engine="dask"), str(small))["engine"] == "dask"
+    assert streaming_plan(DataConfig(stream_above_mb=0), str(small)).engine == "local"
+    assert streaming_plan(DataConfig(streaming="on"), str(small)).part_bytes == 64_000_000
+    assert streaming_plan(DataConfig(streaming="off", engine="dask"), str(small)).engine == "dask"
     assert streaming_plan(DataConfig(streaming="on"), str(csv)) is None  # CSV loads into memory
     utf16 = tmp_path / "utf16.jsonl"
     utf16.write_bytes(json.dumps(chat("q?", "a")).encode("utf-16"))
