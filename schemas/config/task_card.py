@@ -5,6 +5,8 @@ from pydantic import Field
 
 from loraflow.schemas.config._base import Section
 
+_EPS = 1e-9  # float noise must not flip a score equal to the threshold into a miss
+
 
 class SuccessCriterion(Section):
     metric: str = Field(
@@ -15,6 +17,15 @@ class SuccessCriterion(Section):
     higher_is_better: bool = Field(True, description="False for metrics where lower is better (e.g. loss).")
     why: str = Field("", description="What the task needs this threshold for (e.g. 'a misrouted ticket costs a day'): "
                      "thresholds state the task's need, not a value just under what a run reached.")
+
+    def met(self, value: float | None) -> bool:
+        """Whether a score meets the threshold: the one rule evaluation, the promotion gate and monitoring share.
+
+        A missing score is not met; float noise within 1e-9 of the threshold is (a tie must not read as a miss).
+        """
+        if value is None:
+            return False
+        return value >= self.threshold - _EPS if self.higher_is_better else value <= self.threshold + _EPS
 
 
 class TaskExample(Section):

@@ -104,10 +104,9 @@ def _criteria(task_card: TaskCard, metrics: dict) -> list[dict]:
     found = []
     for criterion in task_card.success_criteria:
         value = metrics.get(criterion.metric)
-        met = value is not None and (value >= criterion.threshold if criterion.higher_is_better else value <= criterion.threshold)
         found.append(
             {"metric": criterion.metric, "threshold": criterion.threshold, "higher_is_better": criterion.higher_is_better,
-             "value": value, "met": bool(met)}
+             "value": value, "met": criterion.met(value)}
         )
     return found
 

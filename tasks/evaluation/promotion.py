@@ -20,8 +20,7 @@ def _criteria_checks(candidate_metrics: dict, task_card: TaskCard) -> list[tuple
         if value is None:
             checks.append((False, f"fail: task-card criterion {c.metric} {op} {c.threshold:g}: the candidate has no {c.metric} score"))
             continue
-        met = value >= c.threshold - _EPS if c.higher_is_better else value <= c.threshold + _EPS
-        checks.append(_check(met, f"task-card criterion {c.metric} {op} {c.threshold:g}: candidate {value:.4f}"))
+        checks.append(_check(c.met(value), f"task-card criterion {c.metric} {op} {c.threshold:g}: candidate {value:.4f}"))
     return checks
 
 

@@ -44,8 +44,7 @@ def quality_alerts(results: dict[str, dict], task_card: TaskCard) -> list[str]:
         if value is None:
             alerts.append(f"{name}: the champion has no {criterion.metric} score (is the set empty?)")
             continue
-        ok = value >= criterion.threshold if criterion.higher_is_better else value <= criterion.threshold
-        if not ok:
+        if not criterion.met(value):
             op = "below" if criterion.higher_is_better else "above"
             alerts.append(f"{name}: {criterion.metric} {value:.4f} is {op} the task card's threshold {criterion.threshold:g}")
     return alerts

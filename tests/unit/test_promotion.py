@@ -150,3 +150,13 @@ def test_gate_reads_the_summary_that_summarize_evaluation_writes(tmp_path):
     decision = should_promote(summary, CARD, CONFIG)
     assert decision.promote, _fails(decision)
     assert any("beats base on rougeL" in r for r in decision.reasons)
+
+
+def test_one_met_rule_for_evaluation_gate_and_monitoring():
+    """SuccessCriterion.met is the one rule: a missing score fails, a tie within float noise passes, both directions."""
+    from loraflow.schemas.config import SuccessCriterion
+
+    higher = SuccessCriterion(metric="rougeL", threshold=0.5)
+    lower = SuccessCriterion(metric="loss", threshold=1.0, higher_is_better=False)
+    assert higher.met(0.5) and higher.met(0.5 - 1e-12) and higher.met(0.9) and not higher.met(0.49) and not higher.met(None)
+    assert lower.met(1.0) and lower.met(1.0 + 1e-12) and lower.met(0.2) and not lower.met(1.01) and not lower.met(None)
