@@ -106,24 +106,25 @@ def handle_run(args) -> int:
     from loraflow.flows.finetune import finetune
 
     result = _run_flow(finetune, config=config, input_path=input_path, out_dir=out_dir)
-    outcome = result.get("outcome", {})
-    metric = outcome.get("success_metric")
+    from loraflow.schemas.results import RunOutcome
+
+    outcome = RunOutcome.model_validate(result.get("outcome") or {})
     print("\n=== loraflow run finished ===")
     print(f"run folder:     {out_dir}")
-    print(f"{metric}: base {_fmt(outcome.get('base'))} -> fine-tuned {_fmt(outcome.get('candidate'))}"
-          f" (task card criteria {'met' if outcome.get('criteria_met') else 'NOT met'})")
-    _print_fields(outcome.get("fields") or [])
-    for criterion in outcome.get("criteria") or []:
-        op = ">=" if criterion.get("higher_is_better", True) else "<="
-        print(f"  task card {criterion['metric']} {op} {criterion['threshold']:g}: {_fmt(criterion.get('value'))}"
-              f" {'met' if criterion.get('met') else 'NOT met'}")
-    decision = outcome.get("promotion") or {}
-    print(f"promotion gate: {'promote' if decision.get('promote') else 'keep champion'}")
-    for reason in [r for r in decision.get("reasons", []) if r.startswith(("fail:", "warn:"))]:
+    print(f"{outcome.success_metric}: base {_fmt(outcome.base)} -> fine-tuned {_fmt(outcome.candidate)}"
+          f" (task card criteria {'met' if outcome.criteria_met else 'NOT met'})")
+    _print_fields(outcome.fields)
+    for criterion in outcome.criteria:
+        op = ">=" if criterion.higher_is_better else "<="
+        print(f"  task card {criterion.metric} {op} {criterion.threshold:g}: {_fmt(criterion.value)}"
+              f" {'met' if criterion.met else 'NOT met'}")
+    decision = outcome.promotion
+    print(f"promotion gate: {'promote' if decision and decision.promote else 'keep champion'}")
+    for reason in [*decision.failures, *decision.warnings] if decision else []:
         print(f"  {reason}")
-    registered = outcome.get("registered_model")
+    registered = outcome.registered_model
     if registered:
-        print(f"registered:     {registered.get('name')} version {registered.get('version')} ({', '.join(registered.get('aliases') or ['no alias'])})")
+        print(f"registered:     {registered.name} version {registered.version} ({', '.join(registered.aliases or ['no alias'])})")
     print(f"MLflow run id:  {result.get('mlflow_run_id')}  ({result.get('mlflow_tracking_uri')})")
     print(f"Prefect run id: {result.get('prefect_flow_run_id')}")
     from loraflow.tasks.tracking.links import mlflow_ui_lines, prefect_ui_lines

@@ -6,14 +6,16 @@ give a dict back (`to_dict`) to the writers that keep one format on disk (run.js
 from loraflow.schemas.results.data import (DataReport, DataStageResult, InputFiles, PreparedData, Splits, StreamingPlan,
                                            TokenLengths)
 from loraflow.schemas.results.deploy import AliasMove, Champion, QuantizedVariant, RegisteredModel
-from loraflow.schemas.results.evaluation import (EvaluationTarget, EvaluationVerdict, GateResult, JudgeSummary, ModelEvaluation, PreferenceAccuracy,
-                                                 PromotionDecision)
+from loraflow.schemas.results.evaluation import (CategoricalScores, Comparison, CriterionOutcome, EvaluationSummary, EvaluationTarget,
+                                                 EvaluationVerdict, FieldCheck, GateResult, HeldOutRewards, JudgeSummary,
+                                                 ModelEvaluation, PreferenceAccuracy, PromotionDecision, TextScores)
 from loraflow.schemas.results.feedback import (EvaluationSets, ExportedBatch, FeedbackRecorded, LineageVersion,
                                                MonitorSummary, RecentFeedback)
-from loraflow.schemas.results.tracking import FinishedRun, TrackingRun
+from loraflow.schemas.results.tracking import FinishedRun, RunOutcome, TrackingRun
 from loraflow.schemas.results.training import SweepResult, SweepRun, SweepTrial, TrainingResult
 
-__all__ = ["AliasMove", "Champion", "DataReport", "DataStageResult", "EvaluationSets", "EvaluationTarget", "EvaluationVerdict", "ExportedBatch",
-           "FeedbackRecorded", "FinishedRun", "GateResult", "InputFiles", "JudgeSummary", "LineageVersion", "ModelEvaluation",
-           "MonitorSummary", "PreferenceAccuracy", "PreparedData", "PromotionDecision", "QuantizedVariant", "RecentFeedback", "RegisteredModel",
-           "Splits", "StreamingPlan", "TokenLengths", "SweepResult", "SweepRun", "SweepTrial", "TrackingRun", "TrainingResult"]
+__all__ = ["AliasMove", "CategoricalScores", "Champion", "Comparison", "CriterionOutcome", "DataReport", "DataStageResult",
+           "EvaluationSets", "EvaluationSummary", "EvaluationTarget", "EvaluationVerdict", "ExportedBatch", "FieldCheck",
+           "FeedbackRecorded", "FinishedRun", "GateResult", "HeldOutRewards", "InputFiles", "JudgeSummary", "LineageVersion", "ModelEvaluation",
+           "MonitorSummary", "PreferenceAccuracy", "PreparedData", "PromotionDecision", "QuantizedVariant", "RecentFeedback", "RegisteredModel", "RunOutcome",
+           "Splits", "StreamingPlan", "TokenLengths", "SweepResult", "SweepRun", "SweepTrial", "TextScores", "TrackingRun", "TrainingResult"]

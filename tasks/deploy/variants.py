@@ -28,10 +28,10 @@ def build_variants(model_path: str, test_path: str, config: DeployConfig, eval_c
         logger.info("stage: quantize %s", bits)
         built = quantize_model(model_path, out_dir, bits)
         result = evaluate_model(built["path"], None, test_path, eval_config, task_card, out_dir, f"variant-{bits}")
-        gate = variant_size_gate(candidate_metrics[metric.metric], result["metrics"][metric.metric], config.quantize_tolerance,
+        gate = variant_size_gate(candidate_metrics[metric.metric], result.metrics[metric.metric], config.quantize_tolerance,
                                  metric.higher_is_better)
         variants.append(QuantizedVariant(bits=bits, path=built["path"], size_bytes=built["size_bytes"],
-                                         metrics=result["metrics"], gate=gate))
+                                         metrics=result.metrics, gate=gate))
         if not gate["passed"]:
             logger.warning("variant %s drops %s by %.4f (> deploy.quantize_tolerance %.4f): not for serving",
                            bits, metric.metric, gate["drop"], config.quantize_tolerance)

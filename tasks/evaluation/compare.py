@@ -3,6 +3,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from loraflow.schemas.results.evaluation import FieldCheck, ModelEvaluation, SliceDelta
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.evaluation.field_metrics import encode_outcomes, is_corpus_field_metric, resampled_headline
 from loraflow.tasks.common.jsonl import read_jsonl
@@ -100,27 +101,25 @@ def compare_predictions(candidate_path: str, other_path: str, metric: str, sampl
     return result
 
 
-def slice_deltas(candidate: dict, reference: dict, metric: str) -> list[dict]:
+def slice_deltas(candidate: ModelEvaluation, reference: ModelEvaluation, metric: str) -> list[SliceDelta]:
     """Success metric per slice (language and each slice_by field) for candidate and reference model."""
-    groups = dict(candidate.get("by_slice", {}))
-    groups.setdefault("language", candidate.get("by_language", {}))
-    ref_groups = dict(reference.get("by_slice", {}))
-    ref_groups.setdefault("language", reference.get("by_language", {}))
+    groups = dict(candidate.by_slice)
+    groups.setdefault("language", candidate.by_language)
+    ref_groups = dict(reference.by_slice)
+    ref_groups.setdefault("language", reference.by_language)
     rows = []
     for field, values in sorted(groups.items()):
         for value, cand_metrics in sorted(values.items()):
             ref_metrics = ref_groups.get(field, {}).get(value)
             if ref_metrics is None or metric not in cand_metrics or metric not in ref_metrics:
                 continue
-            rows.append(
-                {"field": field, "value": value, "n": cand_metrics.get("n"), "candidate": cand_metrics[metric],
-                 "reference": ref_metrics[metric], "delta": cand_metrics[metric] - ref_metrics[metric]}
-            )
+            rows.append(SliceDelta(field=field, value=str(value), n=cand_metrics.get("n"), candidate=cand_metrics[metric],
+                                   reference=ref_metrics[metric], delta=cand_metrics[metric] - ref_metrics[metric]))
     return rows
 
 
-def field_checks(candidate: dict, majority: dict | None, collapse_margin: float, samples: int = 1000, seed: int = 0,
-                 classical: dict | None = None) -> dict:
+def field_checks(candidate: ModelEvaluation, majority: ModelEvaluation | None, collapse_margin: float, samples: int = 1000,
+                 seed: int = 0, classical: ModelEvaluation | None = None) -> dict[str, FieldCheck]:
     """Per categorical answer field: the candidate against the majority-class and the classical (TF-IDF + logistic
     regression) predictors, and whether it collapsed.
 
@@ -128,26 +127,25 @@ def field_checks(candidate: dict, majority: dict | None, collapse_margin: float,
         candidate, majority, classical: evaluation results (with `predictions` paths and per-field reports).
         collapse_margin: eval.collapse_margin: the candidate's most frequent answer may exceed the reference's most
             frequent value's share by at most this part of the remaining gap to 100%.
-    Returns {field: {macro_f1, accuracy, top_predicted, top_predicted_share, top_reference, top_reference_share,
-    collapse_limit, collapsed, vs_majority / vs_classical (paired bootstrap of macro-F1, when that result is given) with
-    majority_/classical_ macro_f1 and accuracy}}.
+    Returns per categorical field its FieldCheck: vs_majority / vs_classical (paired bootstrap of macro-F1) with that
+    predictor's macro-F1 and accuracy when its result is given.
     """
-    candidate_rows = read_jsonl(candidate["predictions"])
-    others = {label: (result, read_jsonl(result["predictions"])) for label, result in
+    candidate_rows = read_jsonl(candidate.predictions)
+    others = {label: (result, read_jsonl(result.predictions)) for label, result in
               (("majority", majority), ("classical", classical)) if result}
     checks = {}
-    for name, report in (candidate.get("fields") or {}).items():
-        if report["kind"] != "categorical":
+    for name, report in candidate.fields.items():
+        if report.kind != "categorical":
             continue
-        limit = report["top_reference_share"] + collapse_margin * (1 - report["top_reference_share"])
-        entry = {key: report[key] for key in ("macro_f1", "accuracy", "top_predicted", "top_predicted_share", "top_reference",
-                                              "top_reference_share")}
-        entry.update(collapse_limit=limit, collapsed=report["top_predicted_share"] > limit + 1e-9)
+        limit = report.top_reference_share + collapse_margin * (1 - report.top_reference_share)
+        entry = {key: getattr(report, key) for key in ("macro_f1", "accuracy", "top_predicted", "top_predicted_share",
+                                                       "top_reference", "top_reference_share")}
+        entry.update(collapse_limit=limit, collapsed=report.top_predicted_share > limit + 1e-9)
         for label, (result, rows) in others.items():
-            if name not in (result.get("fields") or {}):
+            if name not in result.fields:
                 continue
             entry[f"vs_{label}"] = compare_fields(candidate_rows, rows, [name], samples, seed)
-            entry[f"{label}_macro_f1"] = result["fields"][name]["macro_f1"]
-            entry[f"{label}_accuracy"] = result["fields"][name]["accuracy"]
-        checks[name] = entry
+            entry[f"{label}_macro_f1"] = result.fields[name].macro_f1
+            entry[f"{label}_accuracy"] = result.fields[name].accuracy
+        checks[name] = FieldCheck.model_validate(entry)
     return checks

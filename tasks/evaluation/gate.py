@@ -18,15 +18,15 @@ def compare_and_decide(results: dict[str, ModelEvaluation], train_path: str, tok
 
     rewards (train.grpo of a GRPO run): the training rewards on each model's test answers, beside the field metrics.
     """
-    summary = summarize_evaluation({label: r.to_dict() for label, r in results.items()}, task_card, config, out_dir)
+    summary = summarize_evaluation(results, task_card, config, out_dir)
     if preference:  # held-out preference accuracy per model: the gate checks it beside the task metric
-        summary["preference"] = preference.to_dict()
-        summary["mlflow_metrics"].update(preference.mlflow_metrics)
+        summary = summary.model_copy(update={"preference": preference,
+                                             "mlflow_metrics": {**summary.mlflow_metrics, **preference.mlflow_metrics}})
     if rewards:
-        summary["reward"] = held_out_rewards({label: r.predictions for label, r in results.items()}, task_card, rewards, out_dir)
-        summary["mlflow_metrics"].update(summary["reward"]["mlflow_metrics"])
-    badcases = analyse_badcases(summary["paths"]["predictions"], train_path, task_card, config.badcases, out_dir, tokenizer_path)
+        reward = held_out_rewards({label: r.predictions for label, r in results.items()}, task_card, rewards, out_dir)
+        summary = summary.model_copy(update={"reward": reward, "mlflow_metrics": {**summary.mlflow_metrics, **reward.mlflow_metrics}})
+    badcases = analyse_badcases(summary.paths.predictions, train_path, task_card, config.badcases, out_dir, tokenizer_path)
     decision = should_promote(summary, task_card, config)
     promotion_path = RunFolder(out_dir).eval / "promotion.json"
     promotion_path.write_text(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False))
-    return GateResult(summary_path=summary["paths"]["metrics"], summary=summary, decision=decision, badcases=badcases)
+    return GateResult(summary_path=summary.paths.metrics, summary=summary, decision=decision, badcases=badcases)

@@ -4,6 +4,9 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from loraflow.schemas.results.evaluation import EvaluationSummary, ModelEvaluation
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.plots import LABEL_COLORS, font_note, grouped_bars, horizontal_counts, loss_curves
 from loraflow.tasks.common.report_page import report_page
@@ -65,34 +68,34 @@ def _decision_section(promotion: dict | None) -> str:
             f"<details><summary>The gate's {len(reasons)} checks ({failed} failed)</summary><ul class='reasons'>{items}</ul></details>")
 
 
-def _metrics_section(summary: dict, labels: dict, success: dict) -> str:
-    metric = success.get("metric")
-    names = [k for k in labels.get("candidate", {}).get("metrics", {}) if k != "n" and not k.startswith("field.")]
+def _metrics_section(summary: EvaluationSummary) -> str:
+    labels, success = summary.labels, summary.success_metric
+    metric = success.metric
+    names = [k for k in summary.candidate.metrics if k != "n" and not k.startswith("field.")]
     names.sort(key=lambda k: k != metric)  # the success metric first, the rest in evaluation's order
-    series = {label: [labels[label]["metrics"].get(k) for k in names] for label in LABEL_ORDER if label in labels}
-    chart = grouped_bars(names, series, "Overall metrics on the test split", threshold=(metric, success["threshold"]) if metric in names else None)
-    rows = [[_label(label), *[_num(labels[label]["metrics"].get(k)) for k in names], _num(labels[label]["metrics"].get("n"))] for label in series]
+    series = {label: [labels[label].metrics.get(k) for k in names] for label in LABEL_ORDER if label in labels}
+    chart = grouped_bars(names, series, "Overall metrics on the test split", threshold=(metric, success.threshold) if metric in names else None)
+    rows = [[_label(label), *[_num(labels[label].metrics.get(k)) for k in names], _num(labels[label].metrics.get("n"))] for label in series]
     html = f"<img alt='metric bars' src='{chart}'>" + _table(["model", *names, "n"], rows)
-    criteria = summary.get("criteria") or []
-    if criteria:
-        crit_rows = [[f"{escape(c['metric'])} {'≥' if c.get('higher_is_better', True) else '≤'} {c['threshold']:g}", _num(c.get("value")),
-                      "<td class='pos'>met</td>" if c.get("met") else "<td class='neg'>not met</td>"] for c in criteria]
+    if summary.criteria:
+        crit_rows = [[f"{escape(c.metric)} {'≥' if c.higher_is_better else '≤'} {c.threshold:g}", _num(c.value),
+                      "<td class='pos'>met</td>" if c.met else "<td class='neg'>not met</td>"] for c in summary.criteria]
         html += "<h3>Task-card success criteria</h3>" + _table(["criterion", "candidate", "result"], crit_rows, {1})
-    comparisons = summary.get("comparisons") or {}
+    comparisons = summary.comparisons
     if comparisons:
-        comp_rows = [[f"candidate − {escape(other)}", _num(c.get("candidate_mean")), _num(c.get("other_mean")), _signed(c["diff"]),
-                      f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]", _num(c.get("p_value")), _num(c.get("n"))] for other, c in comparisons.items()]
+        comp_rows = [[f"candidate − {escape(other)}", _num(c.candidate_mean), _num(c.other_mean), _signed(c.diff),
+                      f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]", _num(c.p_value), _num(c.n)] for other, c in comparisons.items()]
         html += f"<h3>Paired bootstrap on {escape(str(metric))}</h3>" + _table(["comparison", "candidate", "other", "difference", "95% CI", "p", "n"], comp_rows)
     return html
 
 
-def _slice_groups(result: dict) -> dict:
-    groups = dict(result.get("by_slice") or {})
-    groups.setdefault("language", result.get("by_language") or {})
+def _slice_groups(result: ModelEvaluation) -> dict:
+    groups = dict(result.by_slice)
+    groups.setdefault("language", result.by_language)
     return groups
 
 
-def _slices_section(labels: dict, metric: str, reference: str | None) -> str:
+def _slices_section(labels: dict[str, ModelEvaluation], metric: str, reference: str | None) -> str:
     shown = [label for label in LABEL_ORDER if label in labels]
     per_label = {label: _slice_groups(labels[label]) for label in shown}
     html = ""
@@ -189,17 +192,22 @@ def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
 def write_eval_report(run_dir: str) -> str:
     """Write RUN_DIR/eval/report.html (metric bars, slices, loss curves, ratings, worst cases, promotion) and return its path."""
     root = Path(run_dir)
-    summary = _read_json(root / "eval" / "metrics.json")
-    if summary is None:
-        raise LoraflowError(f"{root / 'eval' / 'metrics.json'} does not exist; run the evaluation first (`loraflow run CONFIG --out {run_dir}`).")
-    labels = summary.get("labels") or {}
-    if "candidate" not in labels:
-        raise LoraflowError(f"{root / 'eval' / 'metrics.json'} has no 'candidate' under labels; re-run the evaluation to rewrite it.")
-    success = summary.get("success_metric") or {"metric": "rougeL", "threshold": 0.0, "higher_is_better": True}
-    metric = success["metric"]
-    reference = (summary.get("slices") or {}).get("reference") or ("champion" if "champion" in labels else "base" if "base" in labels else None)
+    path = root / "eval" / "metrics.json"
+    data = _read_json(path)
+    if data is None:
+        raise LoraflowError(f"{path} does not exist; run the evaluation first (`loraflow run CONFIG --out {run_dir}`).")
+    if "candidate" not in (data.get("labels") or {}):
+        raise LoraflowError(f"{path} has no 'candidate' under labels; re-run the evaluation to rewrite it.")
+    try:
+        summary = EvaluationSummary.model_validate(data)
+    except ValidationError as error:
+        raise LoraflowError(f"{path} does not read as an evaluation summary ({error.errors()[0]['msg']} at "
+                            f"{'.'.join(map(str, error.errors()[0]['loc']))}); re-run the evaluation to rewrite it.") from error
+    labels, success = summary.labels, summary.success_metric
+    metric = success.metric
+    reference = summary.slices.reference or ("champion" if "champion" in labels else "base" if "base" in labels else None)
     info = read_run_info(root)
-    meta = [f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", f"success metric {metric} {'≥' if success.get('higher_is_better', True) else '≤'} {success['threshold']:g}"]
+    meta = [f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", f"success metric {metric} {'≥' if success.higher_is_better else '≤'} {success.threshold:g}"]
     if info.get("mlflow_run_id"):
         meta.append(f"MLflow run {info['mlflow_run_id']}")
     fields = fields_section(summary)
@@ -208,11 +216,11 @@ def write_eval_report(run_dir: str) -> str:
         *([("fields", "Per answer field: models and trivial baselines", fields)] if fields else []),
         ("decision", "Promotion decision", _decision_section(_read_json(root / "eval" / "promotion.json"))),
         ("metrics", "Metrics: models and baselines (BLEU/ROUGE are secondary for structured answers)" if fields else
-         "Metrics: base / candidate / champion", _metrics_section(summary, labels, success)),
+         "Metrics: base / candidate / champion", _metrics_section(summary)),
         ("slices", f"Per slice ({metric})", _slices_section(labels, metric, reference)),
         ("training", "Training", _training_section(root)),
         ("ratings", "Human and LLM-judge ratings", _raters_section(root)),
-        ("worst", "Worst cases", _worst_section(root, metric, success.get("higher_is_better", True))),
+        ("worst", "Worst cases", _worst_section(root, metric, success.higher_is_better)),
     ]
     meta += [note for note in [font_note()] if note]
     page = report_page(f"Evaluation report: {root.resolve().name}", meta, sections)

@@ -21,7 +21,7 @@ def evaluate(label: str, model_path: str, adapter_path: str | None, test_path: s
     from loraflow.tasks.evaluation.evaluate import evaluate_model
 
     get_run_logger().info("stage: evaluate %s", label)
-    return ModelEvaluation.from_dict(evaluate_model(model_path, adapter_path, test_path, config, task_card, out_dir, label))
+    return evaluate_model(model_path, adapter_path, test_path, config, task_card, out_dir, label)
 
 
 @task(name="score-baselines", cache_policy=NO_CACHE)
@@ -31,7 +31,7 @@ def baselines(train_path: str, test_path: str, config: EvalConfig, task_card: Ta
 
     results = evaluate_baselines(train_path, test_path, config, task_card, out_dir)
     get_run_logger().info("stage: baselines %s", ", ".join(results) or "none (answers are not JSON objects)")
-    return {label: ModelEvaluation.from_dict(result) for label, result in results.items()}
+    return results
 
 
 @task(name="preference-accuracy", cache_policy=NO_CACHE)
@@ -64,7 +64,7 @@ def compare_and_gate(results: dict[str, ModelEvaluation], train_path: str, token
 
     gate = compare_and_decide(results, train_path, tokenizer_path, task_card, config, out_dir, preference, rewards)
     decision = gate.decision
-    tracking.log_metrics(run, gate.summary["mlflow_metrics"])
+    tracking.log_metrics(run, gate.summary.mlflow_metrics)
     tracking.log_artifacts(run, RunFolder(out_dir).eval, "eval")
     tracking.set_tags(run, {"promotion.decision": "promote" if decision.promote else "keep",
                             "promotion.reasons": "\n".join(decision.reasons)})

@@ -8,8 +8,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from loraflow.schemas.config import PipelineConfig, TaskCard
-from loraflow.schemas.results import (DataReport, FinishedRun, PromotionDecision, RegisteredModel, Splits, TrackingRun,
-                                      TrainingResult)
+from loraflow.schemas.results import (DataReport, EvaluationSummary, FinishedRun, PromotionDecision, RegisteredModel, RunOutcome,
+                                      Splits, TrackingRun, TrainingResult)
 from loraflow.tasks.common.settings import import_root
 from loraflow.tasks.tracking import runs as tracking
 from loraflow.tasks.tracking.headline import headline_lines
@@ -76,23 +76,18 @@ def log_data(run: TrackingRun, splits: Splits, report: DataReport, dataset_name:
 
 
 @task(name="finish-tracking", cache_policy=NO_CACHE)
-def finish_tracking(run: TrackingRun, out_dir: str, task_card: TaskCard, summary: dict, decision: PromotionDecision,
-                    registered: RegisteredModel | None, trained: TrainingResult) -> FinishedRun:
+def finish_tracking(run: TrackingRun, out_dir: str, task_card: TaskCard, summary: EvaluationSummary,
+                    decision: PromotionDecision, registered: RegisteredModel | None, trained: TrainingResult) -> FinishedRun:
     """Write run.json, tag the run with the outcome, mark it finished, and return what the CLI prints."""
     from loraflow.tasks.evaluation.evaluate import field_outcome
 
     metric = task_card.success_metric.metric
-    outcome = {
-        "success_metric": metric,
-        "base": summary["labels"].get("base", {}).get("metrics", {}).get(metric),
-        "candidate": summary["labels"]["candidate"]["metrics"].get(metric),
-        "criteria_met": summary.get("criteria_met"),
-        "criteria": summary.get("criteria"),
-        "fields": field_outcome(summary),
-        "promotion": decision.to_dict(),
-        "registered_model": registered.to_dict() if registered else None,
-    }
-    path = write_run_json(out_dir, {"outcome": outcome, "base_model_path": trained.base_model_path,
+    base = summary.labels.get("base")
+    outcome = RunOutcome(success_metric=metric, base=base.metrics.get(metric) if base else None,
+                         candidate=summary.candidate.metrics.get(metric), criteria_met=summary.criteria_met,
+                         criteria=summary.criteria, fields=field_outcome(summary), promotion=decision,
+                         registered_model=registered)
+    path = write_run_json(out_dir, {"outcome": outcome.model_dump(mode="json"), "base_model_path": trained.base_model_path,
                                     "model_path": trained.model_path, "adapter_path": trained.adapter_path,
                                     "merged_model_path": registered.merged_path if registered else None})
     tracking.log_artifacts(run, path)
@@ -103,7 +98,7 @@ def finish_tracking(run: TrackingRun, out_dir: str, task_card: TaskCard, summary
     logger = get_run_logger()
     for line in headline_lines(outcome):  # the flow's last lines say what came of it
         logger.info("%s", line)
-    return FinishedRun(run_json=str(path), index=json.loads(path.read_text()))
+    return FinishedRun(run_json=str(path), outcome=outcome, index=json.loads(path.read_text()))
 
 
 def end_mlflow_run(flow, flow_run, state) -> None:

@@ -1,8 +1,10 @@
 """A run's headline, said the same way everywhere: each answer field for candidate vs base vs majority, and the gate.
 
 It becomes the MLflow run's description (Markdown), the per-field comparison table artifact, and the flow's last log
-lines. Input is run.json's `outcome` (success metric values, `fields` rows {field, stat, <label>: value}, promotion).
+lines. Input is the run's outcome (success metric values, `fields` rows {field, stat, <label>: value}, promotion).
 """
+from loraflow.schemas.results import RunOutcome
+
 # The models a person compares first; any other label in a row (stratified, classical, ...) follows in its own order.
 LEADING_LABELS = ("candidate", "base", "champion", "majority")
 FIELD_TABLE = "eval/field_scores.json"
@@ -18,17 +20,17 @@ def _num(value) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
-def _decision(outcome: dict) -> tuple[str, list[str]]:
-    promotion = outcome.get("promotion") or {}
-    verdict = "PROMOTE" if promotion.get("promote") else "KEEP CHAMPION"
-    return verdict, [r for r in promotion.get("reasons") or [] if r.startswith("fail:")]
+def _decision(outcome: RunOutcome) -> tuple[str, list[str]]:
+    promotion = outcome.promotion
+    verdict = "PROMOTE" if promotion and promotion.promote else "KEEP CHAMPION"
+    return verdict, promotion.failures if promotion else []
 
 
-def headline_lines(outcome: dict) -> list[str]:
+def headline_lines(outcome: RunOutcome) -> list[str]:
     """Plain lines: the success metric, one line per field statistic with every model and baseline, the gate's decision."""
-    metric = outcome.get("success_metric")
-    lines = [f"{metric}: candidate {_num(outcome.get('candidate'))} vs base {_num(outcome.get('base'))}"] if metric else []
-    rows = outcome.get("fields") or []
+    metric = outcome.success_metric
+    lines = [f"{metric}: candidate {_num(outcome.candidate)} vs base {_num(outcome.base)}"] if metric else []
+    rows = outcome.fields
     labels = _labels(rows)
     for row in rows:
         lines.append(f"{row['field']} {row['stat']}: " + ", ".join(f"{label} {_num(row[label])}" for label in labels if label in row))
@@ -37,22 +39,22 @@ def headline_lines(outcome: dict) -> list[str]:
     return lines + [f"  {reason}" for reason in failed]
 
 
-def field_table(outcome: dict) -> dict[str, list]:
+def field_table(outcome: RunOutcome) -> dict[str, list]:
     """Per-field scores of every model and baseline as columns (MLflow's log_table data)."""
-    rows = outcome.get("fields") or []
+    rows = outcome.fields
     labels = _labels(rows)
     return {"field": [r["field"] for r in rows], "stat": [r["stat"] for r in rows],
             **{label: [r.get(label) for r in rows] for label in labels}}
 
 
-def run_description(outcome: dict, task_name: str) -> str:
+def run_description(outcome: RunOutcome, task_name: str) -> str:
     """The MLflow run's description (Markdown): the headline table and the gate's decision with its failed checks."""
-    metric = outcome.get("success_metric")
+    metric = outcome.success_metric
     verdict, failed = _decision(outcome)
     parts = [f"**{task_name}** — promotion gate: **{verdict}**"]
     if metric:
-        parts.append(f"{metric}: candidate **{_num(outcome.get('candidate'))}**, base {_num(outcome.get('base'))}")
-    rows = outcome.get("fields") or []
+        parts.append(f"{metric}: candidate **{_num(outcome.candidate)}**, base {_num(outcome.base)}")
+    rows = outcome.fields
     if rows:
         labels = _labels(rows)
         parts.append("\n".join([f"| field | stat | {' | '.join(labels)} |", "|---|---|" + "---|" * len(labels),
@@ -60,8 +62,8 @@ def run_description(outcome: dict, task_name: str) -> str:
                                   for r in rows)]))
     if failed:
         parts.append("\n".join(f"- {reason}" for reason in failed))
-    registered = outcome.get("registered_model") or {}
+    registered = outcome.registered_model
     if registered:
-        parts.append(f"Registered as {registered.get('name')} version {registered.get('version')}"
-                     f" ({', '.join(registered.get('aliases') or ['no alias'])}).")
+        parts.append(f"Registered as {registered.name} version {registered.version}"
+                     f" ({', '.join(registered.aliases or ['no alias'])}).")
     return "\n\n".join(parts)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from loraflow.schemas.results import TrackingRun
+from loraflow.schemas.results import RunOutcome, TrackingRun
 from loraflow.tasks.tracking.metric_names import mlflow_metric_name
 
 # HF log keys -> the metric names shown in MLflow and TensorBoard.
@@ -174,7 +174,7 @@ def set_tags(run: TrackingRun, tags: dict[str, str]) -> None:
         client(run.tracking_uri).set_tag(run.run_id, key, str(value)[:5000])
 
 
-def log_headline(run: TrackingRun, outcome: dict, task_name: str) -> None:
+def log_headline(run: TrackingRun, outcome: RunOutcome, task_name: str) -> None:
     """The run's description (the headline per field and the gate) and the per-field scores of every model as a table."""
     from loraflow.tasks.tracking.headline import FIELD_TABLE, field_table, run_description
 

@@ -8,6 +8,7 @@ from loraflow.schemas.config import EvalConfig, TaskCard
 from loraflow.tasks.common.jsonl import read_jsonl, write_jsonl
 from loraflow.tasks.evaluation.baselines import baseline_rows
 from loraflow.tasks.evaluation.classical import fit_predict, request_text, word_ngrams
+from loraflow.schemas.results import ModelEvaluation
 from loraflow.tasks.evaluation.evaluate import answer_fields, evaluate_baselines, evaluation_table, score_rows, summarize_evaluation
 from loraflow.tasks.evaluation.metrics import aggregate
 from loraflow.tasks.evaluation.promotion import should_promote
@@ -69,20 +70,20 @@ def test_evaluation_scores_classical_on_categorical_fields_and_shows_it_in_the_t
     train, test = _split(tmp_path)
     results = evaluate_baselines(train, test, EvalConfig(bootstrap_samples=200), CARD, str(tmp_path))
     assert list(results) == ["classical", "majority", "stratified"]
-    assert set(results["classical"]["fields"]) == {"category", "priority"}
-    assert results["classical"]["fields"]["category"]["accuracy"] == 1.0
-    assert results["majority"]["fields"]["category"]["accuracy"] == pytest.approx(0.25)
+    assert set(results["classical"].fields) == {"category", "priority"}
+    assert results["classical"].fields["category"].accuracy == 1.0
+    assert results["majority"].fields["category"].accuracy == pytest.approx(0.25)
 
 
-def _candidate(records: list[dict], answer, tmp_path, fields) -> dict:
+def _candidate(records: list[dict], answer, tmp_path, fields) -> ModelEvaluation:
     rows = [{"id": r["id"], "messages": r["messages"][:-1], "reference": r["messages"][-1]["content"],
              "prediction": answer(json.loads(r["messages"][-1]["content"])), "metadata": r["metadata"]} for r in records]
     score_rows(rows, fields)
     path = tmp_path / "eval" / "predictions_candidate.jsonl"
     write_jsonl(path, rows)
     metrics = aggregate(rows)
-    return {"label": "candidate", "predictions": str(path), "metrics": metrics["overall"], "by_language": metrics["by_language"],
-            "by_slice": metrics["by_slice"], "fields": metrics["fields"]}
+    return ModelEvaluation(label="candidate", predictions=str(path), metrics=metrics["overall"], by_language=metrics["by_language"],
+                           by_slice=metrics["by_slice"], fields=metrics["fields"])
 
 
 def _gate(tmp_path, config: EvalConfig, ambiguous: float, answer):
@@ -99,7 +100,7 @@ def _perfect(ref: dict) -> str:
 
 def test_a_candidate_no_better_than_the_classifier_is_promoted_with_a_warning_under_warn(tmp_path):
     summary, decision = _gate(tmp_path, EvalConfig(bootstrap_samples=300), 0.0, _perfect)
-    assert summary["field_checks"]["category"]["classical_accuracy"] == 1.0
+    assert summary.field_checks["category"].classical_accuracy == 1.0
     assert decision.promote is True, decision.failures
     warnings = " | ".join(decision.warnings)
     assert "field category" in warnings and "does not beat (CI contains 0) the classical baseline" in warnings
@@ -117,10 +118,10 @@ def test_require_refuses_a_candidate_that_does_not_beat_the_classifier(tmp_path)
 def test_a_candidate_that_beats_the_classifier_passes_the_rule(tmp_path):
     # half the test requests carry no keyword: the classifier guesses; the candidate answers right
     summary, decision = _gate(tmp_path, EvalConfig(bootstrap_samples=300, beat_classical="require"), 0.5, _perfect)
-    check = summary["field_checks"]["category"]
-    assert check["classical_accuracy"] < 0.85 and check["vs_classical"]["ci_low"] > 0
+    check = summary.field_checks["category"]
+    assert check.classical_accuracy < 0.85 and check.vs_classical.ci_low > 0
     assert any(r.startswith("pass: field category") and "beats the classical baseline" in r for r in decision.reasons)
-    assert summary["mlflow_metrics"]["candidate_vs_classical.field.category.macro_f1.diff"] > 0
+    assert summary.mlflow_metrics["candidate_vs_classical.field.category.macro_f1.diff"] > 0
 
 
 def test_off_skips_the_rule(tmp_path):

@@ -14,6 +14,7 @@ from loraflow.schemas.config.task_card import SuccessCriterion, TaskCard
 from loraflow.tasks.evaluation.badcases import analyse_badcases
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.evaluation.report import log_eval_report, write_eval_report
+from loraflow.schemas.results import ModelEvaluation
 from loraflow.tasks.evaluation.evaluate import evaluate_baselines, score_rows, summarize_evaluation
 from loraflow.tasks.evaluation.field_metrics import resolve_fields
 from loraflow.tasks.common.jsonl import write_jsonl
@@ -49,8 +50,8 @@ def write_fake_run(root: Path, with_extras: bool = True) -> Path:
         path = root / "eval" / f"predictions_{label}.jsonl"
         write_jsonl(path, rows)
         metrics = aggregate(rows, config.slice_by)
-        results[label] = {"label": label, "predictions": str(path), "metrics": metrics["overall"],
-                          "by_language": metrics["by_language"], "by_slice": metrics["by_slice"], "fields": metrics["fields"]}
+        results[label] = ModelEvaluation(label=label, predictions=str(path), metrics=metrics["overall"],
+                                         by_language=metrics["by_language"], by_slice=metrics["by_slice"], fields=metrics["fields"])
     train = [{**_record(i), "messages": _record(i)["messages"] + [{"role": "assistant", "content": _record(i)["reference"]}]}
              for i in range(30, 60)]
     write_jsonl(root / "data" / "train.jsonl", train)

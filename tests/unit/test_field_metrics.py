@@ -8,6 +8,7 @@ import pytest
 from loraflow.schemas.config import EvalConfig, TaskCard
 from loraflow.tasks.evaluation.baselines import baseline_rows
 from loraflow.tasks.evaluation.compare import compare_predictions
+from loraflow.schemas.results import ModelEvaluation
 from loraflow.tasks.evaluation.evaluate import check_task_card_metrics, evaluate_baselines, score_rows, summarize_evaluation, answer_fields
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.evaluation.field_metrics import categorical_report, resampled_headline, resolve_fields
@@ -39,13 +40,13 @@ def _rows(records: list[dict], answer) -> list[dict]:
              "prediction": answer(json.loads(r["messages"][-1]["content"])), "metadata": r["metadata"]} for r in records]
 
 
-def _result(tmp_path, label: str, rows: list[dict], fields) -> dict:
+def _result(tmp_path, label: str, rows: list[dict], fields) -> ModelEvaluation:
     score_rows(rows, fields)
     path = tmp_path / "eval" / f"predictions_{label}.jsonl"
     write_jsonl(path, rows)
     metrics = aggregate(rows)
-    return {"label": label, "predictions": str(path), "metrics": metrics["overall"], "by_language": metrics["by_language"],
-            "by_slice": metrics["by_slice"], "fields": metrics["fields"]}
+    return ModelEvaluation(label=label, predictions=str(path), metrics=metrics["overall"], by_language=metrics["by_language"],
+                           by_slice=metrics["by_slice"], fields=metrics["fields"])
 
 
 @pytest.fixture()
@@ -112,7 +113,7 @@ def test_gate_refuses_a_candidate_that_answers_one_class_for_everything(tmp_path
         return json.dumps({"category": "billing", "priority": "medium", "product": ref["product"]}, ensure_ascii=False)
 
     summary, decision = _evaluate(tmp_path, split, collapsed)
-    assert summary["labels"]["candidate"]["metrics"]["json_field_accuracy"] > 0.6  # the old headline looked fine
+    assert summary.candidate.metrics["json_field_accuracy"] > 0.6  # the old headline looked fine
     failures = " | ".join(decision.failures)
     assert decision.promote is False
     assert "field category does not collapse: the candidate answers 'billing' for 100%" in failures
@@ -123,10 +124,10 @@ def test_gate_refuses_a_candidate_that_answers_one_class_for_everything(tmp_path
 def test_gate_promotes_a_candidate_that_learned_every_field(tmp_path, split):
     summary, decision = _evaluate(tmp_path, split, lambda ref: json.dumps(ref, ensure_ascii=False))
     assert decision.promote is True, decision.failures
-    assert summary["field_checks"]["category"]["vs_majority"]["ci_low"] > 0
-    table = summary["labels"]
-    assert table["candidate"]["fields"]["category"]["macro_f1"] == 1.0
-    assert table["majority"]["fields"]["category"]["macro_f1"] < 0.4
+    assert summary.field_checks["category"].vs_majority.ci_low > 0
+    table = summary.labels
+    assert table["candidate"].fields["category"].macro_f1 == 1.0
+    assert table["majority"].fields["category"].macro_f1 < 0.4
 
 
 def test_a_first_champion_must_beat_the_base_model_not_tie_it(tmp_path, split):
@@ -141,8 +142,8 @@ def test_a_first_champion_must_beat_the_base_model_not_tie_it(tmp_path, split):
 
 def test_comparison_on_json_field_score_recomputes_macro_f1_per_resample(tmp_path, split):
     summary, _ = _evaluate(tmp_path, split, lambda ref: json.dumps(ref, ensure_ascii=False))
-    base = summary["comparisons"]["base"]
-    assert base["metric"] == "json_field_score" and base["candidate_mean"] == 1.0 and base["other_mean"] == 0.0
-    again = compare_predictions(summary["labels"]["candidate"]["predictions"], summary["labels"]["majority"]["predictions"],
+    base = summary.comparisons["base"]
+    assert base.metric == "json_field_score" and base.candidate_mean == 1.0 and base.other_mean == 0.0
+    again = compare_predictions(summary.candidate.predictions, summary.labels["majority"].predictions,
                                 "field.category.macro_f1", 200)
-    assert again["diff"] == pytest.approx(1.0 - summary["labels"]["majority"]["fields"]["category"]["macro_f1"])
+    assert again["diff"] == pytest.approx(1.0 - summary.labels["majority"].fields["category"].macro_f1)

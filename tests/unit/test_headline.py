@@ -1,16 +1,17 @@
 """The run's headline: each field for candidate vs base vs majority (and any other baseline), and the gate's decision."""
 import json
 
-from loraflow.schemas.results import TrackingRun
+from loraflow.schemas.results import RunOutcome, TrackingRun
 from loraflow.tasks.tracking.headline import field_table, headline_lines, run_description
 
-OUTCOME = {
+OUTCOME = RunOutcome.model_validate({
     "success_metric": "json_field_score", "candidate": 0.8125, "base": 0.4,
     "fields": [{"field": "category", "stat": "accuracy", "classical": 0.5, "majority": 0.35, "base": 0.4, "candidate": 0.8125},
                {"field": "priority", "stat": "macro_f1", "majority": 0.2, "base": 0.25, "candidate": 0.3}],
     "promotion": {"promote": False, "reasons": ["pass: candidate beats base", "fail: priority macro-F1 CI vs majority includes 0"]},
-    "registered_model": {"name": "tickets", "version": "3", "aliases": ["challenger"]},
-}
+    "registered_model": {"name": "tickets", "version": "3", "model_uri": "models:/tickets/3", "source": "runs:/x/model",
+                         "merged_path": "model/merged", "aliases": ["challenger"]},
+})
 
 
 def test_the_headline_puts_candidate_base_and_majority_first_then_any_other_baseline():

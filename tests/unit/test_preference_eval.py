@@ -37,22 +37,22 @@ def test_supervised_test_split_has_no_preference_score(tiny_model_path, tmp_path
 
 
 def test_gate_requires_preference_accuracy_not_to_fall_and_the_task_metric_not_to_regress():
-    good = should_promote(_summary(preference={"accuracy": {"candidate": 0.9, "base": 0.3}}), CARD, CONFIG)
+    good = should_promote(_summary(preference={"n": 8, "accuracy": {"candidate": 0.9, "base": 0.3}}), CARD, CONFIG)
     assert good.promote, _fails(good)
     lines = [r for r in good.reasons if "preference" in r]
     assert lines[0].startswith("pass: held-out preference accuracy: candidate 0.900 vs base 0.300")
     assert lines[1].startswith("pass: preference tuning does not regress rougeL on the frozen test set")
     fell = should_promote(_summary(champion=_label(0.68, 0.69, 0.67),
-                                   preference={"accuracy": {"candidate": 0.6, "base": 0.3, "champion": 0.8}}), CARD, CONFIG)
+                                   preference={"n": 8, "accuracy": {"candidate": 0.6, "base": 0.3, "champion": 0.8}}), CARD, CONFIG)
     assert not fell.promote and "must not fall below champion" in _fails(fell)
     regressed = should_promote(_summary(champion=_label(0.75, 0.70, 0.70),
                                         comparisons={"base": _cmp(0.3, 0.2, 0.4), "champion": _cmp(-0.05, -0.09, -0.01)},
-                                        preference={"accuracy": {"candidate": 0.95, "base": 0.3, "champion": 0.5}}),
+                                        preference={"n": 8, "accuracy": {"candidate": 0.95, "base": 0.3, "champion": 0.5}}),
                                CARD, CONFIG)
     assert "fail: preference tuning does not regress rougeL" in _fails(regressed)
 
 
-@pytest.mark.parametrize("preference", [None, {"accuracy": {}}])
+@pytest.mark.parametrize("preference", [None, {"n": 0, "accuracy": {}}])
 def test_gate_says_nothing_about_preferences_without_pairs(preference):
     decision = should_promote(_summary(preference=preference), CARD, CONFIG)
     assert decision.promote and not any("preference" in r for r in decision.reasons)

@@ -4,6 +4,7 @@ import dataclasses
 import pytest
 
 from loraflow.schemas.config import EvalConfig, TaskCard
+from loraflow.schemas.results import EvaluationSummary, ModelEvaluation
 from loraflow.tasks.evaluation.evaluate import score_rows, summarize_evaluation
 from loraflow.tasks.common.jsonl import write_jsonl
 from loraflow.tasks.evaluation.metrics import aggregate
@@ -18,7 +19,7 @@ def _label(overall, en, zh, n=20, safety=None):
     if safety is not None:
         metrics["safety"] = safety
     langs = {"en": {"rougeL": en, "n": n}, "zh": {"rougeL": zh, "n": n}}
-    return {"metrics": metrics, "by_language": langs, "by_slice": {"language": langs}}
+    return {"label": "", "predictions": "", "metrics": metrics, "by_language": langs, "by_slice": {"language": langs}}
 
 
 def _cmp(diff, low, high):
@@ -34,7 +35,12 @@ def _summary(candidate=None, base=None, champion=None, comparisons=None, **extra
         comparisons = {"base": _cmp(0.30, 0.22, 0.38)}
         if champion is not None:
             comparisons["champion"] = _cmp(0.02, -0.03, 0.07)
-    return {"labels": labels, "comparisons": comparisons, **extra}
+    return _typed({"labels": labels, "comparisons": comparisons, **extra})
+
+
+def _typed(summary: dict) -> EvaluationSummary:
+    """A hand-made summary as the gate reads it (the success metric of CARD unless given)."""
+    return EvaluationSummary.model_validate({"success_metric": {"metric": "rougeL", "threshold": 0.5}, **summary})
 
 
 def _fails(decision):
@@ -130,8 +136,8 @@ def test_lower_is_better_metric_flips_every_direction():
 
 
 def test_missing_candidate_or_base_skipped():
-    assert not should_promote({"labels": {}}, CARD, CONFIG).promote
-    only = should_promote({"labels": {"candidate": _label(0.7, 0.7, 0.7)}, "comparisons": {}}, CARD, CONFIG)
+    assert not should_promote(_typed({"labels": {}}), CARD, CONFIG).promote
+    only = should_promote(_typed({"labels": {"candidate": _label(0.7, 0.7, 0.7)}, "comparisons": {}}), CARD, CONFIG)
     assert only.promote and any("eval.compare_base is false" in r for r in only.reasons)
 
 
@@ -144,8 +150,8 @@ def test_gate_reads_the_summary_that_summarize_evaluation_writes(tmp_path):
                 for i, (a, r, lang) in enumerate(zip(answers, refs, langs, strict=True))]
         write_jsonl(tmp_path / f"{label}.jsonl", score_rows(rows))
         agg = aggregate(rows)
-        results[label] = {"label": label, "predictions": str(tmp_path / f"{label}.jsonl"), "metrics": agg["overall"],
-                          "by_language": agg["by_language"], "by_slice": agg["by_slice"]}
+        results[label] = ModelEvaluation(label=label, predictions=str(tmp_path / f"{label}.jsonl"), metrics=agg["overall"],
+                                         by_language=agg["by_language"], by_slice=agg["by_slice"])
     summary = summarize_evaluation(results, CARD, CONFIG, str(tmp_path))
     decision = should_promote(summary, CARD, CONFIG)
     assert decision.promote, _fails(decision)

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from loraflow.schemas.config import TaskCard, TrainConfig
 from loraflow.schemas.config.grpo import GrpoConfig
 from loraflow.tasks.common.jsonl import write_jsonl
+from loraflow.schemas.results import EvaluationSummary
 from loraflow.tasks.evaluation.reward_eval import held_out_rewards, reward_checks, score_rewards
 from loraflow.tasks.evaluation.rewards import reward_functions, reward_names
 
@@ -86,23 +87,29 @@ def test_held_out_rewards_score_each_model_and_go_to_mlflow(tmp_path):
     write_jsonl(tmp_path / "b.jsonl", _rows(['{"category": "refund", "product": "FitBand"}', "no idea"]))
     result = held_out_rewards({"candidate": str(tmp_path / "c.jsonl"), "base": str(tmp_path / "b.jsonl"),
                                "majority": str(tmp_path / "b.jsonl")}, card, GrpoConfig(), str(tmp_path))
-    assert set(result["labels"]) == {"candidate", "base"}
-    assert result["labels"]["candidate"]["mean_reward"] == pytest.approx(3.5)
-    assert result["labels"]["base"]["components"]["field_category"] == 0.0
-    assert result["mlflow_metrics"]["candidate.reward.field_product"] == 1.0
+    assert set(result.labels) == {"candidate", "base"}
+    assert result.labels["candidate"].mean_reward == pytest.approx(3.5)
+    assert result.labels["base"].components["field_category"] == 0.0
+    assert result.mlflow_metrics["candidate.reward.field_product"] == 1.0
     assert json.loads((tmp_path / "eval" / "rewards.json").read_text())["labels"]["base"]["n"] == 2
-    assert score_rewards([], card, GrpoConfig())["mean_reward"] == 0.0
+    assert score_rewards([], card, GrpoConfig()).mean_reward == 0.0
 
 
 def test_the_gate_fails_a_field_that_falls_and_shows_the_rewards():
-    summary = {"reward": {"labels": {"candidate": {"mean_reward": 3.0, "components": {"json_valid": 1.0}},
-                                     "base": {"mean_reward": 2.0, "components": {}}}},
-               "labels": {"candidate": {"fields": {"category": {"kind": "categorical", "accuracy": 0.9},
-                                                   "product": {"kind": "text", "normalized_match": 0.5}}},
-                          "base": {"fields": {"category": {"kind": "categorical", "accuracy": 0.7},
-                                              "product": {"kind": "text", "normalized_match": 0.6}}}}}
+    def model(accuracy, match):
+        return {"label": "", "predictions": "", "metrics": {},
+                "fields": {"category": {"kind": "categorical", "n": 10, "accuracy": accuracy, "macro_f1": accuracy},
+                           "product": {"kind": "text", "n": 10, "exact_match": match, "normalized_match": match}}}
+
+    def rewards(mean, components):
+        return {"n": 10, "mean_reward": mean, "components": components, "weights": {}}
+
+    summary = EvaluationSummary.model_validate(
+        {"success_metric": {"metric": "json_field_score", "threshold": 0.5},
+         "reward": {"labels": {"candidate": rewards(3.0, {"json_valid": 1.0}), "base": rewards(2.0, {})}, "mlflow_metrics": {}},
+         "labels": {"candidate": model(0.9, 0.5), "base": model(0.7, 0.6)}})
     checks = reward_checks(summary, "base")
     assert checks[0][1].startswith("skip: held-out GRPO reward") and "candidate 3.000, base 2.000" in checks[0][1]
     assert [ok for ok, _ in checks[1:]] == [True, False]
     assert "field product" in checks[2][1] and checks[2][1].startswith("fail:")
-    assert reward_checks({"labels": summary["labels"]}, "base") == []  # not a GRPO run: no lines
+    assert reward_checks(summary.model_copy(update={"reward": None}), "base") == []  # not a GRPO run: no lines
