@@ -68,7 +68,7 @@ class DataReport(Result):
     quarantine: str
     review: str
     markdown: str
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # dict: flat MLflow metric names (data.<count>, data.removed.<reason>), logged as they are
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,11 @@ class TokenLengths(Result):
     model_limit: int
     n_measured: int
     n_records: int
-    percentiles: dict[str, int]  # p50 ... p99.5 and max, keyed by name (a mapping by design: the report's rows)
+    percentiles: dict[str, int]  # dict: p50 ... p99.5 and max keyed by name, the report's rows
     above_limit: int
     above_share: float
     keep_share: float
-    choices: list[dict[str, Any]] = field(default_factory=list)  # rows of the cost table, printed as they are
+    choices: list[dict[str, Any]] = field(default_factory=list)  # dict: rows of the cost table, printed as they are
 
 
 @dataclass(frozen=True)

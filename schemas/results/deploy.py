@@ -16,8 +16,8 @@ class RegisteredModel(Result):
     merged_path: str
     aliases: list[str] = field(default_factory=list)
     alias: str | None = None
-    alias_uris: dict[str, str] = field(default_factory=dict)
-    parity: dict[str, float] | None = None  # the merge's parity check against base + adapter (None: nothing merged)
+    alias_uris: dict[str, str] = field(default_factory=dict)  # dict: alias name -> models:/ URI, one entry per alias the version holds
+    parity: dict[str, float] | None = None  # dict: the merge's parity numbers by name against base + adapter (None: nothing merged)
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class QuantizedVariant(Result):
     bits: str
     path: str
     size_bytes: int
-    metrics: dict[str, float]
-    gate: dict[str, Any]
+    metrics: dict[str, float]  # dict: metric name -> value, named as evaluation names them
+    gate: dict[str, Any]  # dict: variant_size_gate's {passed, drop, tolerance, base, variant}, written to variants.json as it is
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ class PreferenceAccuracy(Result):
     """Held-out preference accuracy per model (how often it scores chosen above rejected) on n test pairs."""
 
     n: int
-    accuracy: dict[str, float]
-    mlflow_metrics: dict[str, float] = field(default_factory=dict)
+    accuracy: dict[str, float]  # dict: model label -> accuracy, for the labels that were scored on the pairs
+    mlflow_metrics: dict[str, float] = field(default_factory=dict)  # dict: flat MLflow metric names, logged as they are
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ class JudgeSummary(Result):
     n_cases: int
     n_scored: int
     n_failed: int
-    dimensions: dict[str, Any]
-    agreement: dict[str, Any] = field(default_factory=dict)
+    dimensions: dict[str, Any]  # dict: rubric dimension (the rubric's own names) -> its stats {mean, ci_low, ci_high, ...}
+    agreement: dict[str, Any] = field(default_factory=dict)  # dict: rubric dimension -> agreement with human raters
     mlflow_run_id: str | None = None
 
 
@@ -232,7 +232,7 @@ class EvaluationSummary(ResultModel):
     paths: SummaryPaths | None = None
     rubric: list[str] = Field(default_factory=list)
     mlflow_metrics: dict[str, float] = Field(default_factory=dict)  # dict: flat MLflow metric names, logged as they are
-    safety: dict[str, float] = Field(default_factory=dict, exclude_if=lambda v: not v)  # dict: model label -> safety score (e.g. human evaluation)
+    safety: dict[str, float] = Field(default_factory=dict, exclude_if=lambda v: not v)  # dict: model label -> safety score
     preference: PreferenceAccuracy | None = Field(None, exclude_if=_absent)
     reward: HeldOutRewards | None = Field(None, exclude_if=_absent)
 
@@ -257,4 +257,4 @@ class GateResult(Result):
     summary_path: str
     summary: EvaluationSummary
     decision: PromotionDecision
-    badcases: dict[str, Any]
+    badcases: dict[str, Any]  # dict: analyse_badcases' summary (counts by cause, files), shown and logged as it is

@@ -16,7 +16,7 @@ class ExportedBatch(Result):
     records: int
     relabel: int
     run_dir: str
-    pairs: dict[str, list] = field(default_factory=dict)
+    pairs: dict[str, list] = field(default_factory=dict)  # dict: preference pair id -> the feedback ids it was built from
     feedback_ids: list = field(default_factory=list)
 
 
@@ -29,7 +29,7 @@ class LineageVersion(Result):
 
     version: int
     dir: str
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # dict: the version's manifest.json as stored (parent, counts, feedback ids, source)
     input_path: str = ""
     frozen_test: str = ""
 
@@ -52,7 +52,7 @@ class FeedbackRecorded(Result):
     model_name: str | None
     model_version: str | None
     lineage_version: int
-    promotion: dict[str, Any] | None
+    promotion: dict[str, Any] | None  # dict: the finetune's promotion decision as its run.json holds it (None: no gate ran)
     decision: str
 
 
@@ -80,10 +80,10 @@ class RecentFeedback(Result):
 class MonitorSummary(Result):
     """One monitoring pass: the champion's metrics per set, recent feedback, alerts, and where it was logged."""
 
-    champion: dict[str, Any] | None
-    metrics: dict[str, dict[str, float]]
+    champion: dict[str, Any] | None  # dict: the Champion as the monitoring webhook posts it (None: no champion yet)
+    metrics: dict[str, dict[str, float]]  # dict: evaluation set (test, feedback_eval, recent) -> metric name -> value
     alerts: list[str]
-    feedback: dict[str, Any] | None = None
+    feedback: dict[str, Any] | None = None  # dict: the RecentFeedback as the webhook posts it (None: no recent feedback)
     mlflow_run_id: str | None = None
     experiment: str | None = None
     report: str | None = None

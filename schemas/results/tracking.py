@@ -28,7 +28,7 @@ class RunOutcome(ResultModel):
     candidate: float | None = None
     criteria_met: bool = False
     criteria: list[CriterionOutcome] = Field(default_factory=list)
-    fields: list[dict[str, str | float]] = Field(default_factory=list)  # dict: rows {field, stat, <model label>: value}, one column per model as the headline tables show them
+    fields: list[dict[str, str | float]] = Field(default_factory=list)  # dict: rows {field, stat, <label>: value}, a column per model
     promotion: PromotionDecision | None = None
     registered_model: RegisteredModel | None = None
 

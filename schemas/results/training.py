@@ -15,20 +15,20 @@ class TrainingResult(Result):
     objective: str
     log_history: str
     tensorboard_dir: str
-    metrics: dict[str, float]
-    diagnosis: list[dict[str, Any]]
+    metrics: dict[str, float]  # dict: the trainer's final numbers by name (train_loss, eval_loss, ...), logged as they are
+    diagnosis: list[dict[str, Any]]  # dict: findings {check, severity, step, message, ...} as diagnosis.json holds them
     diagnosis_md: str
     best_checkpoint: str | None = None
     resumed_from: str | None = None
     stopped_on_non_finite: int | None = None
     oom_fallbacks: list[str] = field(default_factory=list)
     micro_batch_size: int | None = None
-    speed: dict[str, Any] = field(default_factory=dict)
+    speed: dict[str, Any] = field(default_factory=dict)  # dict: SpeedOptions.to_dict(), the speed options in force as run.json records them
     world_size: int = 1
     base_model_path: str | None = None
     distributed: str | None = None  # ddp or fsdp when several GPUs trained
-    gpu_memory_per_rank: list[dict[str, Any]] | dict[str, Any] | None = None
-    sft_phase: dict[str, Any] | None = None  # sft_then_dpo: the supervised phase's adapter, log history, TensorBoard
+    gpu_memory_per_rank: list[dict[str, Any]] | dict[str, Any] | None = None  # dict: each rank's memory numbers by name
+    sft_phase: dict[str, Any] | None = None  # dict: sft_then_dpo's supervised phase: its files by name
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class SweepTrial(Result):
     out_dir: str
     mlflow_run_id: str | None = None
     val_loss: float | None = None
-    success_metric: dict[str, Any] | None = None
+    success_metric: dict[str, Any] | None = None  # dict: {name, value} of the trial's success metric, as the sweep summary shows it
     error: str | None = None
 
 

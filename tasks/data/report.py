@@ -243,7 +243,8 @@ def write_data_report(out_dir: str, stage_results: list[DataStageResult | Splits
                       metrics=_metrics(report))
 
 
-def _record_pages(stages: dict[str, DataStageResult | Splits], header: dict | None, quarantine: list[dict], removed: list[dict], review: list[dict]) -> dict:
+def _record_pages(stages: dict[str, DataStageResult | Splits], header: dict | None, quarantine: list[dict],
+                  removed: list[dict], review: list[dict]) -> dict:
     """The report's header and the text of every record taken out (HTML parts for render_html)."""
     from loraflow.tasks.data.report_records import record_views, report_header
 

@@ -2,10 +2,13 @@
 import ast
 import importlib
 import inspect
+import io
 import pkgutil
+import re
 import shutil
 import subprocess
 import sys
+import tokenize
 import tomllib
 import types
 import typing
@@ -111,6 +114,44 @@ def test_every_task_returns_a_declared_type():
                 if returned is inspect.Signature.empty or _untyped(returned):
                     untyped.append(f"{info.name}.{name} -> {returned}")
     assert found >= 35 and untyped == []
+
+
+_LOOSE = re.compile(r"\b(dict|Dict|Mapping|Any)\b")
+_REASON = re.compile(r"#\s*(dict|Any):\s*\S+(\s+\S+){2,}")  # "# dict: " or "# Any: " and at least three words
+
+
+def _unexplained_loose_fields(source: str, where: str) -> list[str]:
+    """Fields of the result types in `source` whose annotation holds a dict or Any without a reason on its line."""
+    comments = {token.start[0]: token.string for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                if token.type == tokenize.COMMENT}
+    found = []
+    for cls in ast.walk(ast.parse(source)):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        for node in cls.body:
+            if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name):
+                continue
+            annotation = ast.get_source_segment(source, node.annotation) or ""
+            if annotation.startswith(("ClassVar", "typing.ClassVar")) or not _LOOSE.search(annotation):
+                continue
+            if not _REASON.search(comments.get(node.end_lineno, "")):
+                found.append(f"{where}:{node.lineno} {cls.name}.{node.target.id}: {annotation}")
+    return found
+
+
+def test_no_dict_or_any_in_a_result_type_without_its_reason():
+    """A field of a result type (schemas/results) that holds a `dict`, `Mapping` or `Any` carries its reason on its
+    line: a trailing comment `# dict: <why a mapping>` (or `# Any: <why>`) of at least three words, e.g.
+    `counts: dict[str, Any]  # dict: each stage counts different things, read by name in the report`.
+    Everything else is a typed field (a nested result type)."""
+    folder = REPO / "schemas" / "results"
+    unexplained = [line for path in sorted(folder.glob("*.py"))
+                   for line in _unexplained_loose_fields(path.read_text(), str(path.relative_to(REPO)))]
+    assert unexplained == [], "\n".join(unexplained)
+    # The check itself: it finds a bare dict and an Any, and takes the reason when given.
+    sample = ("class R:\n    a: dict[str, int]\n    b: Any = None  # a note\n"
+              "    c: dict[str, int]  # dict: keyed by the task's own labels\n    d: list[str]\n")
+    assert [line.split()[1] for line in _unexplained_loose_fields(sample, "sample")] == ["R.a:", "R.b:"]
 
 
 def test_pyproject_lists_every_package_folder():
