@@ -72,11 +72,20 @@ class DataReport(Result):
 
 
 @dataclass(frozen=True)
-class TokenLengths(Result):
-    """The records' token lengths as the model sees them and the sequence length they call for (model.max_length).
+class LengthChoice(Result):
+    """One sequence length worth comparing: the share of records it keeps, its tokens against the chosen length, and
+    the estimated peak GPU memory (None: an architecture the estimate does not know)."""
 
-    `choices` compares the lengths worth considering: {length, keeps_share, tokens_vs_chosen, peak_gpu_gib}.
-    """
+    length: int
+    keeps_share: float
+    tokens_vs_chosen: float
+    peak_gpu_gib: float | None
+
+
+@dataclass(frozen=True)
+class TokenLengths(Result):
+    """The records' token lengths as the model sees them and the sequence length they call for (model.max_length);
+    `choices` compares the lengths worth considering."""
 
     max_length: int  # the training length in force: model.max_length, or the one chosen from the data (auto)
     source: str  # "auto" or "model.max_length"
@@ -88,7 +97,7 @@ class TokenLengths(Result):
     above_limit: int
     above_share: float
     keep_share: float
-    choices: list[dict[str, Any]] = field(default_factory=list)  # dict: rows of the cost table, printed as they are
+    choices: list[LengthChoice] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,7 @@ def validate(ingested: DataStageResult, config: DataConfig, languages: list[str]
     plan = ingested.streaming
     counts = ingested.counts
     args = (ingested.records, config, languages, tokenizer_path, max_tokens, out_dir)
-    prior = dict(prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input"),
-                 lengths=lengths.to_dict() if lengths else None)
+    prior = dict(prior_quarantined=counts.get("quarantined", 0), prior_input=counts.get("input"), lengths=lengths)
     try:
         if plan is None:
             from loraflow.tasks.data.validate import validate_records

@@ -14,6 +14,7 @@ import orjson
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.model import ModelConfig
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results import LengthChoice, TokenLengths
 from loraflow.tasks.data.preferences import pair_token_texts
 from loraflow.tasks.data.validate import count_tokens, load_tokenizer
 from loraflow.tasks.planning.estimate import estimate_resources
@@ -66,27 +67,23 @@ def _peak_gib(model_config: dict, length: int, train: TrainConfig, lora: LoraCon
 
 
 def plan_lengths(lengths: Sequence[int], n_records: int, model: ModelConfig, max_tokens: int | None, model_config: dict,
-                 train: TrainConfig, lora: LoraConfig) -> dict:
-    """The training length in force, the validation limit, the distribution and the cost of each length worth comparing.
-
-    Returns {max_length, source, validation_limit, model_limit, n_measured, n_records, percentiles, above_limit,
-    above_share, keep_share, choices: [{length, keeps_share, tokens_vs_chosen, peak_gpu_gib}]}.
-    """
+                 train: TrainConfig, lora: LoraConfig) -> TokenLengths:
+    """The training length in force, the validation limit, the distribution and the cost of each length worth comparing."""
     limit = model_context_limit(model_config)
     auto = model.max_length == "auto"
     max_length = choose_max_length(lengths, limit) if auto else int(model.max_length)
     validation_limit = max_tokens or max_length
     above, share = share_above(lengths, validation_limit)
-    choices = [{"length": length, "keeps_share": round(1 - share_above(lengths, length)[1], 4),
-                "tokens_vs_chosen": round(length / max_length, 3), "peak_gpu_gib": _peak_gib(model_config, length, train, lora)}
+    choices = [LengthChoice(length=length, keeps_share=round(1 - share_above(lengths, length)[1], 4),
+                            tokens_vs_chosen=round(length / max_length, 3), peak_gpu_gib=_peak_gib(model_config, length, train, lora))
                for length in length_choices(lengths, limit, max_length)]
-    return {"max_length": max_length, "source": "auto" if auto else "model.max_length", "validation_limit": validation_limit,
-            "model_limit": limit, "n_measured": len(lengths), "n_records": n_records, "percentiles": length_percentiles(lengths),
-            "above_limit": above, "above_share": round(share, 6), "keep_share": KEEP_SHARE, "choices": choices}
+    return TokenLengths(max_length=max_length, source="auto" if auto else "model.max_length", validation_limit=validation_limit,
+                        model_limit=limit, n_measured=len(lengths), n_records=n_records, percentiles=length_percentiles(lengths),
+                        above_limit=above, above_share=round(share, 6), keep_share=KEEP_SHARE, choices=choices)
 
 
 def measure_token_lengths(records_path: str, tokenizer_path: str, model: ModelConfig, max_tokens: int | None,
-                          train: TrainConfig, lora: LoraConfig, seed: int = 42) -> dict:
+                          train: TrainConfig, lora: LoraConfig, seed: int = 42) -> TokenLengths:
     """Measure the records' token lengths with the base model's tokenizer and plan the sequence length (plan_lengths)."""
     records, n = sample_records(records_path, SAMPLE, seed)
     model_config = load_model_config(tokenizer_path)

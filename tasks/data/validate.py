@@ -7,6 +7,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from loraflow.schemas.run_folder import RunFolder
+from loraflow.schemas.results import TokenLengths
 from loraflow.schemas.config.data import DataConfig
 from loraflow.schemas.preferences import PreferenceRecord
 from loraflow.schemas.records import CanonicalRecord, row_failures
@@ -103,7 +104,7 @@ def quarantine_row(record: dict, reasons: list[dict]) -> dict:
     return {"line": meta.get("source_line"), "id": record.get("id"), "raw": record, "reasons": reasons, "stage": "validate"}
 
 
-def invalid_error(share: float, config: DataConfig, reasons: Counter, out_dir: str, lengths: dict | None = None) -> LoraflowError:
+def invalid_error(share: float, config: DataConfig, reasons: Counter, out_dir: str, lengths: TokenLengths | None = None) -> LoraflowError:
     """The stop (exit 2) when more than data.max_invalid_share of the records is invalid.
 
     When records fail only for their length, the message blames the length limit, not the data (token_lengths.length_hint).
@@ -120,7 +121,7 @@ def invalid_error(share: float, config: DataConfig, reasons: Counter, out_dir: s
 
 def validate_records(records_path: str, config: DataConfig, languages: list[str], tokenizer_path: str | None,
                      max_tokens: int, out_dir: str, prior_quarantined: int = 0, prior_input: int | None = None,
-                     lengths: dict | None = None) -> dict:
+                     lengths: TokenLengths | None = None) -> dict:
     """Lazily validate every record; write valid ones and quarantine the rest; stop (exit 2) over the threshold."""
     records = read_jsonl(records_path)
     n_input = len(records)

@@ -9,6 +9,8 @@ import math
 import re
 from collections.abc import Sequence
 
+from loraflow.schemas.results import TokenLengths
+
 KEEP_SHARE = 0.995  # ~1 record in 200 may be an outlier (a pasted log, a whole e-mail thread) not worth its memory
 ROUND_TO = 32  # lengths in multiples of 32 tokens: kernel-friendly shapes, and a little room for tokenizer drift
 PERCENTILES = (50, 90, 95, 99, 99.5, 100)
@@ -73,20 +75,20 @@ def length_choices(lengths: Sequence[int], model_limit: int, chosen: int) -> lis
     return sorted(candidates)
 
 
-def length_hint(plan: dict) -> str:
+def length_hint(plan: TokenLengths | None) -> str:
     """One sentence for a user whose records exceed the length limit: the limit is the cause, and what would keep them."""
-    if not plan or not plan.get("above_limit"):
+    if not plan or not plan.above_limit:
         return ""
-    points = ", ".join(f"{k} {v}" for k, v in plan["percentiles"].items())
-    keeper = max(plan["choices"], key=lambda c: c["length"])
-    memory = f" (estimated peak {keeper['peak_gpu_gib']:g} GiB on a GPU)" if keeper.get("peak_gpu_gib") else ""
-    if plan["validation_limit"] != plan["max_length"]:
-        limit, fix = f"data.max_tokens={plan['validation_limit']}", f"raise data.max_tokens to {keeper['length']}"
-    elif plan["source"] == "auto":
-        limit = f"the {plan['max_length']} tokens model.max_length: auto chose (it keeps {plan['keep_share']:.1%})"
-        fix = f"set model.max_length: {keeper['length']} if they matter"
+    points = ", ".join(f"{k} {v}" for k, v in plan.percentiles.items())
+    keeper = max(plan.choices, key=lambda c: c.length)
+    memory = f" (estimated peak {keeper.peak_gpu_gib:g} GiB on a GPU)" if keeper.peak_gpu_gib else ""
+    if plan.validation_limit != plan.max_length:
+        limit, fix = f"data.max_tokens={plan.validation_limit}", f"raise data.max_tokens to {keeper.length}"
+    elif plan.source == "auto":
+        limit = f"the {plan.max_length} tokens model.max_length: auto chose (it keeps {plan.keep_share:.1%})"
+        fix = f"set model.max_length: {keeper.length} if they matter"
     else:
-        limit, fix = f"model.max_length={plan['max_length']} tokens", f"set model.max_length: auto, or {keeper['length']}"
-    return (f"{plan['above_limit']} of {plan['n_measured']} measured records ({plan['above_share']:.1%}) are longer than "
+        limit, fix = f"model.max_length={plan.max_length} tokens", f"set model.max_length: auto, or {keeper.length}"
+    return (f"{plan.above_limit} of {plan.n_measured} measured records ({plan.above_share:.1%}) are longer than "
             f"{limit} (token lengths with the chat template: {points}); the records are valid, the limit cuts them: "
             f"{fix} to keep every one{memory}.")

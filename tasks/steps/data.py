@@ -104,13 +104,12 @@ def token_lengths(ingested: DataStageResult, tokenizer_path: str, model: ModelCo
     from loraflow.tasks.data.token_lengths import measure_token_lengths
     from loraflow.tasks.planning.lengths import length_hint
 
-    plan = TokenLengths.from_dict(measure_token_lengths(ingested.records, tokenizer_path, model, data.max_tokens, train, lora,
-                                                       data.seed))
+    plan = measure_token_lengths(ingested.records, tokenizer_path, model, data.max_tokens, train, lora, data.seed)
     points = ", ".join(f"{k} {v}" for k, v in plan.percentiles.items())
     get_run_logger().info("stage: token lengths (%d records measured: %s) -> max_length %d (%s)", plan.n_measured, points,
                           plan.max_length, plan.source)
     if plan.above_limit:
-        get_run_logger().warning("lengths: %s", length_hint(plan.to_dict()))
+        get_run_logger().warning("lengths: %s", length_hint(plan))
     return plan
 
 

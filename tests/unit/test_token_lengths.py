@@ -1,6 +1,7 @@
 """model.max_length: auto — the length chosen from the data, the cost table, and the message that blames the limit."""
 import json
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -38,14 +39,14 @@ def test_model_limit_reads_the_config():
 def test_explicit_limit_that_cuts_records_blames_the_limit_and_names_what_keeps_them():
     lengths = [170] * 60 + [120] * 40  # 60% of the records are longer than 160
     plan = plan_lengths(lengths, 100, ModelConfig(max_length=160), None, TINY_CONFIG, TrainConfig(), LoraConfig())
-    assert plan["max_length"] == 160 and plan["above_limit"] == 60 and plan["above_share"] == 0.6
-    assert any(c["length"] == 192 and c["keeps_share"] == 1.0 for c in plan["choices"])
+    assert plan.max_length == 160 and plan.above_limit == 60 and plan.above_share == 0.6
+    assert any(c.length == 192 and c.keeps_share == 1.0 for c in plan.choices)
     hint = length_hint(plan)
     assert "longer than model.max_length=160 tokens" in hint and "set model.max_length: auto, or 192" in hint
     error = invalid_error(0.6, DataConfig(), Counter({"max_tokens": 60}), "runs/x", plan)
     assert "raise the length limit" in str(error) and "fix the data" not in str(error) and "model.max_length: auto" in str(error)
     auto = plan_lengths(lengths, 100, ModelConfig(), None, TINY_CONFIG, TrainConfig(), LoraConfig())
-    assert auto["max_length"] == 192 and auto["above_limit"] == 0 and length_hint(auto) == ""
+    assert auto.max_length == 192 and auto.above_limit == 0 and length_hint(auto) == ""
 
 
 def _record(i: int, words: int) -> dict:
@@ -63,13 +64,13 @@ def test_measured_with_the_tokenizer_auto_validates_every_record_a_small_fixed_l
     sample, n = sample_records(str(path), 50, seed=1)
     assert n == 200 and len(sample) == 50
     plan = measure_token_lengths(str(path), str(model), ModelConfig(), None, TrainConfig(), LoraConfig())
-    assert plan["source"] == "auto" and plan["n_measured"] == 200 and plan["above_limit"] <= 1
-    result = validate_records(str(path), DataConfig(), ["en"], str(model), plan["validation_limit"], str(tmp_path / "run"),
+    assert plan.source == "auto" and plan.n_measured == 200 and plan.above_limit <= 1
+    result = validate_records(str(path), DataConfig(), ["en"], str(model), plan.validation_limit, str(tmp_path / "run"),
                               lengths=plan)
     assert result["counts"]["kept"] >= 199  # >= 99.5% kept: only a true outlier may go
-    tight = plan_lengths([plan["percentiles"]["p50"]] * 2, 2, ModelConfig(max_length=plan["percentiles"]["p50"]), None,
+    tight = plan_lengths([plan.percentiles["p50"]] * 2, 2, ModelConfig(max_length=plan.percentiles["p50"]), None,
                          TINY_CONFIG, TrainConfig(), LoraConfig())
     with pytest.raises(Exception, match="model.max_length"):
-        validate_records(str(path), DataConfig(), ["en"], str(model), tight["validation_limit"], str(tmp_path / "run2"),
-                         lengths={**plan, "validation_limit": tight["validation_limit"], "max_length": tight["max_length"],
-                                  "above_limit": 100, "above_share": 0.5})
+        validate_records(str(path), DataConfig(), ["en"], str(model), tight.validation_limit, str(tmp_path / "run2"),
+                         lengths=replace(plan, validation_limit=tight.validation_limit, max_length=tight.max_length,
+                                         above_limit=100, above_share=0.5))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from loraflow.schemas.results import TokenLengths
 from loraflow.schemas.config.data import DataConfig
 from loraflow.tasks.data.ingest import stage_dir
 from loraflow.tasks.common.jsonl import _dumps, iter_jsonl
@@ -90,7 +91,7 @@ def _fix_duplicates(result: dict, late: set[int]) -> Counter:
 
 def validate_stream(records_path: str, config: DataConfig, languages: list[str], tokenizer_path: str | None,
                     max_tokens: int, out_dir: str, engine, part_bytes: int, prior_quarantined: int = 0,
-                    prior_input: int | None = None, lengths: dict | None = None) -> dict:
+                    prior_input: int | None = None, lengths: TokenLengths | None = None) -> dict:
     """validate_records, partition by partition on `engine`; the same files, counts and stop."""
     n_input = count_newlines(records_path)
     pilot, pilot_skipped = None, 0
