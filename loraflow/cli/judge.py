@@ -25,10 +25,10 @@ def run_judge(args: argparse.Namespace) -> int:
         args.run_dir, args.base_url, args.model, api_key=os.environ.get(args.api_key_env) or None,
         max_cases=args.n or None, seed=args.seed, timeout_s=args.timeout, concurrency=args.concurrency,
     )
-    print(f"judge {summary['model']} (rubric {summary['rubric_version']}): {summary['n_scored']} scored, {summary['n_failed']} unusable replies")
-    for dim, stats in summary["dimensions"].items():
-        agreement = summary["agreement"].get(dim)
+    print(f"judge {summary.model} (rubric {summary.rubric_version}): {summary.n_scored} scored, {summary.n_failed} unusable replies")
+    for dim, stats in summary.dimensions.items():
+        agreement = summary.agreement.get(dim)
         versus = f"  vs humans: MAE {agreement['mae']:.2f}, within 1: {agreement['within_1']:.0%} (n={agreement['n']})" if agreement else ""
         print(f"  {dim:<13} {stats['mean']:.2f} [{stats['ci_low']:.2f}, {stats['ci_high']:.2f}]{versus}")
-    print(f"saved {args.run_dir}/eval/llm_judge.json" + (f"; logged to MLflow run {summary['mlflow_run_id']}" if summary["mlflow_run_id"] else ""))
+    print(f"saved {args.run_dir}/eval/llm_judge.json" + (f"; logged to MLflow run {summary.mlflow_run_id}" if summary.mlflow_run_id else ""))
     return 0

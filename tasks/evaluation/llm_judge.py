@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from loraflow.schemas.results import JudgeSummary
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.judge import JudgeConfig
 from loraflow.schemas.human_eval import RUBRIC_DIMENSIONS
@@ -172,7 +173,7 @@ def judge_human_agreement(judge_rows: list[dict], human_rows: list[dict]) -> dic
 def run_llm_judge(
     run_dir: str, base_url: str, model: str, api_key: str | None = None, max_cases: int | None = 100, seed: int = 42,
     timeout_s: float = 60.0, concurrency: int = 4,
-) -> dict:
+) -> JudgeSummary:
     """Judge the run's candidate predictions, compare with human ratings if imported, save eval/llm_judge.{jsonl,json}, log to MLflow."""
     rows = read_predictions(run_dir)
     cases = stratified_sample(rows, max_cases, seed) if max_cases else rows
@@ -199,10 +200,10 @@ def run_llm_judge(
         tags={"judge.rubric_version": RUBRIC_VERSION, "judge.model": model},
     )
     (eval_dir / "llm_judge.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-    return summary
+    return JudgeSummary(**summary)
 
 
-def judge_from_config(run_dir: str, config: JudgeConfig) -> dict | None:
+def judge_from_config(run_dir: str, config: JudgeConfig) -> JudgeSummary | None:
     """Run the judge as configured (judge); None when it is off, which is the default."""
     if not config.enabled:
         return None

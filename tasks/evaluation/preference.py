@@ -1,5 +1,6 @@
 """Held-out preference accuracy: does the model give the chosen answer a higher log-probability than the rejected one."""
 from loraflow.schemas.preferences import is_pair, rejected_messages
+from loraflow.schemas.results import PreferenceAccuracy
 from loraflow.tasks.common.jsonl import read_jsonl
 
 
@@ -59,11 +60,11 @@ def score_pairs(model_path: str, adapter_path: str | None, test_path: str, limit
     return result
 
 
-def preference_summary(scores: dict[str, dict | None]) -> dict:
-    """{label: accuracy, ...} plus MLflow metrics, over the labels that were scored."""
+def preference_summary(scores: dict[str, dict | None]) -> PreferenceAccuracy:
+    """Each scored label's accuracy on the pairs, plus MLflow metrics."""
     scored = {label: s for label, s in scores.items() if s}
     metrics = {f"{label}.preference_accuracy": s["accuracy"] for label, s in scored.items()}
     metrics.update({f"{label}.preference_accuracy_vs_reference": s["accuracy_vs_reference"]
                     for label, s in scored.items() if "accuracy_vs_reference" in s})
-    return {"accuracy": {label: s["accuracy"] for label, s in scored.items()},
-            "n": max((s["n"] for s in scored.values()), default=0), "mlflow_metrics": metrics}
+    return PreferenceAccuracy(n=max((s["n"] for s in scored.values()), default=0),
+                              accuracy={label: s["accuracy"] for label, s in scored.items()}, mlflow_metrics=metrics)

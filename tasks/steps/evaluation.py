@@ -46,10 +46,10 @@ def preference_accuracy(models: dict[str, tuple[str, str | None] | None], test_p
     summary = preference_summary(scores)
     path = RunFolder(out_dir).eval / "preference.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"summary": summary, "scores": scores}, indent=1))
-    get_run_logger().info("preference accuracy on %d held-out pairs: %s", summary["n"],
-                          ", ".join(f"{k} {v:.3f}" for k, v in summary["accuracy"].items()))
-    return PreferenceAccuracy.from_dict(summary)
+    path.write_text(json.dumps({"summary": summary.to_dict(), "scores": scores}, indent=1))
+    get_run_logger().info("preference accuracy on %d held-out pairs: %s", summary.n,
+                          ", ".join(f"{k} {v:.3f}" for k, v in summary.accuracy.items()))
+    return summary
 
 
 @task(name="compare-and-gate", cache_policy=NO_CACHE)
@@ -100,8 +100,7 @@ def judge(out_dir: str, config: JudgeConfig) -> JudgeSummary | None:
         get_run_logger().info("stage: LLM-as-judge (%s)", config.model)
     else:
         get_run_logger().info("LLM judge: off (judge.enabled is false), nothing scored")
-    summary = judge_from_config(out_dir, config)
-    return JudgeSummary.from_dict(summary) if summary else None
+    return judge_from_config(out_dir, config)
 
 
 @task(name="resolve-eval-target", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)

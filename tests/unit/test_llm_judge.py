@@ -111,17 +111,17 @@ def test_judge_scores_a_run_retries_and_agrees_with_humans(run_dir: Path, judge_
 
     summary = run_llm_judge(str(run_dir), judge_url, "judge-model", api_key="sk-test", max_cases=None, concurrency=2)
 
-    assert summary["n_cases"] == 5 and summary["n_scored"] == 4 and summary["n_failed"] == 1
+    assert summary.n_cases == 5 and summary.n_scored == 4 and summary.n_failed == 1
     rows = {r["id"]: r for r in read_jsonl(run_dir / "eval" / "llm_judge.jsonl")}
     assert rows["c3"]["accuracy"] is None and "no 1-5 score" in rows["c3"]["error"]
     assert rows["c4"]["accuracy"] == 2 and rows["c4"]["comment"] == "wrong product" and rows["c4"]["rater"] == "llm:judge-model"
-    assert summary["dimensions"]["accuracy"]["mean"] == pytest.approx((4 + 3 + 5 + 2) / 4)
+    assert summary.dimensions["accuracy"]["mean"] == pytest.approx((4 + 3 + 5 + 2) / 4)
     chats = [r for r in FakeJudge.requests if r["path"] == "/v1/chat/completions"]
     assert len(chats) == 6  # five cases plus one retry after the 503
     assert all(r["auth"] == "Bearer sk-test" and r["body"]["temperature"] == 0 for r in chats)
     assert all(r["body"]["model"] == "judge-model" and r["body"]["messages"][0]["content"] == RUBRIC_PROMPT for r in chats)
     # Judge accuracy 4, 5, 2 against human means 4.5, 5, 1 on the three shared cases.
-    accuracy = summary["agreement"]["accuracy"]
+    accuracy = summary.agreement["accuracy"]
     assert accuracy["n"] == 3 and accuracy["mae"] == pytest.approx((0.5 + 0 + 1) / 3) and accuracy["within_1"] == 1.0
     assert accuracy["pearson"] > 0.9 and accuracy["alpha_interval"] > 0.5
     run = client.get_run(run_id)
@@ -140,7 +140,7 @@ def test_judge_is_off_by_default_and_runs_from_config(run_dir: Path, judge_url: 
     assert JudgeConfig().enabled is False and judge_from_config(str(run_dir), JudgeConfig()) is None
     monkeypatch.setenv("JUDGE_KEY", "sk-config")
     summary = judge_from_config(str(run_dir), JudgeConfig(enabled=True, base_url=judge_url, model="m", api_key_env="JUDGE_KEY", max_cases=2))
-    assert summary["n_cases"] == 2 and FakeJudge.requests[0]["auth"] == "Bearer sk-config"
+    assert summary.n_cases == 2 and FakeJudge.requests[0]["auth"] == "Bearer sk-config"
 
 
 def test_agreement_is_empty_without_shared_cases():

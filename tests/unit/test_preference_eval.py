@@ -27,8 +27,8 @@ def test_dpo_raises_held_out_preference_accuracy_and_the_reference_is_the_base(t
     # the adapter switched off scores exactly as the base model does
     assert candidate["reference_accuracy"] == base["accuracy"]
     summary = preference_summary({"candidate": candidate, "base": base, "champion": None})
-    assert summary["accuracy"] == {"candidate": 1.0, "base": base["accuracy"]}
-    assert summary["mlflow_metrics"]["candidate.preference_accuracy_vs_reference"] == 1.0
+    assert summary.accuracy == {"candidate": 1.0, "base": base["accuracy"]}
+    assert summary.mlflow_metrics["candidate.preference_accuracy_vs_reference"] == 1.0
 
 
 def test_supervised_test_split_has_no_preference_score(tiny_model_path, tmp_path):
