@@ -36,8 +36,8 @@ def handle_promote(args) -> int:
 
     name = _name(args)
     event = promote(name, args.version, args.reason, tracking_uri=args.tracking_uri)
-    previous = f" (was {event['previous']})" if event["previous"] else ""
-    print(f"{name}: champion -> version {event['version']}{previous}; models:/{name}@champion")
+    previous = f" (was {event.previous})" if event.previous else ""
+    print(f"{name}: champion -> version {event.version}{previous}; models:/{name}@champion")
     return 0
 
 
@@ -47,7 +47,7 @@ def handle_rollback(args) -> int:
 
     name = _name(args)
     event = rollback(name, args.to_version, args.reason, tracking_uri=args.tracking_uri)
-    print(f"{name}: champion rolled back to version {event['version']} (was {event['previous']}); models:/{name}@champion")
+    print(f"{name}: champion rolled back to version {event.version} (was {event.previous}); models:/{name}@champion")
     return 0
 
 

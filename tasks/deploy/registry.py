@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from loraflow.schemas.results import Champion
+from loraflow.schemas.results import AliasMove, Champion
 from loraflow.tasks.common.errors import LoraflowError
 
 CHAMPION = "champion"
@@ -123,7 +123,7 @@ def find_champion(name: str, *, tracking_uri: str | None = None) -> Champion | N
     return Champion(name=name, version=version, path=resolve_model(f"models:/{name}/{version}", tracking_uri=tracking_uri))
 
 
-def promote(name: str, version: str, reason: str, *, tracking_uri: str | None = None) -> dict:
+def promote(name: str, version: str, reason: str, *, tracking_uri: str | None = None) -> AliasMove:
     """Point `champion` at version (one alias write, so readers never see no champion) and record why."""
     client = _client(tracking_uri)
     version = _existing_version(client, name, version)
@@ -138,10 +138,10 @@ def promote(name: str, version: str, reason: str, *, tracking_uri: str | None = 
         client.delete_registered_model_alias(name, CHALLENGER)  # it no longer challenges; it is the champion
     event = {"action": "promote", "version": version, "previous": previous, "reason": reason, "at": now}
     _append_history(client, name, event)
-    return event
+    return AliasMove(name=name, **event)
 
 
-def rollback(name: str, to_version: str | None, reason: str, *, tracking_uri: str | None = None) -> dict:
+def rollback(name: str, to_version: str | None, reason: str, *, tracking_uri: str | None = None) -> AliasMove:
     """Move `champion` back to to_version, or to the champion before the current one, and record why."""
     client = _client(tracking_uri)
     current = _alias_version(client, name, CHAMPION)
@@ -164,7 +164,7 @@ def rollback(name: str, to_version: str | None, reason: str, *, tracking_uri: st
     client.set_model_version_tag(name, target, "restored_from", current)
     event = {"action": "rollback", "version": target, "previous": current, "reason": reason, "at": now}
     _append_history(client, name, event)
-    return event
+    return AliasMove(name=name, **event)
 
 
 def list_versions(name: str, *, tracking_uri: str | None = None) -> list[dict]:

@@ -71,13 +71,13 @@ def quantize_variants(registered: RegisteredModel | None, trained: TrainingResul
     return variants
 
 
-def _record(event: dict, name: str) -> AliasMove:
-    get_run_logger().info("%s: %s champion is now version %s (was %s): %s", event["action"], name, event["version"],
-                          event["previous"], event["reason"])
-    create_markdown_artifact(key=f"champion-{event['action']}", description="Champion alias moved", markdown=(
-        f"**{event['action']}** `{name}`: champion v{event['previous']} → **v{event['version']}** at {event['at']}\n\n"
-        f"Reason: {event['reason']}"))
-    return AliasMove.from_dict({**event, "name": name})
+def _record(event: AliasMove) -> AliasMove:
+    get_run_logger().info("%s: %s champion is now version %s (was %s): %s", event.action, event.name, event.version,
+                          event.previous, event.reason)
+    create_markdown_artifact(key=f"champion-{event.action}", description="Champion alias moved", markdown=(
+        f"**{event.action}** `{event.name}`: champion v{event.previous} → **v{event.version}** at {event.at}\n\n"
+        f"Reason: {event.reason}"))
+    return event
 
 
 @task(name="promote-version", **REGISTRY_TASK)
@@ -86,7 +86,7 @@ def promote_version(model_name: str | None, version: str, reason: str, tracking_
     from loraflow.tasks.deploy.registry import only_model_name, promote
 
     name = model_name or only_model_name(tracking_uri=tracking_uri)
-    return _record(promote(name, version, reason, tracking_uri=tracking_uri), name)
+    return _record(promote(name, version, reason, tracking_uri=tracking_uri))
 
 
 @task(name="rollback-champion", **REGISTRY_TASK)
@@ -95,4 +95,4 @@ def rollback_champion(model_name: str | None, to_version: str | None, reason: st
     from loraflow.tasks.deploy.registry import only_model_name, rollback
 
     name = model_name or only_model_name(tracking_uri=tracking_uri)
-    return _record(rollback(name, to_version, reason, tracking_uri=tracking_uri), name)
+    return _record(rollback(name, to_version, reason, tracking_uri=tracking_uri))

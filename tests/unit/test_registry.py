@@ -100,7 +100,7 @@ def test_promote_and_rollback_round_trip(merged, store):
         register_model(merged_path, run_id, "ticket", {})
     promote("ticket", "1", "first model")
     event = promote("ticket", "2", "beats v1 on exact match")
-    assert event["previous"] == "1" and champion_version("ticket") == "2"
+    assert event.previous == "1" and event.name == "ticket" and champion_version("ticket") == "2"
     assert client.get_model_version("ticket", "2").tags["previous_champion"] == "1"
     assert client.get_model_version("ticket", "3").aliases == ["challenger"]
     promote("ticket", "3", "beats v2")
