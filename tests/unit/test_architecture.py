@@ -116,6 +116,37 @@ def test_every_task_returns_a_declared_type():
     assert found >= 35 and untyped == []
 
 
+def test_pyproject_lists_every_package_folder():
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {name for name, path in _modules().items() if path.name == "__init__.py"}
+    assert set(config["packages"]) == packages
+    assert config["package-dir"] == {package: folder for folder, package in FOLDERS.items() if folder != "loraflow"}
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_only_loraflow_at_the_top(tmp_path):
+    source = tmp_path / "source"  # a copy: setuptools builds in the source tree (build/), which must stay clean
+    for folder in FOLDERS:
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)], check=True,
+                   cwd=tmp_path, timeout=600)
+    wheel = next(tmp_path.glob("loraflow-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"loraflow", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
+    for module in ("loraflow/tasks/training/train.py", "loraflow/flows/finetune.py", "loraflow/schemas/results/data.py",
+                   "loraflow/services/feedback_api.py", "loraflow/services/serving/app.py", "loraflow/cli/__init__.py"):
+        assert module in names
+
+
+def test_the_images_copy_every_installed_folder():
+    for dockerfile in ("Dockerfile.server", "Dockerfile.worker"):
+        text = (REPO / "docker" / dockerfile).read_text()
+        missing = [folder for folder in FOLDERS if f"COPY {folder} ./{folder}" not in text]
+        assert missing == [], dockerfile
+
+
 _LOOSE = re.compile(r"\b(dict|Dict|Mapping|Any)\b")
 _REASON = re.compile(r"#\s*(dict|Any):\s*\S+(\s+\S+){2,}")  # "# dict: " or "# Any: " and at least three words
 
@@ -152,34 +183,3 @@ def test_no_dict_or_any_in_a_result_type_without_its_reason():
     sample = ("class R:\n    a: dict[str, int]\n    b: Any = None  # a note\n"
               "    c: dict[str, int]  # dict: keyed by the task's own labels\n    d: list[str]\n")
     assert [line.split()[1] for line in _unexplained_loose_fields(sample, "sample")] == ["R.a:", "R.b:"]
-
-
-def test_pyproject_lists_every_package_folder():
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    packages = {name for name, path in _modules().items() if path.name == "__init__.py"}
-    assert set(config["packages"]) == packages
-    assert config["package-dir"] == {package: folder for folder, package in FOLDERS.items() if folder != "loraflow"}
-
-
-@pytest.mark.slow
-def test_the_wheel_installs_only_loraflow_at_the_top(tmp_path):
-    source = tmp_path / "source"  # a copy: setuptools builds in the source tree (build/), which must stay clean
-    for folder in FOLDERS:
-        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)], check=True,
-                   cwd=tmp_path, timeout=600)
-    wheel = next(tmp_path.glob("loraflow-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    assert {n.split("/")[0] for n in names} == {"loraflow", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
-    for module in ("loraflow/tasks/training/train.py", "loraflow/flows/finetune.py", "loraflow/schemas/results/data.py",
-                   "loraflow/services/feedback_api.py", "loraflow/services/serving/app.py", "loraflow/cli/__init__.py"):
-        assert module in names
-
-
-def test_the_images_copy_every_installed_folder():
-    for dockerfile in ("Dockerfile.server", "Dockerfile.worker"):
-        text = (REPO / "docker" / dockerfile).read_text()
-        missing = [folder for folder in FOLDERS if f"COPY {folder} ./{folder}" not in text]
-        assert missing == [], dockerfile
