@@ -6,7 +6,7 @@ give a dict back (`to_dict`) to the writers that keep one format on disk (run.js
 from loraflow.schemas.results.data import (DataReport, DataStageResult, InputFiles, LengthChoice, PreparedData, Splits,
                                            StreamingPlan, TokenLengths)
 from loraflow.schemas.results.deploy import AliasMove, Champion, QuantizedVariant, RegisteredModel
-from loraflow.schemas.results.evaluation import (CategoricalScores, Comparison, CriterionOutcome, EvaluationSummary, EvaluationTarget,
+from loraflow.schemas.results.evaluation import (BadcaseSummary, CategoricalScores, Comparison, CriterionOutcome, EvaluationSummary, EvaluationTarget,
                                                  EvaluationVerdict, FieldCheck, GateResult, HeldOutRewards, JudgeSummary,
                                                  ModelEvaluation, PreferenceAccuracy, PromotionDecision, TextScores)
 from loraflow.schemas.results.feedback import (EvaluationSets, ExportedBatch, FeedbackRecorded, LineageVersion,
@@ -14,7 +14,7 @@ from loraflow.schemas.results.feedback import (EvaluationSets, ExportedBatch, Fe
 from loraflow.schemas.results.tracking import FinishedRun, RunOutcome, TrackingRun
 from loraflow.schemas.results.training import SweepResult, SweepRun, SweepTrial, TrainingResult
 
-__all__ = ["AliasMove", "CategoricalScores", "Champion", "Comparison", "CriterionOutcome", "DataReport", "DataStageResult",
+__all__ = ["AliasMove", "BadcaseSummary", "CategoricalScores", "Champion", "Comparison", "CriterionOutcome", "DataReport", "DataStageResult",
            "EvaluationSets", "EvaluationSummary", "EvaluationTarget", "EvaluationVerdict", "ExportedBatch", "FieldCheck",
            "FeedbackRecorded", "FinishedRun", "GateResult", "HeldOutRewards", "InputFiles", "JudgeSummary", "LengthChoice", "LineageVersion", "ModelEvaluation",
            "MonitorSummary", "PreferenceAccuracy", "PreparedData", "PromotionDecision", "QuantizedVariant", "RecentFeedback", "RegisteredModel", "RunOutcome",

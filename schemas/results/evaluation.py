@@ -36,6 +36,16 @@ class PreferenceAccuracy(Result):
 
 
 @dataclass(frozen=True)
+class BadcaseSummary(Result):
+    """The worst test cases tagged with a probable cause (eval/badcases.jsonl): how many, per cause and per category."""
+
+    path: str
+    n: int
+    counts: dict[str, int]  # dict: probable cause -> cases, most frequent first
+    category_counts: dict[str, int]  # dict: cause category (data, prompt_format, capability) -> cases
+
+
+@dataclass(frozen=True)
 class EvaluationTarget(Result):
     """A model to evaluate resolved to folders, and the test set it is scored on."""
 
@@ -257,4 +267,4 @@ class GateResult(Result):
     summary_path: str
     summary: EvaluationSummary
     decision: PromotionDecision
-    badcases: dict[str, Any]  # dict: analyse_badcases' summary (counts by cause, files), shown and logged as it is
+    badcases: BadcaseSummary

@@ -4,6 +4,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from loraflow.schemas.results import BadcaseSummary
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.task_card import TaskCard
 from loraflow.tasks.common.errors import LoraflowError
@@ -149,11 +150,8 @@ def _signals(row: dict, index: _TrainIndex, tokens: _Tokens, long_prompt: float)
 
 
 def analyse_badcases(predictions_path: str, train_path: str, task_card: TaskCard, n: int, out_dir: str,
-                     tokenizer_path: str | None = None) -> dict:
-    """Tag the worst n test cases with a probable cause; write out_dir/eval/badcases.jsonl.
-
-    Returns {"path", "n", "counts": {cause: count}, "category_counts": {category: count}}.
-    """
+                     tokenizer_path: str | None = None) -> BadcaseSummary:
+    """Tag the worst n test cases with a probable cause; write out_dir/eval/badcases.jsonl."""
     criterion = task_card.success_metric
     metric = per_example_metric(criterion.metric)
     rows = [r for r in read_jsonl(predictions_path) if metric in r.get("scores", {})]
@@ -176,9 +174,5 @@ def analyse_badcases(predictions_path: str, train_path: str, task_card: TaskCard
         })
     path = RunFolder(out_dir).eval / "badcases.jsonl"
     write_jsonl(path, out)
-    return {
-        "path": str(path),
-        "n": len(out),
-        "counts": dict(Counter(r["cause"] for r in out).most_common()),
-        "category_counts": dict(Counter(r["category"] for r in out).most_common()),
-    }
+    return BadcaseSummary(path=str(path), n=len(out), counts=dict(Counter(r["cause"] for r in out).most_common()),
+                          category_counts=dict(Counter(r["category"] for r in out).most_common()))

@@ -69,12 +69,12 @@ def files(tmp_path):
 
 def test_each_bad_case_gets_its_probable_cause(files):
     result = analyse_badcases(str(files / "predictions.jsonl"), str(files / "train.jsonl"), CARD, 20, str(files))
-    rows = read_jsonl(result["path"])
-    assert result["path"] == str(files / "eval" / "badcases.jsonl")
+    rows = read_jsonl(result.path)
+    assert result.path == str(files / "eval" / "badcases.jsonl")
     assert {r["id"]: r["cause"] for r in rows} == EXPECTED  # the perfect answer is no badcase
-    assert result["n"] == 10
-    assert result["counts"]["chat_template_eos"] == 2 and sum(result["counts"].values()) == 10
-    assert result["category_counts"] == {"prompt_format": 5, "data": 3, "capability": 2}
+    assert result.n == 10
+    assert result.counts["chat_template_eos"] == 2 and sum(result.counts.values()) == 10
+    assert result.category_counts == {"prompt_format": 5, "data": 3, "capability": 2}
     by_id = {r["id"]: r for r in rows}
     assert "tr1" in by_id["conflict"]["detail"] and "tr2" in by_id["conflict"]["detail"]
     assert "near_duplicate_different_answer" in by_id["conflict"]["signals"]
@@ -87,7 +87,7 @@ def test_each_bad_case_gets_its_probable_cause(files):
 
 def test_worst_first_and_limited_to_n(files):
     result = analyse_badcases(str(files / "predictions.jsonl"), str(files / "train.jsonl"), CARD, 3, str(files))
-    rows = read_jsonl(result["path"])
+    rows = read_jsonl(result.path)
     scores = {r["id"]: r["scores"]["chrf"] for r in read_jsonl(files / "predictions.jsonl")}
     assert len(rows) == 3
     assert [r["score"]["chrf"] for r in rows] == sorted(scores[r["id"]] for r in rows)
@@ -99,4 +99,4 @@ def test_tokenizer_counts_and_special_tokens(files, tmp_path_factory):
     rows = score_rows([_case("t", "Where is my parcel?", "It arrives on Monday.", "Monday<|endoftext|>", prompt_tokens=0)])
     write_jsonl(files / "p2.jsonl", rows)
     result = analyse_badcases(str(files / "p2.jsonl"), str(files / "train.jsonl"), CARD, 5, str(files), tokenizer_path=str(model_dir))
-    assert read_jsonl(result["path"])[0]["cause"] == "chat_template_eos"
+    assert read_jsonl(result.path)[0]["cause"] == "chat_template_eos"
