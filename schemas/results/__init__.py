@@ -12,10 +12,10 @@ from loraflow.schemas.results.evaluation import (BadcaseSummary, CategoricalScor
 from loraflow.schemas.results.feedback import (EvaluationSets, ExportedBatch, FeedbackRecorded, LineageVersion,
                                                MonitorSummary, RecentFeedback)
 from loraflow.schemas.results.tracking import FinishedRun, RunOutcome, TrackingRun
-from loraflow.schemas.results.training import SweepResult, SweepRun, SweepTrial, TrainingResult
+from loraflow.schemas.results.training import SweepResult, SweepRun, SweepTrial, TrainingResult, TrialMetric
 
 __all__ = ["AliasMove", "BadcaseSummary", "CategoricalScores", "Champion", "Comparison", "CriterionOutcome", "DataReport", "DataStageResult",
            "EvaluationSets", "EvaluationSummary", "EvaluationTarget", "EvaluationVerdict", "ExportedBatch", "FieldCheck",
            "FeedbackRecorded", "FinishedRun", "GateResult", "HeldOutRewards", "InputFiles", "JudgeSummary", "LengthChoice", "LineageVersion", "ModelEvaluation",
            "MonitorSummary", "PreferenceAccuracy", "PreparedData", "PromotionDecision", "QuantizedVariant", "RecentFeedback", "RegisteredModel", "RunOutcome",
-           "Splits", "StreamingPlan", "TokenLengths", "SweepResult", "SweepRun", "SweepTrial", "TextScores", "TrackingRun", "TrainingResult"]
+           "Splits", "StreamingPlan", "TokenLengths", "SweepResult", "SweepRun", "SweepTrial", "TextScores", "TrackingRun", "TrainingResult", "TrialMetric"]

@@ -32,6 +32,14 @@ class TrainingResult(Result):
 
 
 @dataclass(frozen=True)
+class TrialMetric(Result):
+    """A trial's success metric: its name (the task card's) and the candidate's value (None: not evaluated)."""
+
+    name: str | None
+    value: float | None
+
+
+@dataclass(frozen=True)
 class SweepTrial(Result):
     """One trial of a sweep: its overrides and run folder, then (once run) its MLflow run, val loss or error."""
 
@@ -40,7 +48,7 @@ class SweepTrial(Result):
     out_dir: str
     mlflow_run_id: str | None = None
     val_loss: float | None = None
-    success_metric: dict[str, Any] | None = None  # dict: {name, value} of the trial's success metric, as the sweep summary shows it
+    success_metric: TrialMetric | None = None
     error: str | None = None
 
 

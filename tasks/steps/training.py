@@ -11,7 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from transformers import TrainerCallback
 
 from loraflow.schemas.config import JudgeConfig, LoraConfig, PipelineConfig, TaskCard, TrainConfig
-from loraflow.schemas.results import RunOutcome, Splits, SweepResult, SweepRun, SweepTrial, TrackingRun, TrainingResult
+from loraflow.schemas.results import (RunOutcome, Splits, SweepResult, SweepRun, SweepTrial, TrackingRun, TrainingResult,
+                                      TrialMetric)
 from loraflow.tasks.common.settings import import_root, mlflow_uri
 from loraflow.tasks.steps import not_user_error
 from loraflow.tasks.tracking import runs as tracking
@@ -152,7 +153,7 @@ def run_trial(finetune: Flow, config: PipelineConfig, trial: SweepTrial, input_p
         return replace(trial, error=f"{type(error).__name__}: {error}"[:500])
     outcome = RunOutcome.model_validate(result.get("outcome") or {})
     done = replace(trial, mlflow_run_id=result["mlflow_run_id"], val_loss=sweeps.best_val_loss(trial.out_dir),
-                   success_metric={"name": outcome.success_metric, "value": outcome.candidate})
+                   success_metric=TrialMetric(name=outcome.success_metric, value=outcome.candidate))
     # MLflow nests a run under the run named by this tag (the UI shows it as a child).
     tracking.set_tags(TrackingRun(result["mlflow_tracking_uri"], result["mlflow_run_id"]),
                       {"mlflow.parentRunId": parent.run_id, "loraflow.sweep.trial": trial.name,
