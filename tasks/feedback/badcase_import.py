@@ -1,6 +1,7 @@
 """Evaluation badcases into the feedback store: they join the relabelling queue that the retrain loop consumes."""
 import json
 
+from loraflow.schemas.results import RunOutcome
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.feedback import FeedbackIn
 from loraflow.tasks.common.errors import LoraflowError
@@ -17,8 +18,8 @@ def import_badcases(run_dir: str, database_url: str | None) -> dict:
     if not path.is_file():
         raise LoraflowError(f"{path} does not exist; run the pipeline (or `loraflow run`) on {run_dir} first")
     run = json.loads((RunFolder(run_dir).run_json).read_text()) if (RunFolder(run_dir).run_json).is_file() else {}
-    registered = (run.get("outcome") or {}).get("registered_model") or {}
-    version = f"{registered['name']}/{registered['version']}" if registered else f"mlflow-run/{run.get('mlflow_run_id', 'unknown')}"
+    registered = RunOutcome.model_validate(run.get("outcome") or {}).registered_model
+    version = f"{registered.name}/{registered.version}" if registered else f"mlflow-run/{run.get('mlflow_run_id', 'unknown')}"
     store = FeedbackStore(database_url)
     stored = present = 0
     try:

@@ -16,7 +16,10 @@ def _run_dir(tmp_path):
             for i in range(3)]
     write_jsonl(run / "eval" / "badcases.jsonl", rows)
     (run / "run.json").write_text(json.dumps({"mlflow_run_id": "abc",
-                                              "outcome": {"registered_model": {"name": "tickets", "version": "4"}}}))
+                                              "outcome": {"registered_model": {"name": "tickets", "version": "4",
+                                                                               "model_uri": "models:/tickets/4",
+                                                                               "source": "runs:/abc/model",
+                                                                               "merged_path": str(run / "model" / "merged")}}}))
     return run
 
 
