@@ -1,7 +1,9 @@
 """What each pipeline step returns: small frozen types, so flows read attributes and the type checker follows.
 
-One module per stage, like tasks/. Plain functions may build these from their own dicts (`from_dict`), and a few
-give a dict back (`to_dict`) to the writers that keep one format on disk (run.json, the data report).
+One module per stage, like tasks/. The stage functions return these themselves; `to_dict` gives a dict back to the
+writers that keep one format on disk (run.json, the data report). Results that nest typed parts and are read back from
+JSON (the evaluation summary in eval/metrics.json, the run outcome in run.json) are frozen pydantic models (ResultModel).
+A field that stays a `dict` or `Any` says why on its line (tests/unit/test_architecture.py checks it).
 """
 from loraflow.schemas.results.data import (DataReport, DataStageResult, InputFiles, LengthChoice, PreparedData, Splits,
                                            StreamingPlan, TokenLengths)
