@@ -90,7 +90,7 @@ def child(path: str, input_path: str, out: str, result_file: str, partition_mb: 
     Path(result_file).write_text(json.dumps({
         "path": path, "timings": timings, "peak_rss_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "peak_rss_tree": max(peak[0], _rss_tree_gib()[0]), "peak_rss_anon": peak[1], "digests": digests,
-        "counts": {s["stage"]: s["counts"] for s in (ingested, validated, cleaned, split)}}))
+        "counts": {s.stage: s.counts for s in (ingested, validated, cleaned, split)}}))
 
 
 def markdown(n: int, results: list[dict], load_before: float, gen: dict, when: str, partition_mb: float = 64.0) -> str:

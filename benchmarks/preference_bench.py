@@ -59,7 +59,7 @@ def score(label: str, model: str, adapter: str | None, test: str, config, out: P
     if "accuracy_vs_reference" in pairs:
         row["accuracy_vs_reference"] = round(pairs["accuracy_vs_reference"], 4)
     if task_metric:
-        metrics = evaluate_model(model, adapter, test, config.eval, config.task_card, str(out), label)["metrics"]
+        metrics = evaluate_model(model, adapter, test, config.eval, config.task_card, str(out), label).metrics
         row.update({k: round(v, 4) for k, v in metrics.items() if k in TASK_METRICS or k.endswith(FIELD_STATS)})
     row["score_seconds"] = round(time.perf_counter() - started, 1)
     return row
