@@ -1,5 +1,6 @@
 """What a registered model version says about itself: a one-paragraph description and a markdown model card."""
 from loraflow.schemas.config.task_card import TaskCard
+from loraflow.schemas.results import PromotionDecision
 
 HEADLINE_METRICS = 6  # the success metric first, then the next few the evaluation reported
 
@@ -13,18 +14,18 @@ def headline_metrics(metrics: dict, task_card: TaskCard) -> dict[str, float]:
     return {k: numeric[k] for k in ordered[:HEADLINE_METRICS]}
 
 
-def version_description(task_card: TaskCard, data_hash: str, metrics: dict, decision: dict, run_id: str) -> str:
+def version_description(task_card: TaskCard, data_hash: str, metrics: dict, decision: PromotionDecision, run_id: str) -> str:
     """The model version's description in the registry: task, headline metrics, the gate's decision and reasons, lineage."""
     metric = task_card.success_metric
     op = ">=" if metric.higher_is_better else "<="
     shown = ", ".join(f"{k} {v:.4f}" for k, v in headline_metrics(metrics, task_card).items())
-    gate = "passed: promoted to champion" if decision.get("promote") else "did not pass: not promoted"
+    gate = "passed: promoted to champion" if decision.promote else "did not pass: not promoted"
     return (f"{task_card.name}: {task_card.description or 'fine-tuned with loraflow.'} Test split: {shown or 'no metrics'} "
             f"(task card: {metric.metric} {op} {metric.threshold:g}). Promotion gate {gate} "
-            f"({'; '.join(decision.get('reasons', [])) or 'no reasons recorded'}). Data hash {data_hash[:12]}, MLflow run {run_id}.")
+            f"({'; '.join(decision.reasons) or 'no reasons recorded'}). Data hash {data_hash[:12]}, MLflow run {run_id}.")
 
 
-def model_card_markdown(task_card: TaskCard, data_hash: str, metrics: dict, decision: dict, run_id: str) -> str:
+def model_card_markdown(task_card: TaskCard, data_hash: str, metrics: dict, decision: PromotionDecision, run_id: str) -> str:
     """The model card (README.md of the logged model): task card, data hash, headline metrics, the gate's reasons."""
     lines = [f"# {task_card.name}", "", task_card.description or "A model fine-tuned with loraflow.", "",
              "## Task", "", f"- input: {task_card.input or 'n/a'}", f"- output: {task_card.output or 'n/a'}",
@@ -37,8 +38,8 @@ def model_card_markdown(task_card: TaskCard, data_hash: str, metrics: dict, deci
                      f"{'n/a' if value is None else f'{value:.4f}'} |")
     lines += ["", "## Headline metrics (test split)", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in headline_metrics(metrics, task_card).items()]
-    lines += ["", "## Promotion gate", "", f"Decision: {'promote' if decision.get('promote') else 'keep the champion'}", ""]
-    lines += [f"- {reason}" for reason in decision.get("reasons", [])]
+    lines += ["", "## Promotion gate", "", f"Decision: {'promote' if decision.promote else 'keep the champion'}", ""]
+    lines += [f"- {reason}" for reason in decision.reasons]
     for example in task_card.examples[:3]:
         lines += ["", "## Example", "", f"Input: {example.input}", "", f"Output: `{example.output}`"]
     lines += ["", "## Lineage", "", f"- data hash (train/val/test files): `{data_hash}`", f"- MLflow run: `{run_id}`"]

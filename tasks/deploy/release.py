@@ -36,8 +36,7 @@ def release_candidate(base_model_path: str, trained: TrainingResult, test_path: 
     name = registered_model_name(config, task_card.name)
     tags = {"data.hash": data_hash, "mlflow.run_id": run.run_id, "train.method": trained.method,
             **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))}}
-    decision_dict = decision.to_dict()
-    card_args = (task_card, data_hash, metrics, decision_dict, run.run_id)
+    card_args = (task_card, data_hash, metrics, decision, run.run_id)
     registered = register_model(model_path, run.run_id, name, tags, tracking_uri=run.tracking_uri,
                                 description=version_description(*card_args), model_card=model_card_markdown(*card_args))
     if decision.promote and config.auto_promote:
