@@ -4,9 +4,6 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from loraflow.schemas.results.evaluation import EvaluationSummary, ModelEvaluation
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.plots import LABEL_COLORS, font_note, grouped_bars, horizontal_counts, loss_curves
 from loraflow.tasks.common.report_page import report_page
@@ -14,6 +11,7 @@ from loraflow.tasks.evaluation.report_fields import render_field_diff, fields_se
 from loraflow.tasks.evaluation.field_metrics import per_example_metric
 from loraflow.tasks.common.jsonl import read_jsonl
 from loraflow.tasks.tracking.run_extras import log_to_run, read_run_info
+from loraflow.schemas.results.evaluation import EvaluationSummary, ModelEvaluation
 
 LABEL_ORDER = ("base", "candidate", "champion", "classical", "majority", "stratified")
 WORST_FALLBACK = 10  # worst cases shown from predictions.jsonl when no badcase analysis ran
@@ -200,9 +198,9 @@ def write_eval_report(run_dir: str) -> str:
         raise LoraflowError(f"{path} has no 'candidate' under labels; re-run the evaluation to rewrite it.")
     try:
         summary = EvaluationSummary.model_validate(data)
-    except ValidationError as error:
-        raise LoraflowError(f"{path} does not read as an evaluation summary ({error.errors()[0]['msg']} at "
-                            f"{'.'.join(map(str, error.errors()[0]['loc']))}); re-run the evaluation to rewrite it.") from error
+    except ValueError as error:  # pydantic's ValidationError: the field, then what is wrong with it
+        detail = ": ".join(line.strip() for line in str(error).splitlines()[1:3])
+        raise LoraflowError(f"{path} does not read as an evaluation summary ({detail}); re-run the evaluation to rewrite it.") from error
     labels, success = summary.labels, summary.success_metric
     metric = success.metric
     reference = summary.slices.reference or ("champion" if "champion" in labels else "base" if "base" in labels else None)
