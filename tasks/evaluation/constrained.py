@@ -11,7 +11,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-_TOKENIZER_DATA = "_loraflow_enforcer_data"  # cached on the tokenizer: building it decodes the whole vocabulary once
+_TOKENIZER_DATA = "_loraflow_enforcer_data"
+_ALPHABET: str | None = None  # cached on the tokenizer: building it decodes the whole vocabulary once
 SCHEMA_FILE = "answer_schema.json"  # beside a released model's weights: the built-in server decodes under it
 
 
@@ -73,6 +74,23 @@ def _tokenizer_data(tokenizer, stop_ids: Sequence[int]):
     return cache[key]
 
 
+def text_alphabet() -> str:
+    """Every character a free-text field may hold: the printable characters of the Basic Multilingual Plane.
+
+    lm-format-enforcer's default alphabet is printable ASCII, and a character outside it ends the string in its parser's
+    eyes: a Chinese product name stopped after its first character (SmolLM2 spells one ideograph in two byte tokens, the
+    parser saw "相" and allowed only the JSON punctuation after it). The backslash stays out: the parser adds it itself,
+    for escapes.
+    """
+    global _ALPHABET
+    if _ALPHABET is None:
+        from lmformatenforcer.consts import COMPLETE_ALPHABET  # noqa: PLC0415
+
+        extra = (chr(code) for code in range(0x80, 0x10000) if chr(code).isprintable())
+        _ALPHABET = COMPLETE_ALPHABET + "".join(extra)
+    return _ALPHABET
+
+
 def allowed_tokens_fn(tokenizer, schema: dict, stop_ids: Sequence[int]) -> Callable:
     """A fresh `prefix_allowed_tokens_fn` for one generate() call that keeps every row inside `schema` and ends it with
     one of `stop_ids` once the object is complete.
@@ -83,8 +101,10 @@ def allowed_tokens_fn(tokenizer, schema: dict, stop_ids: Sequence[int]) -> Calla
 
     # One whitespace character at a time: compact JSON. A base model left free indents ("{\n  ") and runs out of
     # max_new_tokens before the closing brace (15 of 84 base answers on hwu64 at 24 new tokens).
-    parser = JsonSchemaParser(schema, config=CharacterLevelParserConfig(max_consecutive_whitespaces=1))
+    config = CharacterLevelParserConfig(alphabet=text_alphabet(), max_consecutive_whitespaces=1)
+    parser = JsonSchemaParser(schema, config=config)
     enforcer = TokenEnforcer(_tokenizer_data(tokenizer, stop_ids), parser)
+    parser.config = config  # TokenEnforcer replaces it with one of the single-character tokens and default whitespace
 
     def allowed(batch_id: int, sequence) -> list[int]:
         return enforcer.get_allowed_tokens(sequence.tolist()).allowed_tokens
