@@ -82,7 +82,8 @@ def test_the_data_run_form_has_a_few_described_inputs_whose_defaults_start_a_run
         assert name in text and field["description"].split(" (")[0][:60] in text, name  # each input with its help text
     values = page.eval_on_selector_all("textarea, input", "fields => fields.map(f => f.value)")
     assert len(values) <= 12 and "examples/quickstart/pipeline.yaml" in values  # run name + a few fields, defaults filled in
-    shot(page, "prefect-data-form", full_page=True)
+    page.set_viewport_size({"width": WIDTH, "height": 1100})  # the whole form, down to Submit
+    shot(page, "prefect-data-form")
     page.get_by_role("button", name="Submit").click()  # Run with no edits: Prefect validates the defaults and schedules it
     page.wait_for_url(re.compile(r"/deployments/deployment/[^/]+(\?.*)?$"))
     runs = httpx.post(f"{stack['prefect']}/api/flow_runs/filter", timeout=30,
@@ -93,7 +94,9 @@ def test_the_data_run_form_has_a_few_described_inputs_whose_defaults_start_a_run
 def test_the_finetune_form_and_the_run_artifacts_have_links_that_click(stack, page):
     page.goto(f"{stack['prefect']}/deployments/deployment/{_deployment(stack, 'finetune')['id']}/run")
     page.get_by_text("max_steps").first.wait_for()
-    shot(page, "prefect-finetune-form", full_page=True)
+    page.set_viewport_size({"width": WIDTH, "height": 1200})
+    shot(page, "prefect-finetune-form")
+    page.set_viewport_size({"width": WIDTH, "height": 900})
     run = stack["run"]
     artifacts = httpx.post(f"{stack['prefect']}/api/artifacts/filter",
                            json={"artifacts": {"flow_run_id": {"any_": [run["prefect_flow_run_id"]]}}}, timeout=30).json()
@@ -144,8 +147,9 @@ def test_the_mlflow_run_charts_come_in_train_val_eval_sections(stack, page):
     assert {"train", "val", "eval", "data"} <= {name.split("/")[0] for name in sections}, sections
     if SHOTS:  # sections come alphabetically (data, deploy, estimate, eval/..., train, val): show the loss curves
         page.get_by_placeholder("Search metric charts").fill("/loss")
-        page.get_by_text(re.compile(r"^val$")).first.wait_for()
-        page.get_by_text(re.compile(r"^train$")).first.wait_for()
+        for curve in ("train/loss", "val/loss"):  # a chart's legend names its metric once its data has loaded
+            page.get_by_text(f"({curve})").first.wait_for()
+        page.get_by_text("Step", exact=True).nth(1).wait_for()  # both charts drawn, axes included
         shot(page, "mlflow-run-charts")
 
 
@@ -167,6 +171,12 @@ def test_the_reports_and_the_human_eval_page(stack, page, tmp_path):
     page.goto((stack["out"] / "data" / "report.html").as_uri())
     assert page.locator("nav a").count() >= 6 and "every input record accounted for" in page.inner_text("body")
     shot(page, "data-report")
+    quarantined = page.locator("details.records").first  # "Records taken out, in full": the quarantine comes first
+    quarantined.locator("summary").first.click()
+    lines = quarantined.locator("details > summary").all_inner_texts()
+    assert lines and all(re.match(r"line \d+ · \w+ · \w+.*: \S", line) for line in lines), lines  # each with its value or error
+    page.locator("section#records").evaluate("section => section.scrollIntoView()")
+    shot(page, "data-report-quarantine")
 
     exported = export_human_eval(str(stack["out"]), 6, str(tmp_path / "human"))
     page.goto(Path(exported["html"]).as_uri())
