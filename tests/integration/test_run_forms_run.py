@@ -64,3 +64,13 @@ def test_the_evaluate_promote_rollback_monitor_and_retrain_forms_run_with_their_
     monitored = monitor(config_path=TINY, overrides=["task_card.name=run-forms"])
     assert monitored["champion"]["version"] == "1" and "test" in monitored["metrics"]
     assert retrain_from_feedback(config_path=TINY) == {"batch_id": None, "trained": False, "reason": "no pending feedback"}
+
+
+def test_the_sweep_form_runs_its_default_grid(prefect_harness, tmp_path):
+    import json
+
+    from loraflow.flows.sweep import sweep_from_file
+
+    result = sweep_from_file(config_path=TINY, out_dir=str(tmp_path / "sweep"))
+    assert [t["overrides"] for t in result["trials"]] == [["train.learning_rate=1e-4"], ["train.learning_rate=2e-4"]]
+    assert result["best"] and json.loads((tmp_path / "sweep" / "sweep.json").read_text())["best"]["name"] == result["best"]["name"]
