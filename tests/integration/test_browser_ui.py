@@ -173,8 +173,9 @@ def test_the_reports_and_the_human_eval_page(stack, page, tmp_path):
     shot(page, "data-report")
     quarantined = page.locator("details.records").first  # "Records taken out, in full": the quarantine comes first
     quarantined.locator("summary").first.click()
-    lines = quarantined.locator("details > summary").all_inner_texts()
-    assert lines and all(re.match(r"line \d+ · \w+ · \w+.*: \S", line) for line in lines), lines  # each with its value or error
+    lines = quarantined.locator(":scope > details > summary").all_inner_texts()
+    assert len(lines) == len((stack["out"] / "data" / "quarantine.jsonl").read_text().splitlines()), lines
+    assert all(re.match(r"line \d+ · \w+ · \w+.*: \S", line) for line in lines), lines  # each with its value or error
     page.locator("section#records").evaluate("section => section.scrollIntoView()")
     shot(page, "data-report-quarantine")
 
