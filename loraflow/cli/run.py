@@ -104,6 +104,7 @@ def handle_run(args) -> int:
     """Run the finetune flow and print the outcome."""
     config, input_path, out_dir = load(args)
     from loraflow.flows.finetune import finetune
+    from loraflow.tasks.tracking.headline import gate_verdict
 
     result = _run_flow(finetune, config=config, input_path=input_path, out_dir=out_dir)
     outcome = result.get("outcome", {})
@@ -118,7 +119,7 @@ def handle_run(args) -> int:
         print(f"  task card {criterion['metric']} {op} {criterion['threshold']:g}: {_fmt(criterion.get('value'))}"
               f" {'met' if criterion.get('met') else 'NOT met'}")
     decision = outcome.get("promotion") or {}
-    print(f"promotion gate: {'promote' if decision.get('promote') else 'keep champion'}")
+    print(f"promotion gate: {gate_verdict(bool(decision.get('promote')), decision.get('reasons') or []).lower()}")
     for reason in [r for r in decision.get("reasons", []) if r.startswith(("fail:", "warn:"))]:
         print(f"  {reason}")
     registered = outcome.get("registered_model")

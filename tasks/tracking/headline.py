@@ -18,10 +18,17 @@ def _num(value) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
+def gate_verdict(promote: bool, reasons: list[str]) -> str:
+    """The gate's decision in two words; with no champion yet there is none to keep."""
+    if promote:
+        return "PROMOTE"
+    return "NOT PROMOTED (no champion yet)" if any("no champion yet" in r for r in reasons) else "KEEP CHAMPION"
+
+
 def _decision(outcome: dict) -> tuple[str, list[str]]:
     promotion = outcome.get("promotion") or {}
-    verdict = "PROMOTE" if promotion.get("promote") else "KEEP CHAMPION"
-    return verdict, [r for r in promotion.get("reasons") or [] if r.startswith("fail:")]
+    reasons = promotion.get("reasons") or []
+    return gate_verdict(bool(promotion.get("promote")), reasons), [r for r in reasons if r.startswith("fail:")]
 
 
 def headline_lines(outcome: dict) -> list[str]:
