@@ -1,6 +1,7 @@
 """Feedback to preference tuning end to end: corrections posted over HTTP to the feedback API start the
-retrain-from-feedback deployment on a Prefect worker, which trains with train.objective=sft_then_dpo on the tiny
-model; the gate decides, and the dataset lineage and MLflow name the pairs each feedback id became."""
+retrain-from-feedback deployment on a Prefect worker, which trains with train.objective=sft_then_dpo (or sft_then_grpo,
+the users' answers as GRPO's references and rejected answers) on the tiny model; the gate decides, and the dataset
+lineage and MLflow name the pairs each feedback id became."""
 import json
 import uuid
 from pathlib import Path
