@@ -25,7 +25,8 @@ def retrain_from_feedback(batch_id: str = "", config_path: str = DEFAULT_CONFIG,
         return {"batch_id": None, "trained": False, "reason": "no pending feedback"}
     exported = feedback.export_batch(config.feedback, batch, out_dir or None)
     # A preference objective learns from the batch's pairs (correction over the model's answer, ...), else its corrections;
-    # GRPO from either: on pair data the pairs (chosen = reference, the thumbs-down answer scoring low), else corrections.
+    # GRPO from either: on pair data the pairs (chosen = reference, the thumbs-down answer scoring low), else the
+    # corrections (the correction = reference, the answer it replaced scoring low).
     pairs = config.train.objective in ("dpo", "orpo", "sft_then_dpo") or config.data.kind == "preference"
     prepared = feedback.prepare(config.task_card.name, lineage_dir or None, exported, feedback_eval_share, pairs)
     run_config = feedback.config_for_version(config, prepared)

@@ -104,10 +104,10 @@ def handle_run(args) -> int:
     """Run the finetune flow and print the outcome."""
     config, input_path, out_dir = load(args)
     from loraflow.flows.finetune import finetune
+    from loraflow.schemas.results import RunOutcome
+    from loraflow.tasks.tracking.headline import gate_verdict
 
     result = _run_flow(finetune, config=config, input_path=input_path, out_dir=out_dir)
-    from loraflow.schemas.results import RunOutcome
-
     outcome = RunOutcome.model_validate(result.get("outcome") or {})
     print("\n=== loraflow run finished ===")
     print(f"run folder:     {out_dir}")
@@ -119,7 +119,7 @@ def handle_run(args) -> int:
         print(f"  task card {criterion.metric} {op} {criterion.threshold:g}: {_fmt(criterion.value)}"
               f" {'met' if criterion.met else 'NOT met'}")
     decision = outcome.promotion
-    print(f"promotion gate: {'promote' if decision and decision.promote else 'keep champion'}")
+    print(f"promotion gate: {gate_verdict(bool(decision and decision.promote), decision.reasons if decision else []).lower()}")
     for reason in [*decision.failures, *decision.warnings] if decision else []:
         print(f"  {reason}")
     registered = outcome.registered_model

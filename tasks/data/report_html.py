@@ -106,11 +106,15 @@ def _counts(report: dict, markdown: str) -> str:
     reasons = sum(report["quarantined_by_reason"].values())
     if reasons > report["quarantined"]:
         parts.append(f"<p class='muted'>One record can fail several checks: the {report['quarantined']} quarantined records carry "
-                     f"{reasons} reasons ({report.get('quarantined_multi_reason', '?')} records have more than one), so the "
+                     f"{reasons} reasons ({_records_with_several(report.get('quarantined_multi_reason'))}), so the "
                      "reason counts add up to more than the records.</p>")
     if report.get("split_note"):
         parts.append(f"<p><b>Split shares not held:</b> {html.escape(report['split_note'])}</p>")
     return "".join(parts)
+
+
+def _records_with_several(count) -> str:
+    return "1 record has more than one" if count == 1 else f"{'?' if count is None else count} records have more than one"
 
 
 def _sequence_length(plan: dict | None) -> str:

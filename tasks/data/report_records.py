@@ -24,7 +24,9 @@ SHOWN_VALUE_CHARS = 80  # a failing value or error message is cut here on the su
 
 
 def _shown(value) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    # A blank or padded string is quoted, or a whitespace-only answer reads as no value at all.
+    plain = isinstance(value, str) and value.strip() == value and value
+    text = value if plain else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS] + "…"
 
 
@@ -103,7 +105,6 @@ def report_header(header: dict) -> str:
     config = header.get("config")
     shown = _details("data-stage config", json.dumps(config, ensure_ascii=False, indent=1)) if config else ""
     return f"<table class='header'>{table}</table>{shown}"
-
 
 
 def record_views(quarantine: list[dict], removed: list[dict], review: list[dict], kept_records: list[dict], files: dict,

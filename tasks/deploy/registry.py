@@ -186,7 +186,8 @@ def only_model_name(*, tracking_uri: str | None = None) -> str:
     if len(names) != 1:
         raise LoraflowError(
             f"the MLflow registry at {_uri(tracking_uri)} holds {len(names)} registered models "
-            f"({', '.join(names) or 'none - run the pipeline first'}); choose one with --model NAME."
+            f"({', '.join(names) or 'none - run the pipeline first'}); choose one with --model NAME "
+            "(model_name in the promote and rollback Run forms)."
         )
     return names[0]
 

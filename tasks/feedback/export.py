@@ -20,11 +20,16 @@ def _lineage(row: dict, batch_id: str) -> dict:
 
 
 def correction_record(row: dict, batch_id: str) -> dict:
-    """A canonical training record: the request messages plus the correction as the assistant answer."""
+    """A canonical training record: the request messages plus the correction as the assistant answer.
+
+    The answer the correction replaced stays in the metadata (`model_output`): supervised training ignores it, GRPO
+    scores completions that repeat its wrong fields low (tasks/training/grpo.py).
+    """
+    replaced = {"model_output": row["output"]} if row["output"].strip() != row["correction"].strip() else {}
     return {
         "id": f"feedback-{row['id']}",
         "messages": [*row["messages"], {"role": "assistant", "content": row["correction"]}],
-        "metadata": _lineage(row, batch_id),
+        "metadata": {**_lineage(row, batch_id), **replaced},
     }
 
 

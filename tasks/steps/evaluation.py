@@ -12,6 +12,7 @@ from loraflow.schemas.results import EvaluationTarget, EvaluationVerdict, GateRe
 from loraflow.tasks.evaluation.evaluate import evaluation_table
 from loraflow.tasks.steps import not_user_error
 from loraflow.tasks.tracking import runs as tracking
+from loraflow.tasks.tracking.headline import gate_verdict
 
 
 @task(name="evaluate-model", task_run_name="evaluate-{label}", cache_policy=NO_CACHE)
@@ -71,9 +72,10 @@ def compare_and_gate(results: dict[str, ModelEvaluation], train_path: str, token
     metric = task_card.success_metric.metric
     create_table_artifact(key="evaluation", table=evaluation_table(gate.summary, metric),
                           description=f"Success metric {metric} and every answer field's scores on the test split, per model and trivial baseline")
+    verdict = gate_verdict(decision.promote, decision.reasons)
     create_markdown_artifact(key="promotion-decision", description="Promotion gate",
-                             markdown=f"**{'PROMOTE' if decision.promote else 'KEEP CHAMPION'}**\n\n" + "\n".join(f"- {r}" for r in decision.reasons))
-    get_run_logger().info("promotion gate: %s", "promote" if decision.promote else "keep champion")
+                             markdown=f"**{verdict}**\n\n" + "\n".join(f"- {r}" for r in decision.reasons))
+    get_run_logger().info("promotion gate: %s", verdict.lower())
     return gate
 
 

@@ -20,10 +20,18 @@ def _num(value) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
+def gate_verdict(promote: bool, reasons: list[str]) -> str:
+    """The gate's decision in two words; with no champion yet there is none to keep."""
+    if promote:
+        return "PROMOTE"
+    return "NOT PROMOTED (no champion yet)" if any("no champion yet" in r for r in reasons) else "KEEP CHAMPION"
+
+
 def _decision(outcome: RunOutcome) -> tuple[str, list[str]]:
     promotion = outcome.promotion
-    verdict = "PROMOTE" if promotion and promotion.promote else "KEEP CHAMPION"
-    return verdict, promotion.failures if promotion else []
+    if promotion is None:
+        return gate_verdict(False, []), []
+    return gate_verdict(promotion.promote, promotion.reasons), promotion.failures
 
 
 def headline_lines(outcome: RunOutcome) -> list[str]:

@@ -8,6 +8,7 @@ to MLflow is renamed, at log time, by `mlflow_metric_name`:
     val_loss                                     -> val/loss             (every `val_*`)
     learning_rate, grad_norm, epoch, ...         -> train/learning_rate, ...
     sft_phase/train_loss                         -> train/sft_phase/loss (a phase of a multi-phase training)
+    train_reward.json_valid                      -> train/reward/json_valid (a part of a training curve: GRPO's rewards)
     train_summary.steps_done                     -> train/summary/steps_done
     candidate.field.category.accuracy            -> eval/candidate/field/category/accuracy (any model or baseline label)
     candidate_vs_majority.field.x.macro_f1.diff  -> eval/candidate_vs_majority/field/x/macro_f1/diff
@@ -43,6 +44,9 @@ def mlflow_metric_name(key: str) -> str:
         return f"train/{key}"
     if "." in key:
         head, rest = key.split(".", 1)
+        for split in ("train", "val"):  # train_reward.json_valid -> train/reward/json_valid: a training curve's parts
+            if head.startswith(f"{split}_") and head not in SECTIONS:
+                return f"{split}/{head[len(split) + 1:]}/{rest.replace('.', '/')}"
         return f"{SECTIONS.get(head, 'eval/' + head)}/{rest.replace('.', '/')}"
     for split in ("train", "val"):
         if key.startswith(f"{split}_"):

@@ -16,9 +16,18 @@ from loraflow.tasks.training.trainer_args import trainer_arguments
 GRPO_OBJECTIVES = ("grpo", "sft_then_grpo")
 
 
+def rejected_answer(record: dict) -> str | None:
+    """The answer GRPO scores low for this record: a pair's rejected side, or the model's answer a feedback correction
+    replaced (tasks/feedback/export.py keeps it in the metadata, so supervised data stays supervised)."""
+    if record.get("rejected"):
+        return record["rejected"]
+    metadata = record.get("metadata") or {}
+    return metadata.get("model_output") if metadata.get("source") == "feedback" else None
+
+
 def to_grpo_examples(records: list[dict]) -> list[dict]:
     """trl's conversational prompts with the columns the rewards read: the reference answer and, for pairs and
-    thumbs-down feedback, the rejected one."""
+    corrected or thumbs-down feedback, the rejected one."""
     examples = []
     for record in records:
         messages = record["messages"]
@@ -26,7 +35,7 @@ def to_grpo_examples(records: list[dict]) -> list[dict]:
         prompt = messages[:last] if last is not None else messages
         examples.append({"id": record["id"], "prompt": prompt,
                          "reference": messages[last]["content"] if last is not None else None,
-                         "rejected": record.get("rejected")})
+                         "rejected": rejected_answer(record)})
     return examples
 
 

@@ -41,7 +41,7 @@ def test_data_flow_gives_one_report_on_every_engine_and_caches_reruns(prefect_ha
         plan = json.loads((out / "data" / "report.json").read_text())
         assert plan["conservation"]["holds"]
         again = prepare_data(config=config, out_dir=str(out), return_state=True)
-        states = _task_states({str(again.state_details.flow_run_id)})
+        states = _task_states({str(again.state_details.flow_run_id)}, expect=STAGES)
         for stage in STAGES:
             assert states[stage] == "Cached", (name, stage, states)
     assert results["memory"].splits.streaming is None

@@ -8,7 +8,7 @@ from tests.integration.prefect_stack_support import client_settings, prefect_sta
 
 pytestmark = pytest.mark.slow
 
-PROCESS = {"finetune", "data", "evaluate", "promote", "rollback", "retrain-from-feedback", "monitor"}
+PROCESS = {"finetune", "data", "evaluate", "sweep", "promote", "rollback", "retrain-from-feedback", "monitor"}
 
 
 @pytest.fixture(scope="module")

@@ -17,22 +17,27 @@ def tiny_config():
     return load_config(REPO / "examples" / "tiny" / "pipeline.yaml")
 
 
-def _task_states(flow_run_ids: set[str], settle_s: float = 60.0) -> dict[str, str]:
+def _task_states(flow_run_ids: set[str], expect: tuple[str, ...] = (), settle_s: float = 60.0) -> dict[str, str]:
     """Task name -> final state name for the task runs of the given (finished) flow runs.
 
-    Task states reach the API through events, a moment after the flow returns: on a loaded machine a task that
-    finished can still read Running, so wait (up to settle_s) until none does.
+    Task runs reach the API through events, a moment after the flow returns: on a loaded machine a task that finished
+    can still read Running, or not be there yet, so wait (up to settle_s) until none does and every `expect`ed one is
+    there. Read by flow run: an unfiltered read stops at the API's page limit once the session's harness holds many.
     """
     import time
+    import uuid
 
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     deadline = time.monotonic() + settle_s
+    ids = [uuid.UUID(i) for i in flow_run_ids]
     while True:
         with get_client(sync_client=True) as client:
-            runs = [run for run in client.read_task_runs() if str(run.flow_run_id) in flow_run_ids]
-        states = {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
-        if not any(state in ("Running", "Pending", "Scheduled") for state in states.values()) or time.monotonic() > deadline:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+        states = {run.name.rsplit("-", 1)[0]: run.state.name for run in runs if run.state}
+        settled = not any(state in ("Running", "Pending", "Scheduled") for state in states.values())
+        if (settled and set(expect) <= set(states)) or time.monotonic() > deadline:
             return states
         time.sleep(1)
 
@@ -93,7 +98,7 @@ def test_finetune_flow_writes_the_run_folder_and_caches_data_stages_on_rerun(pre
             "evaluation", "promotion-decision"} <= keys
 
     second = finetune(config=tiny_config, out_dir=str(out))
-    states = _task_states(_subflow_ids(second["prefect_flow_run_id"]))
+    states = _task_states(_subflow_ids(second["prefect_flow_run_id"]), expect=("ingest", "validate", "clean", "split", "data-report", "train"))
     for name in ("ingest", "validate", "clean", "split", "data-report"):
         assert states[name] == "Cached", (name, states)
     assert states["train"] == "Completed"

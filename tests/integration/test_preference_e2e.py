@@ -1,6 +1,7 @@
 """Feedback to preference tuning end to end: corrections posted over HTTP to the feedback API start the
-retrain-from-feedback deployment on a Prefect worker, which trains with train.objective=sft_then_dpo on the tiny
-model; the gate decides, and the dataset lineage and MLflow name the pairs each feedback id became."""
+retrain-from-feedback deployment on a Prefect worker, which trains with train.objective=sft_then_dpo (or sft_then_grpo,
+the users' answers as GRPO's references and rejected answers) on the tiny model; the gate decides, and the dataset
+lineage and MLflow name the pairs each feedback id became."""
 import json
 import uuid
 from pathlib import Path
@@ -39,20 +40,20 @@ def _post(ticket: str, fields: tuple[str, str], rating: str, name: str, correcti
             "model_version": f"{name}/1", **({"correction": answer(correction)} if correction else {})}
 
 
-def test_corrections_posted_to_the_api_retrain_with_sft_then_dpo_and_the_lineage_names_the_pairs(stack, feedback_api,
-                                                                                                  tmp_path):
-    from mlflow import MlflowClient
+def _retrain_from_posted_feedback(stack: dict, feedback_api: str, tmp_path: Path, name: str, objective: str,
+                                  extra: list[str] = ()) -> dict:
+    """Seed the lineage with a first run, point the retrain deployment at `objective`, post the feedback over HTTP and
+    wait for the retrain it starts; returns the feedback ids, the lineage version, the run folder and its MLflow run."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import DeploymentUpdate
 
     from loraflow.tasks.data.lineage import latest_version, lineage_root
     from loraflow.tasks.deploy.registry import champion_version
 
-    name = f"e2e-prefs-{uuid.uuid4().hex[:8]}"
     overrides = [f"task_card.name={name}", "model.name_or_path=tiny-random", "model.max_length=512", "train.max_steps=2",
-                 "train.micro_batch_size=4", "train.effective_batch_size=4", "train.objective=sft_then_dpo",
+                 "train.micro_batch_size=4", "train.effective_batch_size=4", f"train.objective={objective}",
                  "eval.max_samples=8", "eval.max_new_tokens=8", "eval.bootstrap_samples=100", "eval.gate_fields=false",
-                 "task_card.success_criteria=[{metric: json_field_accuracy, threshold: 0.0}]"]
+                 "task_card.success_criteria=[{metric: json_field_accuracy, threshold: 0.0}]", *extra]
 
     # 1. The first run of the preference example (finetune deployment) registers v1 and seeds the lineage (without the
     # base: a first champion must beat it, which a 2-step random model does not).
@@ -86,30 +87,114 @@ def test_corrections_posted_to_the_api_retrain_with_sft_then_dpo_and_the_lineage
     assert run.state.is_completed(), f"{run.state}\n{worker_log(stack)}"
     assert run.parameters["batch_id"] == batch_id
 
-    # 4. The lineage names the pair each feedback id became: a correction over the model's answer, and the accepted
-    # answer over the thumbs-down one; the pairs that survived the data stages were trained on.
     lineage = latest_version(lineage_root(name))
     assert lineage["version"] == 2 and lineage["batch_id"] == batch_id
     expected = {**{f"pair-{i}": {"chosen": i, "rejected": i} for i in corrections}, f"pair-{up}-{down}": {"chosen": up, "rejected": down}}
-    assert lineage["feedback_pairs"] == expected
-    assert lineage["feedback_pairs_trained"] and set(lineage["feedback_pairs_trained"]) <= set(expected)
     retrain = Path(lineage["source"]["run_dir"])
     trained = [json.loads(line) for split in ("train", "val")
                for line in (retrain / "data" / f"{split}.jsonl").read_text().splitlines()]
+    return {"posts": posts, "corrections": corrections, "up": up, "down": down, "expected_pairs": expected,
+            "lineage": lineage, "retrain": retrain, "trained": trained, "mlflow_run": lineage["source"]["mlflow_run_id"]}
+
+
+def _assert_lineage_names_the_pairs(done: dict, tmp_path: Path) -> None:
+    """The lineage names the pair each feedback id became: a correction over the model's answer, and the accepted answer
+    over the thumbs-down one; the pairs that survived the data stages were trained on, and MLflow holds the same map."""
+    from mlflow import MlflowClient
+
+    lineage, expected, trained = done["lineage"], done["expected_pairs"], done["trained"]
+    assert lineage["feedback_pairs"] == expected
+    assert lineage["feedback_pairs_trained"] and set(lineage["feedback_pairs_trained"]) <= set(expected)
     assert {r["id"] for r in trained if r["id"].startswith("pair-")} == set(lineage["feedback_pairs_trained"])
     assert all("rejected" in r for r in trained)
+    lineage_doc = json.loads(Path(MlflowClient().download_artifacts(done["mlflow_run"], "feedback/feedback_lineage.json",
+                                                                    str(tmp_path))).read_text())
+    assert lineage_doc["feedback_pairs"] == expected
+
+
+def test_corrections_posted_to_the_api_retrain_with_sft_then_dpo_and_the_lineage_names_the_pairs(stack, feedback_api,
+                                                                                                  tmp_path):
+    from mlflow import MlflowClient
+
+    from loraflow.tasks.deploy.registry import champion_version
+
+    name = f"e2e-prefs-{uuid.uuid4().hex[:8]}"
+    done = _retrain_from_posted_feedback(stack, feedback_api, tmp_path, name, "sft_then_dpo")
+    retrain, mlflow_run = done["retrain"], done["mlflow_run"]
+
+    # 4. The lineage names the pairs each feedback id became.
+    _assert_lineage_names_the_pairs(done, tmp_path)
 
     # 5. It trained with sft_then_dpo: a supervised phase, then DPO, each phase its own MLflow series.
     assert (retrain / "sft_phase" / "model" / "adapter" / "adapter_config.json").is_file()
     assert any("rewards/margins" in h for h in json.loads((retrain / "train" / "log_history.json").read_text()))
-    mlflow_run = lineage["source"]["mlflow_run_id"]
     client = MlflowClient()
     assert client.get_metric_history(mlflow_run, "train/sft_phase/loss") and client.get_metric_history(mlflow_run, "train/reward_margin")
-    lineage_doc = json.loads(Path(client.download_artifacts(mlflow_run, "feedback/feedback_lineage.json", str(tmp_path))).read_text())
-    assert lineage_doc["feedback_pairs"] == expected
 
     # 6. The gate decided, held-out preference accuracy among its reasons, and the champion alias followed it.
     promotion = json.loads((retrain / "eval" / "promotion.json").read_text())
     assert any("held-out preference accuracy" in r for r in promotion["reasons"])
+    assert client.get_run(mlflow_run).data.tags["promotion.decision"] == ("promote" if promotion["promote"] else "keep")
+    assert champion_version(name) == ("2" if promotion["promote"] else "1")
+
+
+def test_feedback_posted_to_the_api_retrains_with_sft_then_grpo_rewarded_by_the_users_answers(stack, feedback_api,
+                                                                                               tmp_path):
+    """The same feedback, the retrain deployment set to sft_then_grpo: the corrections (and the accepted answer) are the
+    references GRPO's field rewards compare with, the thumbs-down answers score low, and the lineage names the ids."""
+    from mlflow import MlflowClient
+
+    from loraflow.schemas.config.grpo import GrpoConfig
+    from loraflow.tasks.common.config_files import load_config
+    from loraflow.tasks.deploy.registry import champion_version
+    from loraflow.tasks.evaluation.metrics import parse_json_object
+    from loraflow.tasks.evaluation.rewards import reward_functions, reward_names
+    from loraflow.tasks.training.grpo import to_grpo_examples
+
+    name = f"e2e-grpo-{uuid.uuid4().hex[:8]}"
+    done = _retrain_from_posted_feedback(stack, feedback_api, tmp_path, name, "sft_then_grpo",
+                                         ["train.grpo.num_generations=2", "train.grpo.max_completion_length=12"])
+    retrain, mlflow_run = done["retrain"], done["mlflow_run"]
+
+    # 4. The lineage names the pairs each feedback id became.
+    _assert_lineage_names_the_pairs(done, tmp_path)
+
+    # 5. Rewards from users: on what GRPO trained on, each correction (or the accepted answer) is the reference and the
+    # answer turned down is the rejected one; the task card's rewards score that answer below the reference, its
+    # `rejected` component at -1 (it repeats every wrong field), the reference's at 0.
+    posted = dict(zip([*done["corrections"], done["up"], done["down"]], done["posts"]))
+    examples = {e["id"]: e for e in to_grpo_examples([r for r in done["trained"] if r["id"].startswith("pair-")])}
+    assert set(examples) == set(done["lineage"]["feedback_pairs_trained"])
+    fields = load_config(Path(EXAMPLE), []).task_card.fields
+    functions, weights = reward_functions(fields, [e["reference"] for e in examples.values()], GrpoConfig())
+    names = reward_names(functions)
+    for pair_id, example in examples.items():
+        ids = done["expected_pairs"][pair_id]
+        chosen = posted[ids["chosen"]].get("correction") or posted[ids["chosen"]]["output"]
+        assert parse_json_object(example["reference"]) == json.loads(chosen), pair_id
+        assert parse_json_object(example["rejected"]) == json.loads(posted[ids["rejected"]]["output"]), pair_id
+
+        def score(text: str) -> dict[str, float | None]:
+            return {n: f(prompts=[example["prompt"]], completions=[[{"role": "assistant", "content": text}]],
+                         reference=[example["reference"]], rejected=[example["rejected"]], id=[pair_id])[0]
+                    for n, f in zip(names, functions)}
+
+        good, bad = score(example["reference"]), score(example["rejected"])
+        assert bad["rejected"] == -1.0 and good["rejected"] == 0.0, (pair_id, good, bad)
+        total = lambda parts: sum(w * (parts[n] or 0.0) for n, w in zip(names, weights))  # noqa: E731
+        assert total(bad) < total(good), (pair_id, good, bad)
+
+    # 6. It trained with sft_then_grpo: a supervised phase, then GRPO with the rejected reward in force, each phase its
+    # own MLflow series.
+    assert (retrain / "sft_phase" / "model" / "adapter" / "adapter_config.json").is_file()
+    history = json.loads((retrain / "train" / "log_history.json").read_text())
+    assert any("rewards/rejected/mean" in h for h in history) and any("rewards/field_category/mean" in h for h in history)
+    client = MlflowClient()
+    assert client.get_metric_history(mlflow_run, "train/sft_phase/loss")
+    assert client.get_metric_history(mlflow_run, "train/reward/rejected") and client.get_metric_history(mlflow_run, "train/kl")
+
+    # 7. The gate decided with the held-out GRPO reward shown and every answer field checked; the alias followed it.
+    promotion = json.loads((retrain / "eval" / "promotion.json").read_text())
+    assert any(r.startswith("skip: held-out GRPO reward") for r in promotion["reasons"])
     assert client.get_run(mlflow_run).data.tags["promotion.decision"] == ("promote" if promotion["promote"] else "keep")
     assert champion_version(name) == ("2" if promotion["promote"] else "1")

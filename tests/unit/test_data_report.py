@@ -157,6 +157,8 @@ def test_a_quarantine_line_shows_the_failing_value_and_the_counts_explain_severa
     assert reason_text({"check": "parse_json", "field": None, "value": "Unterminated string at col 41"}) == \
         "parse_json: Unterminated string at col 41"
     assert reason_text({"check": "no_empty_content", "field": "messages", "value": None}) == "no_empty_content (messages)"
+    assert reason_text({"check": "no_empty_content", "field": "messages[2].content", "value": "  "}) == \
+        'no_empty_content (messages[2].content): "  "'  # a whitespace-only value, quoted so it shows
     rows = [{"line": 7, "stage": "validate", "raw": {"messages": []},
              "reasons": [{"check": "max_tokens", "field": "n_tokens", "value": 172}, {"check": "unique_id", "field": "id", "value": "a-1"}]}]
     assert "line 7 · validate · max_tokens: 172 &gt; 160; unique_id (id): a-1" in quarantine_section(rows, "q.jsonl", 160)
@@ -172,4 +174,4 @@ def test_the_counts_say_why_the_reasons_outnumber_the_quarantined_records():
               "quarantined_by_reason": {"max_tokens": 7, "parse_json": 5}, "quarantined_multi_reason": 1, "split_note": None}
     markdown = _markdown(report)
     assert "1 of the 11 quarantined records have more than one reason, so the reasons add up to 12" in markdown
-    assert "the 11 quarantined records carry 12 reasons (1 records have more than one)" in _counts(report, markdown)
+    assert "the 11 quarantined records carry 12 reasons (1 record has more than one)" in _counts(report, markdown)

@@ -36,6 +36,7 @@ def test_export_claims_pending_and_writes_records_and_relabel_queue(url, tmp_pat
     assert (meta["feedback_id"], meta["model_version"], meta["rating"], meta["category"]) == (fixed["id"], "quickstart@7", 2, "billing")
     assert meta["source"] == "feedback" and meta["feedback_batch_id"] == summary["batch_id"]
     assert meta["timestamp"] == fixed["timestamp"].isoformat()
+    assert meta["model_output"] == "bad answer 1"  # the answer the correction replaced: what GRPO scores low
     [queued] = read_jsonl(summary["relabel_path"])
     assert queued["model_output"] == "bad answer 2" and queued["messages"][-1]["role"] == "user"
 

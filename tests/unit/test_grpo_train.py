@@ -103,3 +103,25 @@ def test_grpo_without_any_reward_component_is_refused(tiny_model_path, data):
     with pytest.raises(LoraflowError, match="needs reward functions"):
         train_model(str(tiny_model_path), str(data / "train.jsonl"), None, LoraConfig(r=8), config, 96, str(data / "none"),
                     rewards=_rewards(data / "train.jsonl", config.grpo))
+
+
+def test_grpo_examples_take_the_answer_a_feedback_correction_replaced_as_the_rejected_one():
+    """A correction on supervised data: the correction is the reference, the model's answer it replaced scores low."""
+    from loraflow.tasks.training.grpo import to_grpo_examples
+
+    ask = [{"role": "user", "content": "ticket"}]
+    right, wrong = '{"category": "billing"}', '{"category": "refund"}'
+    records = [
+        {"id": "feedback-1", "messages": [*ask, {"role": "assistant", "content": right}],
+         "metadata": {"source": "feedback", "feedback_id": "1", "model_output": wrong}},
+        {"id": "pair-2", "messages": [*ask, {"role": "assistant", "content": right}], "rejected": wrong,
+         "metadata": {"source": "feedback"}},
+        # a user's own metadata field of that name is not feedback: no rejected answer
+        {"id": "r3", "messages": [*ask, {"role": "assistant", "content": right}], "metadata": {"model_output": wrong}},
+    ]
+    examples = to_grpo_examples(records)
+    assert [(e["prompt"], e["reference"], e["rejected"]) for e in examples] == [
+        (ask, right, wrong), (ask, right, wrong), (ask, right, None)]
+    functions, _ = reward_functions({"category": ["billing", "refund"]}, [right], GrpoConfig())
+    reward = dict(zip(reward_names(functions), functions))["rejected"]
+    assert reward(completions=[wrong, right], reference=[right, right], rejected=[wrong, wrong]) == [-1.0, 0.0]

@@ -24,6 +24,14 @@ def test_the_headline_puts_candidate_base_and_majority_first_then_any_other_base
                                     "candidate": [0.8125, 0.3], "base": [0.4, 0.25], "majority": [0.35, 0.2], "classical": [0.5, None]}
 
 
+def test_the_verdict_says_not_promoted_when_there_is_no_champion_to_keep():
+    from loraflow.tasks.tracking.headline import gate_verdict
+
+    assert gate_verdict(True, []) == "PROMOTE"
+    assert gate_verdict(False, ["fail: candidate ties with base"]) == "KEEP CHAMPION"
+    assert gate_verdict(False, ["skip: no champion yet: the candidate would become the first one"]) == "NOT PROMOTED (no champion yet)"
+
+
 def test_the_run_description_and_field_table_land_on_the_mlflow_run(tmp_path):
     from loraflow.tasks.tracking.runs import client, ensure_experiment, log_headline
 
