@@ -16,7 +16,7 @@ def evaluate(config: PipelineConfig, model: str, test_path: str | None = None, o
         test_path: test file in canonical JSON Lines; default the run folder's data/test.jsonl, else the lineage's frozen test set.
         out_dir: folder for eval/predictions_model.jsonl and eval/metrics_model.json.
     """
-    target = evaluation.resolve_target(model, test_path, config)
+    target = evaluation.resolve_eval_target(model, test_path, config)
     result = evaluation.evaluate("model", target.model_path, target.adapter_path, target.test_path, config.eval,
                                  config.task_card, out_dir)
     return evaluation.evaluation_summary(result, config, out_dir).to_dict()

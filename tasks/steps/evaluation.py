@@ -105,12 +105,14 @@ def judge(out_dir: str, config: JudgeConfig) -> JudgeSummary | None:
 
 
 @task(name="resolve-eval-target", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
-def resolve_target(model: str, test_path: str | None, config: PipelineConfig) -> EvaluationTarget:
+def resolve_eval_target(model: str, test_path: str | None, config: PipelineConfig) -> EvaluationTarget:
     """The model (and adapter) to evaluate and its test set: test_path, else the run folder's test split, else the lineage's."""
     from loraflow.tasks.common.settings import mlflow_uri
+    from loraflow.tasks.deploy import model_sources
     from loraflow.tasks.evaluation.target import evaluation_target
 
-    target = evaluation_target(model, test_path, config.task_card.name, mlflow_uri(config.tracking.mlflow_tracking_uri))
+    resolved = model_sources.resolve_eval_target(model, mlflow_uri(config.tracking.mlflow_tracking_uri))
+    target = evaluation_target(model, resolved, test_path, config.task_card.name)
     get_run_logger().info("evaluating %s%s on %s", target.model_path, f" + {target.adapter_path}" if target.adapter_path else "",
                           target.test_path)
     return target

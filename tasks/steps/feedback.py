@@ -184,7 +184,8 @@ def record(config: PipelineConfig, champion: Champion, results: dict[str, ModelE
            out_dir: str) -> MonitorSummary:
     """Check the task card's threshold on every set, log the pass and its trend to MLflow, alert as artifact and log."""
     from loraflow.tasks.common.settings import mlflow_uri
-    from loraflow.tasks.feedback.monitor import log_monitoring, quality_alerts, render_alert
+    from loraflow.tasks.evaluation.target import quality_alerts
+    from loraflow.tasks.feedback.monitor import log_monitoring, render_alert
 
     metrics = {name: result.metrics for name, result in results.items()}
     alerts = quality_alerts(metrics, config.task_card)

@@ -129,7 +129,8 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     else:
         trainer_class, pack = DeferredMetricsSFTTrainer, None
         if speed.packing:
-            from loraflow.tasks.training.packing import budget_packing_trainer, example_token_lengths, plan_packing
+            from loraflow.tasks.planning.estimate_packing import plan_packing
+            from loraflow.tasks.training.packing import budget_packing_trainer, example_token_lengths
 
             pack = plan_packing(example_token_lengths(train_dataset, tokenizer), train.effective_batch_size,
                                 train.micro_batch_size, max_length, world_size)

@@ -19,6 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 FOLDERS = {"loraflow": "loraflow", "tasks": "loraflow.tasks", "flows": "loraflow.flows", "schemas": "loraflow.schemas",
            "services": "loraflow.services"}
 LONGEST_MODULE = 330  # "about 300 lines"
+# The stage packages of tasks/ in their one order: each imports only those before it (README, "Layout"). tracking
+# stands beside common: it imports only common, and every stage after common may import it.
+STAGE_ORDER = ("common", "planning", "data", "training", "evaluation", "deploy", "feedback")
+STAGES = {*STAGE_ORDER, "tracking", "steps"}
 
 
 def _modules() -> dict[str, Path]:
@@ -30,16 +34,21 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(path: Path) -> set[str]:
-    """Every loraflow module a file imports, at the top or inside a function."""
-    names = set()
+def _import_lines(path: Path) -> list[tuple[int, str]]:
+    """(line, name) of every import in a file, at the top or inside a function; `from a import b` gives a and a.b."""
+    found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            found.append((node.lineno, node.module))
+            found.extend((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
         elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return names
+            found.extend((node.lineno, alias.name) for alias in node.names)
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside a function."""
+    return {name for _, name in _import_lines(path)}
 
 
 def test_tasks_is_one_package_per_stage():
@@ -59,6 +68,35 @@ def test_tasks_import_no_flows_and_only_the_wrappers_import_prefect():
         if not name.startswith("loraflow.tasks.steps") and any(i == "prefect" or i.startswith("prefect.") for i in imported):
             offenders.append(f"{name} imports prefect outside tasks/steps")
     assert offenders == []
+
+
+def _may_import(importer: str, imported: str) -> bool:
+    """The stage order: a package imports only those before it; tracking only common, and anyone but common imports
+    tracking; steps (the Prefect wrappers) import every stage and no stage imports steps."""
+    if importer == imported or importer == "steps":
+        return True
+    if imported == "steps" or importer not in STAGES or imported not in STAGES:
+        return False
+    if importer == "tracking":
+        return imported == "common"
+    if imported == "tracking":
+        return importer != "common"
+    return STAGE_ORDER.index(imported) < STAGE_ORDER.index(importer)
+
+
+def test_stage_packages_import_only_the_stages_before_them():
+    offenders = []
+    for name, path in _modules().items():
+        parts = name.split(".")
+        if parts[:2] != ["loraflow", "tasks"] or len(parts) < 4:  # the package __init__ files of tasks/ itself
+            continue
+        for line, imported in _import_lines(path):
+            target = imported.split(".")
+            if target[:2] == ["loraflow", "tasks"] and len(target) > 2 and not _may_import(parts[2], target[2]):
+                offenders.append(f"tasks/{path.relative_to(REPO / 'tasks')}:{line} ({parts[2]}) imports {imported}")
+    order = " <- ".join(STAGE_ORDER)
+    assert not offenders, (f"imports against the stage order {order} (tracking beside common; steps may import all): "
+                           + "; ".join(sorted(set(offenders))))
 
 
 def test_no_import_cycles():

@@ -81,7 +81,7 @@ def test_peak_memory_within_10_percent_of_loraflows_own_path(qlora_fp32, uncheck
 def test_auto_unchecked_layers_spend_the_saving_and_stay_under_the_plain_stack(seq, batch):
     from loraflow.schemas.config.lora import LoraConfig
     from loraflow.schemas.config.train import TrainConfig
-    from loraflow.tasks.training.speed import PLAIN_RECIPE_SHARE, auto_unchecked_layers
+    from loraflow.tasks.planning.auto_settings import PLAIN_RECIPE_SHARE, auto_unchecked_layers
 
     train = TrainConfig(method="qlora", micro_batch_size=batch, effective_batch_size=batch, gradient_checkpointing=True)
     lora = LoraConfig(r=16, alpha=32, target_modules=BENCH_TARGETS)
@@ -271,7 +271,7 @@ def test_estimate_for_config_counts_tokens_of_the_split_and_raw_data(tmp_path):
 def test_estimate_for_config_resolves_auto_unchecked_layers_for_the_card(tmp_path):
     from loraflow.tasks.common.config_files import load_config
     from loraflow.tasks.planning.estimate_config import estimate_for_config
-    from loraflow.tasks.training.speed import auto_unchecked_layers
+    from loraflow.tasks.planning.auto_settings import auto_unchecked_layers
 
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text(json.dumps(LLAMA2_7B))

@@ -11,7 +11,9 @@ from loraflow.schemas.feedback import FeedbackIn
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.feedback.store import FeedbackStore
 from loraflow.tasks.common.jsonl import read_jsonl
-from loraflow.tasks.feedback.monitor import log_monitoring, post_webhook, quality_alerts, recent_feedback, render_alert, resolve_eval_target
+from loraflow.tasks.deploy.model_sources import resolve_eval_target
+from loraflow.tasks.evaluation.target import quality_alerts
+from loraflow.tasks.feedback.monitor import log_monitoring, post_webhook, recent_feedback, render_alert
 
 CARD = TaskCard(name="t", success_criteria=[SuccessCriterion(metric="json_field_accuracy", threshold=0.6)])
 
