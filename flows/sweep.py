@@ -11,10 +11,11 @@ from loraflow.tasks.steps.tracking import end_mlflow_run
 def sweep(config: PipelineConfig, grid: dict[str, list[str]], input_path: str | None = None,
           out_dir: str = "runs/sweep", concurrency: int = 1) -> dict:
     """Run the trials `concurrency` at a time (each a finetune child flow and MLflow child run); return the best."""
-    parent = training.start_sweep(config, grid, out_dir)
+    parent = training.start_sweep(config=config, grid=grid, out_dir=out_dir)
     trials = []
     for start in range(0, len(parent.trials), max(1, concurrency)):  # waves of `concurrency` finetune child flows
-        wave = [training.run_trial.submit(finetune, config, trial, input_path, parent, start + i)
+        wave = [training.sweep_trial.submit(finetune=finetune, config=config, trial=trial, input_path=input_path,
+                                            parent=parent, index=start + i)
                 for i, trial in enumerate(parent.trials[start:start + max(1, concurrency)])]
         trials += [future.result() for future in wave]
-    return training.finish_sweep(parent, trials, grid, out_dir).to_dict()
+    return training.finish_sweep(parent=parent, trials=trials, grid=grid, out_dir=out_dir).to_dict()

@@ -15,17 +15,17 @@ from loraflow.tasks.tracking import runs as tracking
 
 
 @task(name="evaluate-model", task_run_name="evaluate-{label}", cache_policy=NO_CACHE)
-def evaluate(label: str, model_path: str, adapter_path: str | None, test_path: str, config: EvalConfig,
-             task_card: TaskCard, out_dir: str) -> ModelEvaluation:
+def evaluate_model(label: str, model_path: str, adapter_path: str | None, test_path: str, config: EvalConfig,
+                   task_card: TaskCard, out_dir: str) -> ModelEvaluation:
     """Batched greedy generation on the test split and per-example scores for one model."""
-    from loraflow.tasks.evaluation.evaluate import evaluate_model
+    from loraflow.tasks.evaluation import evaluate
 
     get_run_logger().info("stage: evaluate %s", label)
-    return ModelEvaluation.from_dict(evaluate_model(model_path, adapter_path, test_path, config, task_card, out_dir, label))
+    return ModelEvaluation.from_dict(evaluate.evaluate_model(model_path, adapter_path, test_path, config, task_card, out_dir, label))
 
 
 @task(name="score-baselines", cache_policy=NO_CACHE)
-def baselines(train_path: str, test_path: str, config: EvalConfig, task_card: TaskCard, out_dir: str) -> dict[str, ModelEvaluation]:
+def score_baselines(train_path: str, test_path: str, config: EvalConfig, task_card: TaskCard, out_dir: str) -> dict[str, ModelEvaluation]:
     """Score the trivial predictors (majority class, stratified random per answer field) on the test set."""
     from loraflow.tasks.evaluation.evaluate import evaluate_baselines
 
@@ -92,7 +92,7 @@ def eval_report(out_dir: str, run: TrackingRun) -> str:
 
 
 @task(name="llm-judge", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10, retry_condition_fn=not_user_error)
-def judge(out_dir: str, config: JudgeConfig) -> JudgeSummary | None:
+def llm_judge(out_dir: str, config: JudgeConfig) -> JudgeSummary | None:
     """Score the candidate's answers on the five rubric dimensions through an OpenAI-compatible judge (off by default)."""
     from loraflow.tasks.evaluation.llm_judge import judge_from_config
 

@@ -134,21 +134,34 @@ def _untyped(annotation) -> bool:
     return False
 
 
-def test_every_task_returns_a_declared_type():
+def _step_tasks() -> list[tuple[str, str, typing.Any]]:
+    """(module, function name, Prefect task) of every @task defined in tasks/steps/."""
     from prefect import Task
 
     import loraflow.tasks.steps as steps
 
-    found, untyped = 0, []
+    found = []
     for info in pkgutil.iter_modules(steps.__path__, steps.__name__ + "."):
         module = importlib.import_module(info.name)
-        for name, value in vars(module).items():
-            if isinstance(value, Task) and value.fn.__module__ == module.__name__:
-                found += 1
-                returned = typing.get_type_hints(value.fn).get("return", inspect.Signature.empty)
-                if returned is inspect.Signature.empty or _untyped(returned):
-                    untyped.append(f"{info.name}.{name} -> {returned}")
+        found += [(info.name, name, value) for name, value in vars(module).items()
+                  if isinstance(value, Task) and value.fn.__module__ == module.__name__]
+    return found
+
+
+def test_every_task_returns_a_declared_type():
+    found, untyped = 0, []
+    for module, name, task in _step_tasks():
+        found += 1
+        returned = typing.get_type_hints(task.fn).get("return", inspect.Signature.empty)
+        if returned is inspect.Signature.empty or _untyped(returned):
+            untyped.append(f"{module}.{name} -> {returned}")
     assert found >= 35 and untyped == []
+
+
+def test_every_wrapper_is_named_like_its_task():
+    unlike = [f"{module}.{name} is the task {task.name!r}" for module, name, task in _step_tasks()
+              if task.name.replace("-", "_") != name]
+    assert unlike == [], "name each wrapper function as its Prefect task (dashes as underscores): " + "; ".join(unlike)
 
 
 def test_pyproject_lists_every_package_folder():
