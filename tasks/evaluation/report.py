@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.plots import LABEL_COLORS, font_note, grouped_bars, horizontal_counts, loss_curves
 from loraflow.tasks.common.report_page import report_page
@@ -114,8 +115,8 @@ def _slices_section(labels: dict, metric: str, reference: str | None) -> str:
     return html or "<p class='muted'>No per-slice metrics in metrics.json.</p>"
 
 
-def _training_section(run_dir: Path) -> str:
-    history = _read_json(run_dir / "train" / "log_history.json")
+def _training_section(folder: RunFolder) -> str:
+    history = _read_json(folder.train / "log_history.json")
     if not history:
         return "<p class='muted'>No training log (train/log_history.json not found).</p>"
     chart = loss_curves(history)
@@ -131,8 +132,8 @@ def _training_section(run_dir: Path) -> str:
     return f"<img alt='loss curves' src='{chart}'>" + note
 
 
-def _raters_section(run_dir: Path) -> str:
-    human, judge = _read_json(run_dir / "eval" / "human_eval.json"), _read_json(run_dir / "eval" / "llm_judge.json")
+def _raters_section(folder: RunFolder) -> str:
+    human, judge = _read_json(folder.eval / "human_eval.json"), _read_json(folder.eval / "llm_judge.json")
     if not human and not judge:
         return "<p class='muted'>No human or LLM-judge ratings (run <code>loraflow human-eval</code> / <code>loraflow judge</code>).</p>"
     html = ""
@@ -157,9 +158,9 @@ def _text_cell(text: str, limit: int = 400) -> str:
     return f"<td class='text'><pre>{short}</pre></td>"
 
 
-def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
+def _worst_section(folder: RunFolder, metric: str, higher_is_better: bool) -> str:
     metric = per_example_metric(metric)  # corpus-level field scores rank cases by their per-example accuracy
-    path = run_dir / "eval" / "badcases.jsonl"
+    path = folder.eval / "badcases.jsonl"
     html = ""
     if path.exists():
         cases = read_jsonl(path)
@@ -169,7 +170,7 @@ def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
         if counts:
             html += f"<img alt='causes' src='{horizontal_counts(dict(sorted(counts.items(), key=lambda kv: -kv[1])), 'Probable cause of the worst cases')}'>"
     else:
-        predictions = run_dir / "eval" / "predictions.jsonl"
+        predictions = folder.eval / "predictions.jsonl"
         rows = [r for r in read_jsonl(predictions) if metric in (r.get("scores") or {})] if predictions.exists() else []
         cases = sorted(rows, key=lambda r: r["scores"][metric] if higher_is_better else -r["scores"][metric])[:WORST_FALLBACK]
         html += "<p class='muted'>No badcase analysis (eval/badcases.jsonl not found): lowest-scoring predictions shown.</p>"
@@ -188,17 +189,18 @@ def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
 
 def write_eval_report(run_dir: str) -> str:
     """Write RUN_DIR/eval/report.html (metric bars, slices, loss curves, ratings, worst cases, promotion) and return its path."""
-    root = Path(run_dir)
-    summary = _read_json(root / "eval" / "metrics.json")
+    folder = RunFolder(run_dir)
+    metrics_path = folder.eval / "metrics.json"
+    summary = _read_json(metrics_path)
     if summary is None:
-        raise LoraflowError(f"{root / 'eval' / 'metrics.json'} does not exist; run the evaluation first (`loraflow run CONFIG --out {run_dir}`).")
+        raise LoraflowError(f"{metrics_path} does not exist; run the evaluation first (`loraflow run CONFIG --out {run_dir}`).")
     labels = summary.get("labels") or {}
     if "candidate" not in labels:
-        raise LoraflowError(f"{root / 'eval' / 'metrics.json'} has no 'candidate' under labels; re-run the evaluation to rewrite it.")
+        raise LoraflowError(f"{metrics_path} has no 'candidate' under labels; re-run the evaluation to rewrite it.")
     success = summary.get("success_metric") or {"metric": "rougeL", "threshold": 0.0, "higher_is_better": True}
     metric = success["metric"]
     reference = (summary.get("slices") or {}).get("reference") or ("champion" if "champion" in labels else "base" if "base" in labels else None)
-    info = read_run_info(root)
+    info = read_run_info(folder.root)
     meta = [f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", f"success metric {metric} {'≥' if success.get('higher_is_better', True) else '≤'} {success['threshold']:g}"]
     if info.get("mlflow_run_id"):
         meta.append(f"MLflow run {info['mlflow_run_id']}")
@@ -206,17 +208,17 @@ def write_eval_report(run_dir: str) -> str:
     # The per-field table against the baselines leads; the gate's decision follows it, its checks collapsed.
     sections = [
         *([("fields", "Per answer field: models and trivial baselines", fields)] if fields else []),
-        ("decision", "Promotion decision", _decision_section(_read_json(root / "eval" / "promotion.json"))),
+        ("decision", "Promotion decision", _decision_section(_read_json(folder.eval / "promotion.json"))),
         ("metrics", "Metrics: models and baselines (BLEU/ROUGE are secondary for structured answers)" if fields else
          "Metrics: base / candidate / champion", _metrics_section(summary, labels, success)),
         ("slices", f"Per slice ({metric})", _slices_section(labels, metric, reference)),
-        ("training", "Training", _training_section(root)),
-        ("ratings", "Human and LLM-judge ratings", _raters_section(root)),
-        ("worst", "Worst cases", _worst_section(root, metric, success.get("higher_is_better", True))),
+        ("training", "Training", _training_section(folder)),
+        ("ratings", "Human and LLM-judge ratings", _raters_section(folder)),
+        ("worst", "Worst cases", _worst_section(folder, metric, success.get("higher_is_better", True))),
     ]
     meta += [note for note in [font_note()] if note]
-    page = report_page(f"Evaluation report: {root.resolve().name}", meta, sections)
-    path = root / "eval" / "report.html"
+    page = report_page(f"Evaluation report: {folder.root.resolve().name}", meta, sections)
+    path = folder.eval / "report.html"
     path.write_text(page, encoding="utf-8")
     return str(path)
 
