@@ -52,7 +52,7 @@ def load_model(model_path: str | None, method: str, device: str, bf16: bool, gra
                attn_implementation: str = "sdpa", qlora_fp32: str = "none", fsdp: bool = False, **from_pretrained_kwargs):
     """The base model for the method: 4-bit NF4 for QLoRA (never merged into), 16/32-bit otherwise.
 
-    fsdp: loaded for FSDP sharding (tasks/distributed.py): 4-bit weights stored in the compute dtype, no device_map.
+    fsdp: loaded for FSDP sharding (tasks/training/distributed.py): 4-bit weights stored in the compute dtype, no device_map.
     from_pretrained_kwargs go to `from_pretrained` (the GPU benchmark passes `config` and `state_dict` of a random model).
     """
     import torch

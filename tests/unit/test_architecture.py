@@ -3,6 +3,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import re
 import shutil
 import subprocess
 import sys
@@ -97,6 +98,52 @@ def test_stage_packages_import_only_the_stages_before_them():
     order = " <- ".join(STAGE_ORDER)
     assert not offenders, (f"imports against the stage order {order} (tracking beside common; steps may import all): "
                            + "; ".join(sorted(set(offenders))))
+
+
+# Module names in comments, docstrings and docs: a path of a .py file in the repository or under a stage package, or a
+# dotted loraflow module (with one of its names at most); and nothing may point outside the repository.
+MODULE_PATH = re.compile(r"(?<![\w./-])((?:\w+/)+\w+\.py)\b")
+DOTTED_MODULE = re.compile(r"\bloraflow\.(?:tasks|flows|schemas|services|cli)(?:\.\w+)+")
+OUTSIDE = re.compile(r"\.\./shared\b")
+ROOTS = (*FOLDERS, "tests", "benchmarks", "scripts")
+DOCUMENTS = ("README.md", "benchmarks/README.md")  # benchmarks/RESULTS.md is a dated log: it names modules as they were
+
+
+def _names_a_module(path: str) -> bool | None:
+    """Whether a .py path names an existing file (None: not a path of this repository)."""
+    parts = path.split("/")
+    if parts[0] == "loraflow" and len(parts) > 1 and parts[1] in FOLDERS:  # the installed layout
+        parts = parts[1:]
+    if parts[0] in ROOTS:
+        return (REPO / Path(*parts)).is_file()
+    if parts[0] in STAGES:
+        return (REPO / "tasks" / Path(*parts)).is_file()
+    return None
+
+
+def _names_a_dotted_module(dotted: str, modules: dict[str, Path]) -> bool:
+    """loraflow.a.b names a module, or loraflow.a.b.name a function, class or constant of one."""
+    if dotted in modules:
+        return True
+    module, _, name = dotted.rpartition(".")
+    return module in modules and re.search(rf"^\s*(?:def|class) {name}\b|^{name}\s*[:=]|\bimport\b.*\b{name}\b",
+                                           modules[module].read_text(), re.M) is not None
+
+
+def test_comments_and_docs_name_only_modules_that_exist():
+    modules = _modules()
+    files = [p for root in ROOTS for p in (REPO / root).rglob("*.py") if "__pycache__" not in p.parts]
+    stale = []
+    for path in [*files, *(REPO / d for d in DOCUMENTS)]:
+        if path == Path(__file__).resolve():
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            where = f"{path.relative_to(REPO)}:{number}"
+            stale += [f"{where} {m.group(0)} (outside the repository)" for m in OUTSIDE.finditer(line)]
+            stale += [f"{where} {m.group(1)}" for m in MODULE_PATH.finditer(line) if _names_a_module(m.group(1)) is False]
+            stale += [f"{where} {m.group(0)}" for m in DOTTED_MODULE.finditer(line)
+                      if not _names_a_dotted_module(m.group(0), modules)]
+    assert not stale, "names of modules that do not exist (or paths outside the repository): " + "; ".join(stale)
 
 
 def test_no_import_cycles():

@@ -1,4 +1,5 @@
-"""Resource estimate: calibrated against the H100 measurements in ../shared/bench, plus auto, fit and config reading."""
+"""Resource estimate: calibrated against the H100 measurements in benchmarks/results/qlora_baseline_h100.json, plus
+auto, fit and config reading."""
 import json
 
 import pytest
@@ -14,7 +15,7 @@ LLAMA2_7B = {
 }
 BENCH_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-# (method, seq, micro-batch, measured peak allocated GiB) from ../shared/bench/qlora_baseline_h100.json:
+# (method, seq, micro-batch, measured peak allocated GiB) from benchmarks/results/qlora_baseline_h100.json:
 # gradient checkpointing, LoRA r=16 on all seven projections, paged 8-bit AdamW.
 MEASURED = [
     ("qlora", 2048, 1, 6.48),
