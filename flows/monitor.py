@@ -25,7 +25,7 @@ def monitor(config_path: str = DEFAULT_CONFIG, overrides: list[str] = [], recent
                                     tracking_uri=mlflow_uri(config.tracking.mlflow_tracking_uri))
     if champion is None:
         return {"champion": None, "alerts": [], "metrics": {}}
-    out = feedback.monitor_folder(out_dir or None, config.task_card.name)
+    out = feedback.monitor_folder(out_dir=out_dir or None, task_name=config.task_card.name)
     sets = feedback.lineage_sets(task_name=config.task_card.name, lineage_dir=lineage_dir or None, test_path=test_path or None)
     recent = feedback.recent_feedback(config=config.feedback, days=recent_days, out_dir=out)
     paths = {"test": sets.test, "feedback_eval": sets.feedback_eval, "recent_feedback": recent.path if recent.corrections else None}

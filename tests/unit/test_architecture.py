@@ -211,6 +211,22 @@ def test_every_wrapper_is_named_like_its_task():
     assert unlike == [], "name each wrapper function as its Prefect task (dashes as underscores): " + "; ".join(unlike)
 
 
+def test_flows_call_steps_with_keywords():
+    """A step call in a flow names its arguments once it has more than two (a recipe reads without the signatures)."""
+    positional = []
+    for path in (REPO / "flows").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        steps = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 and node.module == "loraflow.tasks.steps" for alias in node.names}
+        for node in ast.walk(tree):
+            called = node.func.value if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) else None
+            if isinstance(called, ast.Attribute) and node.func.attr == "submit":  # step.submit(...)
+                called = called.value
+            if isinstance(called, ast.Name) and called.id in steps and len(node.args) > 2:
+                positional.append(f"flows/{path.name}:{node.lineno} passes {len(node.args)} arguments by position")
+    assert not positional, "name the arguments of these step calls: " + "; ".join(positional)
+
+
 def test_pyproject_lists_every_package_folder():
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages = {name for name, path in _modules().items() if path.name == "__init__.py"}
