@@ -19,7 +19,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_judge(args: argparse.Namespace) -> int:
     """Run the judge and print mean scores and agreement with human raters."""
-    from loraflow.schemas.run_folder import RunFolder
     from loraflow.tasks.evaluation.llm_judge import run_llm_judge
 
     summary = run_llm_judge(
@@ -31,5 +30,5 @@ def run_judge(args: argparse.Namespace) -> int:
         agreement = summary["agreement"].get(dim)
         versus = f"  vs humans: MAE {agreement['mae']:.2f}, within 1: {agreement['within_1']:.0%} (n={agreement['n']})" if agreement else ""
         print(f"  {dim:<13} {stats['mean']:.2f} [{stats['ci_low']:.2f}, {stats['ci_high']:.2f}]{versus}")
-    print(f"saved {RunFolder(args.run_dir).eval / 'llm_judge.json'}" + (f"; logged to MLflow run {summary['mlflow_run_id']}" if summary["mlflow_run_id"] else ""))
+    print(f"saved {args.run_dir}/eval/llm_judge.json" + (f"; logged to MLflow run {summary['mlflow_run_id']}" if summary["mlflow_run_id"] else ""))
     return 0
