@@ -1,9 +1,10 @@
 """The plain QLoRA stack that loraflow's training path is measured against.
 
-Copied from the lead's predecessor's ../shared/bench/qlora_baseline.py (memory route) so that it travels to the GPU
-machine: random Llama-2-7B-shaped bf16 model built on the GPU, quantized to NF4 through from_pretrained +
-BitsAndBytesConfig, peft prepare_model_for_kbit_training (non-reentrant checkpointing) + LoRA r=16 on all seven
-projections, bf16 autocast, grad clip 1.0, paged 8-bit AdamW, SDPA, labels = inputs, a hand-written loop.
+Copied from the plain-stack baseline script the project started from (qlora_baseline.py, memory route; its H100 run
+is benchmarks/results/qlora_baseline_h100.json) so that it travels to the GPU machine: random Llama-2-7B-shaped bf16
+model built on the GPU, quantized to NF4 through from_pretrained + BitsAndBytesConfig, peft
+prepare_model_for_kbit_training (non-reentrant checkpointing) + LoRA r=16 on all seven projections, bf16 autocast, grad
+clip 1.0, paged 8-bit AdamW, SDPA, labels = inputs, a hand-written loop.
 """
 import copy
 import gc

@@ -37,7 +37,8 @@ def build_variants(base: str, work: Path, dtype, device: str, with_gguf: bool) -
     from transformers import AutoModelForCausalLM
 
     from loraflow.tasks.deploy.merge import dir_size
-    from loraflow.tasks.deploy.quantize import _copy_tokenizer, load_variant, quantize_model
+    from loraflow.tasks.common.model_variants import load_variant
+    from loraflow.tasks.deploy.quantize import _copy_tokenizer, quantize_model
 
     torch.manual_seed(1)
     # the pipeline's default adapter shape: rank 8 on every linear layer (weights random: speed only)

@@ -3,7 +3,8 @@
 
 Both train a Llama-2-7B-shaped model with random weights on random tokens. loraflow's side goes through
 loraflow.tasks.training.train.load_model + build_trainer (trl SFTTrainer, fused LM head, compiled decoder layers, packing), the functions
-train_model uses; the baseline is benchmarks/baseline_stack.py (a copy of ../shared/bench/qlora_baseline.py's stack).
+train_model uses; the baseline is benchmarks/baseline_stack.py (a copy of the plain stack whose H100 run is
+benchmarks/results/qlora_baseline_h100.json).
 
 GPU:  python3 benchmarks/train_bench.py            (writes $OUT/train_bench.json, prints a table last)
 CPU:  python benchmarks/train_bench.py --cpu --tiny  (logic check only)

@@ -6,29 +6,33 @@ from prefect import flow
 from loraflow.flows import DEFAULT_CONFIG
 from loraflow.schemas.config import PipelineConfig
 from loraflow.schemas.results import PreparedData
-from loraflow.tasks.steps import data, feedback
+from loraflow.tasks.steps import data, planning
 
 
 @flow(name="data")
 def prepare_data(config: PipelineConfig, input_path: str | None = None, out_dir: str = "runs/latest",
                  model_cache_dir: str | None = None) -> PreparedData:
     """Turn a raw file into validated, cleaned, leak-free train/val/test splits with a report."""
-    inputs = data.resolve_inputs(config.data, input_path, model_cache_dir)
+    inputs = data.resolve_inputs(config=config.data, input_path=input_path, model_cache_dir=model_cache_dir)
     digest = data.fingerprint_input(inputs.input_path)
-    ingested = data.ingest(inputs.input_path, digest, config.data, out_dir)
-    base_model = data.prepare_base_model(config.model, ingested.records, inputs.model_cache_dir, config.task_card.intended_use)
+    ingested = data.ingest(input_path=inputs.input_path, input_digest=digest, config=config.data, out_dir=out_dir)
+    base_model = data.prepare_base_model(config=config.model, records_path=ingested.records, cache_dir=inputs.model_cache_dir,
+                                         intended_use=config.task_card.intended_use)
     # The sequence length comes from the data (model.max_length: auto), so validation quarantines only true outliers.
-    lengths = data.token_lengths(ingested, base_model, config.model, config.data, config.train, config.lora)
+    lengths = data.token_lengths(ingested=ingested, tokenizer_path=base_model, model=config.model, data=config.data,
+                                 train=config.train, lora=config.lora)
     languages = list(config.task_card.languages)
-    validated = data.validate(ingested, config.data, languages, base_model, lengths, out_dir)
-    cleaned = data.clean(validated, config.clean, languages, out_dir)
-    splits = data.split(cleaned, config.split, out_dir)
+    validated = data.validate(ingested=ingested, config=config.data, languages=languages, tokenizer_path=base_model,
+                              lengths=lengths, out_dir=out_dir)
+    cleaned = data.clean(validated=validated, config=config.clean, languages=languages, out_dir=out_dir)
+    splits = data.split(cleaned=cleaned, config=config.split, out_dir=out_dir)
     # Augmentation runs after the split, on train only: augmented records can never leak into val/test.
-    augmented = data.augment(splits, config.augment, languages, out_dir)
+    augmented = data.augment(splits=splits, config=config.augment, languages=languages, out_dir=out_dir)
     stage_config = {**{name: getattr(config, name).model_dump(mode="json") for name in ("data", "clean", "split", "augment")},
                     "validate": {"max_tokens": lengths.validation_limit}}  # the limit in force (data.max_tokens, else max_length)
-    report = data.data_report(out_dir, [ingested, validated, cleaned, splits, augmented], base_model, config.task_card.name,
-                              inputs.input_path, digest, stage_config, lengths)
+    report = data.data_report(out_dir=out_dir, stage_results=[ingested, validated, cleaned, splits, augmented],
+                              tokenizer_path=base_model, task_name=config.task_card.name, input_path=inputs.input_path,
+                              input_sha256=digest, config=stage_config, lengths=lengths)
     return PreparedData(splits=replace(splits, train=augmented.records), report=report, base_model=base_model,
                         lengths=lengths)
 
@@ -45,5 +49,5 @@ def prepare_data_from_file(config_path: str = DEFAULT_CONFIG, input_path: str = 
         base_model: The model whose tokenizer counts tokens (model.name_or_path: a hub id, a local folder, smollm2-135m-instruct, tiny-random); empty: the config's.
         overrides: Any other setting as dotted.key=value, e.g. split.seed=7 or clean.near_dup_threshold=0.9 (`loraflow config schema` lists every key).
     """
-    config = feedback.load_pipeline_config(config_path, [*([f"model.name_or_path={base_model}"] if base_model else []), *overrides])
-    return prepare_data.fn(config, input_path or None, out_dir).to_dict()
+    config = planning.load_pipeline_config(config_path, [*([f"model.name_or_path={base_model}"] if base_model else []), *overrides])
+    return prepare_data.fn(config=config, input_path=input_path or None, out_dir=out_dir).to_dict()

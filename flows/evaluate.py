@@ -3,7 +3,7 @@ from prefect import flow
 
 from loraflow.flows import DEFAULT_CONFIG, DEPLOYED_RUN
 from loraflow.schemas.config import PipelineConfig
-from loraflow.tasks.steps import evaluation, feedback
+from loraflow.tasks.steps import evaluation, planning
 
 
 @flow(name="evaluate")
@@ -16,10 +16,11 @@ def evaluate(config: PipelineConfig, model: str, test_path: str | None = None, o
         test_path: test file in canonical JSON Lines; default the run folder's data/test.jsonl, else the lineage's frozen test set.
         out_dir: folder for eval/predictions_model.jsonl and eval/metrics_model.json.
     """
-    target = evaluation.resolve_target(model, test_path, config)
-    result = evaluation.evaluate("model", target.model_path, target.adapter_path, target.test_path, config.eval,
-                                 config.task_card, out_dir)
-    return evaluation.evaluation_summary(result, config, out_dir).to_dict()
+    target = evaluation.resolve_eval_target(model=model, test_path=test_path, config=config)
+    result = evaluation.evaluate_model(label="model", model_path=target.model_path, adapter_path=target.adapter_path,
+                                       test_path=target.test_path, config=config.eval, task_card=config.task_card,
+                                       out_dir=out_dir)
+    return evaluation.evaluation_summary(result=result, config=config, out_dir=out_dir).to_dict()
 
 
 @flow(name="evaluate")
@@ -34,5 +35,5 @@ def evaluate_from_file(model: str = DEPLOYED_RUN, config_path: str = DEFAULT_CON
         out_dir: Folder for eval/predictions_model.jsonl and eval/metrics_model.json, relative to the repository root.
         overrides: Any other setting as dotted.key=value, e.g. eval.max_samples=50 or eval.batch_size=8.
     """
-    config = feedback.load_pipeline_config(config_path, overrides)
-    return evaluate.fn(config, model, test_path or None, out_dir)
+    config = planning.load_pipeline_config(config_path, overrides)
+    return evaluate.fn(config=config, model=model, test_path=test_path or None, out_dir=out_dir)

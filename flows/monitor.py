@@ -3,7 +3,7 @@ from prefect import flow
 
 from loraflow.flows import DEFAULT_CONFIG
 from loraflow.tasks.common.settings import mlflow_uri
-from loraflow.tasks.steps import deploy, evaluation, feedback
+from loraflow.tasks.steps import deploy, evaluation, feedback, planning
 
 
 @flow(name="monitor")
@@ -20,16 +20,18 @@ def monitor(config_path: str = DEFAULT_CONFIG, overrides: list[str] = [], recent
         lineage_dir: Dataset lineage folder; empty: $LORAFLOW_HOME/lineage/<task name>.
         out_dir: Folder for predictions and the report; empty: $LORAFLOW_HOME/monitor/<task>/<time>.
     """
-    config = feedback.load_pipeline_config(config_path, overrides)
-    champion = deploy.find_champion(config.deploy, config.task_card.name, mlflow_uri(config.tracking.mlflow_tracking_uri))
+    config = planning.load_pipeline_config(config_path, overrides)
+    champion = deploy.find_champion(config=config.deploy, task_name=config.task_card.name,
+                                    tracking_uri=mlflow_uri(config.tracking.mlflow_tracking_uri))
     if champion is None:
         return {"champion": None, "alerts": [], "metrics": {}}
-    out = feedback.monitor_folder(out_dir or None, config.task_card.name)
-    sets = feedback.evaluation_sets(config.task_card.name, lineage_dir or None, test_path or None)
-    recent = feedback.recent_feedback(config.feedback, recent_days, out)
+    out = feedback.monitor_folder(out_dir=out_dir or None, task_name=config.task_card.name)
+    sets = feedback.lineage_sets(task_name=config.task_card.name, lineage_dir=lineage_dir or None, test_path=test_path or None)
+    recent = feedback.recent_feedback(config=config.feedback, days=recent_days, out_dir=out)
     paths = {"test": sets.test, "feedback_eval": sets.feedback_eval, "recent_feedback": recent.path if recent.corrections else None}
-    results = {name: evaluation.evaluate(f"monitor-{name}", champion.path, None, path, config.eval, config.task_card, out)
+    results = {name: evaluation.evaluate_model(label=f"monitor-{name}", model_path=champion.path, adapter_path=None,
+                                               test_path=path, config=config.eval, task_card=config.task_card, out_dir=out)
                for name, path in paths.items() if path}
-    summary = feedback.record(config, champion, results, recent, out)
-    feedback.send_webhook(webhook_url or None, summary)
+    summary = feedback.record_monitoring(config=config, champion=champion, results=results, feedback=recent, out_dir=out)
+    feedback.send_alert_webhook(webhook_url or None, summary)
     return summary.to_dict()

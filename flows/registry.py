@@ -14,7 +14,8 @@ def promote(version: str, reason: str = "promoted by hand from Prefect", model_n
         model_name: Registered model name; empty: the only registered model.
         tracking_uri: MLflow tracking URI; empty: $MLFLOW_TRACKING_URI or the embedded store.
     """
-    return deploy.promote_version(model_name or None, version, reason, tracking_uri or None).to_dict()
+    return deploy.promote_version(model_name=model_name or None, version=version, reason=reason,
+                                  tracking_uri=tracking_uri or None).to_dict()
 
 
 @flow(name="rollback")
@@ -28,4 +29,5 @@ def rollback(reason: str = "rolled back by hand from Prefect", to_version: str =
         model_name: Registered model name; empty: the only registered model.
         tracking_uri: MLflow tracking URI; empty: $MLFLOW_TRACKING_URI or the embedded store.
     """
-    return deploy.rollback_champion(model_name or None, to_version or None, reason, tracking_uri or None).to_dict()
+    return deploy.rollback_champion(model_name=model_name or None, to_version=to_version or None, reason=reason,
+                                    tracking_uri=tracking_uri or None).to_dict()

@@ -4,7 +4,7 @@ from prefect import flow
 from loraflow.flows import DEFAULT_CONFIG
 from loraflow.schemas.config import PipelineConfig
 from loraflow.flows.finetune import finetune
-from loraflow.tasks.steps import feedback, training
+from loraflow.tasks.steps import planning, training
 from loraflow.tasks.steps.tracking import end_mlflow_run
 
 
@@ -12,13 +12,14 @@ from loraflow.tasks.steps.tracking import end_mlflow_run
 def sweep(config: PipelineConfig, grid: dict[str, list[str]], input_path: str | None = None,
           out_dir: str = "runs/sweep", concurrency: int = 1) -> dict:
     """Run the trials `concurrency` at a time (each a finetune child flow and MLflow child run); return the best."""
-    parent = training.start_sweep(config, grid, out_dir)
+    parent = training.start_sweep(config=config, grid=grid, out_dir=out_dir)
     trials = []
     for start in range(0, len(parent.trials), max(1, concurrency)):  # waves of `concurrency` finetune child flows
-        wave = [training.run_trial.submit(finetune, config, trial, input_path, parent, start + i)
+        wave = [training.sweep_trial.submit(finetune=finetune, config=config, trial=trial, input_path=input_path,
+                                            parent=parent, index=start + i)
                 for i, trial in enumerate(parent.trials[start:start + max(1, concurrency)])]
         trials += [future.result() for future in wave]
-    return training.finish_sweep(parent, trials, grid, out_dir).to_dict()
+    return training.finish_sweep(parent=parent, trials=trials, grid=grid, out_dir=out_dir).to_dict()
 
 
 @flow(name="sweep", on_failure=[end_mlflow_run], on_crashed=[end_mlflow_run], on_cancellation=[end_mlflow_run])
@@ -38,5 +39,6 @@ def sweep_from_file(config_path: str = DEFAULT_CONFIG, grid: list[str] = ["train
     """
     from loraflow.tasks.training.sweep import parse_grid
 
-    config = feedback.load_pipeline_config(config_path, [*([f"train.max_steps={max_steps}"] if max_steps else []), *overrides])
-    return sweep.fn(config, parse_grid(grid), input_path or None, out_dir, max(1, concurrency))
+    config = planning.load_pipeline_config(config_path, [*([f"train.max_steps={max_steps}"] if max_steps else []), *overrides])
+    return sweep.fn(config=config, grid=parse_grid(grid), input_path=input_path or None, out_dir=out_dir,
+                    concurrency=max(1, concurrency))

@@ -46,3 +46,11 @@ class RunFolder:
     @property
     def model(self) -> Path:
         return self.root / "model"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "model" / "adapter"
+
+    @property
+    def merged(self) -> Path:
+        return self.root / "model" / "merged"

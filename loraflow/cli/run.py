@@ -26,21 +26,15 @@ def _common(parser) -> None:
 
 def load(args, extra_overrides: list[str] | None = None):
     """Load and check the config, printing guide-range warnings; fail before anything runs."""
-    from loraflow.schemas.config import recommendation_warnings
-    from loraflow.tasks.common.config_files import load_config
+    from loraflow.tasks.common.config_files import load_pipeline_config
     from loraflow.tasks.common.errors import LoraflowError
-    from loraflow.tasks.common.base_model import check_model_reference
-    from loraflow.tasks.data.ingest import check_input
+    from loraflow.tasks.data.input_file import checked_input
 
-    config = load_config(args.config, list(args.set) + (extra_overrides or []))
-    check_model_reference(config.model.name_or_path, config.model.gguf_file)
-    for warning in recommendation_warnings(config):
+    config, warnings = load_pipeline_config(args.config, list(args.set) + (extra_overrides or []))
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    input_path = args.input or config.data.path
-    if not input_path:
-        raise LoraflowError("no input data: pass --input PATH or set data.path in the config")
     # Existence, readability, format and emptiness are known now: before any Prefect server starts, not minutes later.
-    check_input(input_path)
+    input_path = checked_input(config.data, args.input)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise LoraflowError(f"--out {out} is a file; pass a folder for the run (it is created when missing)")

@@ -5,7 +5,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from loraflow.schemas.config import DataConfig, PipelineConfig
+from loraflow.schemas.config import DataConfig, PipelineConfig, recommendation_warnings
+from loraflow.tasks.common.base_model import check_model_reference
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.text_files import readable_file
 
@@ -67,6 +68,14 @@ def build_config(data: dict, source: str = "(dict)", lines: dict[str, int] | Non
         return PipelineConfig.model_validate(data)
     except ValidationError as error:
         raise LoraflowError(format_validation_error(error, source, lines)) from None
+
+
+def load_pipeline_config(config_path: str | Path, overrides: list[str]) -> tuple[PipelineConfig, list[str]]:
+    """The config every flow and the CLI run with: the YAML with `key=value` overrides (paths in it resolve against the
+    file), a local model path checked before anything starts, and the guide's warnings on its values."""
+    config = load_config(config_path, overrides)
+    check_model_reference(config.model.name_or_path, config.model.gguf_file)
+    return config, recommendation_warnings(config)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> PipelineConfig:

@@ -16,10 +16,10 @@ from loraflow.tasks.data.dedup import content_key
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.progress import progress
 from loraflow.tasks.common.jsonl import write_jsonl
+from loraflow.tasks.data.input_file import check_input
 from loraflow.tasks.data.preferences import apply_kind
-from loraflow.tasks.common.text_files import read_lines, read_text, readable_file
+from loraflow.tasks.common.text_files import read_lines, read_text
 
-EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
 # Fields each format owns; every other field of a record goes to metadata.
 FORMAT_FIELDS = {
     "canonical": ("id", "messages", "metadata"),
@@ -222,29 +222,6 @@ def _precheck(row: Any, fmt: str | None, forced: bool) -> list[dict]:
     if "metadata" in row and row["metadata"] is not None and not isinstance(row["metadata"], dict):
         reasons.append(_reason("wrong_type", "metadata", row["metadata"]))
     return reasons
-
-
-# Compressed files are named as such rather than read as garbled text (an "encoding error" on line 1).
-COMPRESSED = ((b"\x1f\x8b", "gzip", "gunzip"), (b"PK\x03\x04", "zip", "unzip"), (b"BZh", "bzip2", "bunzip2"),
-              (b"\xfd7zXZ\x00", "xz", "unxz"), (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"))
-
-
-def check_input(input_path: str) -> Path:
-    """The input file's path; a user error when it is missing, a folder, unreadable, compressed, empty or of an
-    unknown type. The CLI runs this before anything starts; the data flow runs it again for runs started elsewhere."""
-    path = readable_file(input_path, "input file", "pass one existing .jsonl/.json/.csv/.parquet file with --input or "
-                                                    "data.path")
-    with path.open("rb") as f:
-        head = f.read(8)
-    for magic, name, tool in COMPRESSED:
-        if head.startswith(magic):
-            raise LoraflowError(f"{path} is compressed with {name}; decompress it first ({tool} {path.name}) and pass "
-                                f"the {', '.join(EXTENSIONS)} file inside.")
-    if path.suffix.lower() not in EXTENSIONS:
-        raise LoraflowError(f"{path}: unknown file type '{path.suffix}'; use one of {', '.join(EXTENSIONS)}.")
-    if not head:
-        raise LoraflowError(f"{path}: the file is empty; point --input at a file with records.")
-    return path
 
 
 def no_records_error(path) -> LoraflowError:

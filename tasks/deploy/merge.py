@@ -4,12 +4,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.stop_tokens import eos_ids
 from loraflow.tasks.common.device import device as current_device, inference_dtype
 from loraflow.tasks.common.errors import LoraflowError
 
-MERGED_SUBDIR = Path("model") / "merged"
-PARITY_REPORT = Path("model") / "parity.json"
+PARITY_REPORT = "parity.json"  # in the run folder's model/
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -46,7 +46,7 @@ def merge_adapter(
 
     storage_dtype = resolve_merge_dtype(dtype)
     _check_inputs(base_model_path, adapter_path, method, parity_prompts)
-    merged_dir = Path(out_dir) / MERGED_SUBDIR
+    merged_dir = RunFolder(out_dir).merged
     if merged_dir.exists():
         shutil.rmtree(merged_dir)  # a retry must not mix shards of two merges
     device = current_device()
@@ -99,7 +99,7 @@ def _verify(
         expected, reference_eos, reloaded, load_tokenizer(merged_dir), tokenizer, prompts, max_new_tokens, limit
     )
     parity["storage_dtype"] = _stored_dtype(merged_dir)
-    report = out_dir / PARITY_REPORT
+    report = RunFolder(out_dir).model / PARITY_REPORT
     _write_report(report, parity)
     if not parity["passed"]:
         raise LoraflowError(

@@ -1,20 +1,15 @@
 """Quantised variants of the merged model: bitsandbytes INT8/INT4 checkpoints and GGUF files, plus their metric gate."""
 import shutil
-import logging
 from pathlib import Path
-from typing import Any
 
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.device import device as current_device, inference_dtype
 from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.common.model_variants import TOKENIZER_FILES
 from loraflow.tasks.deploy.merge import dir_size
 
 BNB_BITS = ("int8", "int4")
 GGUF_BITS = ("gguf-f16", "gguf-q8_0", "gguf-q4_0")
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json", "vocab.json", "merges.txt",
-    "tokenizer.model", "added_tokens.json",
-)
 
 
 def quantize_model(merged_path: str, out_dir: str, bits: str) -> dict:
@@ -65,44 +60,6 @@ def _copy_tokenizer(source: Path, folder: Path) -> None:
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, folder / name)
-
-
-def load_variant(path: str, device: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) for a merged folder, a bitsandbytes folder or a GGUF file (tokenizer None if none saved)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = device or current_device()
-    location = Path(path)
-    if location.suffix == ".gguf":
-        # transformers dequantises GGUF weights on load: this measures the file's quality, not llama.cpp's speed.
-        model = AutoModelForCausalLM.from_pretrained(location.parent, gguf_file=location.name, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(location.parent) if (location.parent / "tokenizer.json").is_file() \
-            else AutoTokenizer.from_pretrained(location.parent, gguf_file=location.name)
-        return model.to(device).eval(), tokenizer
-    if not (location / "config.json").is_file():
-        raise LoraflowError(f"{path} is not a model folder or .gguf file; pass the path quantize_model returned.")
-    if is_bitsandbytes_folder(location):
-        # bitsandbytes int8 casts float32 inputs to fp16 and logs it on every matmul; that is expected here.
-        logging.getLogger("bitsandbytes.autograd._functions").addFilter(_quiet_int8_cast)
-        model = AutoModelForCausalLM.from_pretrained(location, device_map=device)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(location, dtype="auto" if device != "cpu" else torch.float32).to(device)
-    has_tokenizer = any((location / name).is_file() for name in TOKENIZER_FILES)
-    return model.eval(), AutoTokenizer.from_pretrained(location) if has_tokenizer else None
-
-
-def _quiet_int8_cast(record: logging.LogRecord) -> bool:
-    """Drop bitsandbytes' per-matmul notice that int8 inputs are cast to fp16."""
-    return "inputs will be cast from" not in record.getMessage()
-
-
-def is_bitsandbytes_folder(location: Path) -> bool:
-    """Whether a saved model folder holds a bitsandbytes-quantised checkpoint."""
-    import json
-
-    config = json.loads((location / "config.json").read_text(encoding="utf-8"))
-    return (config.get("quantization_config") or {}).get("quant_method") == "bitsandbytes"
 
 
 def variant_size_gate(base_metric: float, variant_metric: float, tolerance: float, higher_is_better: bool = True) -> dict:

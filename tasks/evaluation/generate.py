@@ -7,6 +7,7 @@ from loraflow.tasks.common.stop_tokens import stop_token_ids
 from loraflow.tasks.common.device import device as current_device, inference_dtype
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.jsonl import iter_jsonl
+from loraflow.tasks.common.model_variants import is_bitsandbytes_folder, load_variant
 from loraflow.tasks.evaluation.constrained import schema_processors
 from loraflow.tasks.evaluation.fast_generate import fast_generation_plan, generate_fast
 
@@ -57,8 +58,6 @@ def load_model(model_path: str, adapter_path: str | None = None):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if variant:  # INT8/INT4/GGUF variants of the merged model: loaded the way quantisation saved them
-        from loraflow.tasks.deploy.quantize import load_variant
-
         model, _ = load_variant(model_path, device)
     else:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
@@ -73,8 +72,6 @@ def load_model(model_path: str, adapter_path: str | None = None):
 
 def _is_quantized_variant(path: Path) -> bool:
     """A .gguf file, or a folder whose config.json carries a bitsandbytes quantization_config."""
-    from loraflow.tasks.deploy.quantize import is_bitsandbytes_folder
-
     return path.suffix == ".gguf" or ((path / "config.json").is_file() and is_bitsandbytes_folder(path))
 
 

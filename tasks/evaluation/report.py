@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.plots import LABEL_COLORS, font_note, grouped_bars, horizontal_counts, loss_curves
 from loraflow.tasks.common.report_page import report_page
@@ -115,8 +116,8 @@ def _slices_section(labels: dict[str, ModelEvaluation], metric: str, reference: 
     return html or "<p class='muted'>No per-slice metrics in metrics.json.</p>"
 
 
-def _training_section(run_dir: Path) -> str:
-    history = _read_json(run_dir / "train" / "log_history.json")
+def _training_section(folder: RunFolder) -> str:
+    history = _read_json(folder.train / "log_history.json")
     if not history:
         return "<p class='muted'>No training log (train/log_history.json not found).</p>"
     chart = loss_curves(history)
@@ -132,8 +133,8 @@ def _training_section(run_dir: Path) -> str:
     return f"<img alt='loss curves' src='{chart}'>" + note
 
 
-def _raters_section(run_dir: Path) -> str:
-    human, judge = _read_json(run_dir / "eval" / "human_eval.json"), _read_json(run_dir / "eval" / "llm_judge.json")
+def _raters_section(folder: RunFolder) -> str:
+    human, judge = _read_json(folder.eval / "human_eval.json"), _read_json(folder.eval / "llm_judge.json")
     if not human and not judge:
         return "<p class='muted'>No human or LLM-judge ratings (run <code>loraflow human-eval</code> / <code>loraflow judge</code>).</p>"
     html = ""
@@ -158,9 +159,9 @@ def _text_cell(text: str, limit: int = 400) -> str:
     return f"<td class='text'><pre>{short}</pre></td>"
 
 
-def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
+def _worst_section(folder: RunFolder, metric: str, higher_is_better: bool) -> str:
     metric = per_example_metric(metric)  # corpus-level field scores rank cases by their per-example accuracy
-    path = run_dir / "eval" / "badcases.jsonl"
+    path = folder.eval / "badcases.jsonl"
     html = ""
     if path.exists():
         cases = read_jsonl(path)
@@ -170,7 +171,7 @@ def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
         if counts:
             html += f"<img alt='causes' src='{horizontal_counts(dict(sorted(counts.items(), key=lambda kv: -kv[1])), 'Probable cause of the worst cases')}'>"
     else:
-        predictions = run_dir / "eval" / "predictions.jsonl"
+        predictions = folder.eval / "predictions.jsonl"
         rows = [r for r in read_jsonl(predictions) if metric in (r.get("scores") or {})] if predictions.exists() else []
         cases = sorted(rows, key=lambda r: r["scores"][metric] if higher_is_better else -r["scores"][metric])[:WORST_FALLBACK]
         html += "<p class='muted'>No badcase analysis (eval/badcases.jsonl not found): lowest-scoring predictions shown.</p>"
@@ -189,8 +190,8 @@ def _worst_section(run_dir: Path, metric: str, higher_is_better: bool) -> str:
 
 def write_eval_report(run_dir: str) -> str:
     """Write RUN_DIR/eval/report.html (metric bars, slices, loss curves, ratings, worst cases, promotion) and return its path."""
-    root = Path(run_dir)
-    path = root / "eval" / "metrics.json"
+    folder = RunFolder(run_dir)
+    path = folder.eval / "metrics.json"
     data = _read_json(path)
     if data is None:
         raise LoraflowError(f"{path} does not exist; run the evaluation first (`loraflow run CONFIG --out {run_dir}`).")
@@ -204,7 +205,7 @@ def write_eval_report(run_dir: str) -> str:
     labels, success = summary.labels, summary.success_metric
     metric = success.metric
     reference = summary.slices.reference or ("champion" if "champion" in labels else "base" if "base" in labels else None)
-    info = read_run_info(root)
+    info = read_run_info(folder.root)
     meta = [f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", f"success metric {metric} {'≥' if success.higher_is_better else '≤'} {success.threshold:g}"]
     if info.get("mlflow_run_id"):
         meta.append(f"MLflow run {info['mlflow_run_id']}")
@@ -212,17 +213,17 @@ def write_eval_report(run_dir: str) -> str:
     # The per-field table against the baselines leads; the gate's decision follows it, its checks collapsed.
     sections = [
         *([("fields", "Per answer field: models and trivial baselines", fields)] if fields else []),
-        ("decision", "Promotion decision", _decision_section(_read_json(root / "eval" / "promotion.json"))),
+        ("decision", "Promotion decision", _decision_section(_read_json(folder.eval / "promotion.json"))),
         ("metrics", "Metrics: models and baselines (BLEU/ROUGE are secondary for structured answers)" if fields else
          "Metrics: base / candidate / champion", _metrics_section(summary)),
         ("slices", f"Per slice ({metric})", _slices_section(labels, metric, reference)),
-        ("training", "Training", _training_section(root)),
-        ("ratings", "Human and LLM-judge ratings", _raters_section(root)),
-        ("worst", "Worst cases", _worst_section(root, metric, success.higher_is_better)),
+        ("training", "Training", _training_section(folder)),
+        ("ratings", "Human and LLM-judge ratings", _raters_section(folder)),
+        ("worst", "Worst cases", _worst_section(folder, metric, success.higher_is_better)),
     ]
     meta += [note for note in [font_note()] if note]
-    page = report_page(f"Evaluation report: {root.resolve().name}", meta, sections)
-    path = root / "eval" / "report.html"
+    page = report_page(f"Evaluation report: {folder.root.resolve().name}", meta, sections)
+    path = folder.eval / "report.html"
     path.write_text(page, encoding="utf-8")
     return str(path)
 

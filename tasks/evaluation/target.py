@@ -8,26 +8,24 @@ from loraflow.schemas.results import EvaluationTarget, EvaluationVerdict, ModelE
 from loraflow.tasks.common.errors import LoraflowError
 
 
-def evaluation_target(model: str, test_path: str | None, task_name: str, tracking_uri: str) -> EvaluationTarget:
-    """The model (and adapter) behind `model`, and its test set: test_path, else the run folder's test split, else the lineage's."""
+def evaluation_target(model: str, resolved: dict, test_path: str | None, task_name: str) -> EvaluationTarget:
+    """The test set for `model` (resolved to its model and adapter paths and run folder by
+    tasks/deploy/model_sources.py): test_path, else the run folder's test split, else the lineage's."""
     from loraflow.tasks.data.lineage import latest_version, lineage_root
-    from loraflow.tasks.feedback.monitor import resolve_eval_target
 
-    target = resolve_eval_target(model, tracking_uri)
-    if test_path is None and target["run_dir"] and (Path(target["run_dir"]) / "data" / "test.jsonl").is_file():
-        test_path = str(Path(target["run_dir"]) / "data" / "test.jsonl")
+    run_test = RunFolder(resolved["run_dir"]).data / "test.jsonl" if resolved["run_dir"] else None
+    if test_path is None and run_test is not None and run_test.is_file():
+        test_path = str(run_test)
     if test_path is None:
         latest = latest_version(lineage_root(task_name))
         if latest is None:
             raise LoraflowError(f"no test set for {model}: pass test_path, or a run folder, or seed the lineage of {task_name} with a pipeline run.")
         test_path = str(Path(latest["dir"]) / "test.jsonl")
-    return EvaluationTarget(**target, test_path=test_path)
+    return EvaluationTarget(**resolved, test_path=test_path)
 
 
 def write_verdict(result: ModelEvaluation, task_card: TaskCard, out_dir: str) -> EvaluationVerdict:
     """Check the task card's threshold and write out_dir/eval/metrics_<label>.json."""
-    from loraflow.tasks.feedback.monitor import quality_alerts
-
     alerts = quality_alerts({"test": result.metrics}, task_card)
     path = RunFolder(out_dir).eval / f"metrics_{result.label}.json"
     verdict = EvaluationVerdict(**result.to_dict(), criteria_met=not alerts, alerts=alerts, summary_path=str(path))
@@ -35,3 +33,18 @@ def write_verdict(result: ModelEvaluation, task_card: TaskCard, out_dir: str) ->
     summary = {k: v for k, v in verdict.to_dict().items() if k != "summary_path"}
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     return verdict
+
+
+def quality_alerts(results: dict[str, dict], task_card: TaskCard) -> list[str]:
+    """One message per evaluation set whose success metric is below (or, lower-is-better, above) the task card's threshold."""
+    criterion = task_card.success_metric
+    alerts = []
+    for name, metrics in results.items():
+        value = metrics.get(criterion.metric)
+        if value is None:
+            alerts.append(f"{name}: the champion has no {criterion.metric} score (is the set empty?)")
+            continue
+        if not criterion.met(value):
+            op = "below" if criterion.higher_is_better else "above"
+            alerts.append(f"{name}: {criterion.metric} {value:.4f} is {op} the task card's threshold {criterion.threshold:g}")
+    return alerts

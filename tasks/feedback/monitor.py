@@ -35,21 +35,6 @@ def recent_feedback(database_url: str | None, days: float, out_path: str, limit:
             "badcase_share": bad / len(rows) if rows else None}
 
 
-def quality_alerts(results: dict[str, dict], task_card: TaskCard) -> list[str]:
-    """One message per evaluation set whose success metric is below (or, lower-is-better, above) the task card's threshold."""
-    criterion = task_card.success_metric
-    alerts = []
-    for name, metrics in results.items():
-        value = metrics.get(criterion.metric)
-        if value is None:
-            alerts.append(f"{name}: the champion has no {criterion.metric} score (is the set empty?)")
-            continue
-        if not criterion.met(value):
-            op = "below" if criterion.higher_is_better else "above"
-            alerts.append(f"{name}: {criterion.metric} {value:.4f} is {op} the task card's threshold {criterion.threshold:g}")
-    return alerts
-
-
 def log_monitoring(tracking_uri: str, experiment: str, champion: dict, results: dict[str, dict], feedback: dict | None,
                    alerts: list[str], out_dir: str) -> dict:
     """One MLflow run per monitoring pass (metrics per set, tagged with the champion); returns the trend of recent passes.
@@ -111,32 +96,3 @@ def render_alert(task_card: TaskCard, champion: dict, alerts: list[str], trend: 
         cells = [row.get(f"{s}.{metric}") for s in ("test", "feedback")]
         lines.append(f"| {row['time']} | {row['champion_version']} | " + " | ".join("" if c is None else f"{c:.4f}" for c in cells) + " |")
     return "\n".join(lines)
-
-
-
-def resolve_eval_target(model: str, tracking_uri: str | None = None) -> dict:
-    """What to evaluate: a registry URI, a run folder (its merged model, else adapter + base), an adapter or a model folder.
-
-    Returns {"model_path", "adapter_path" (None for a full model), "run_dir" (None unless a run folder)}.
-    """
-    from loraflow.tasks.deploy.registry import resolve_model
-
-    folder = Path(model)
-    if model.startswith("models:/"):
-        return {"model_path": resolve_model(model, tracking_uri=tracking_uri), "adapter_path": None, "run_dir": None}
-    if not folder.is_dir():
-        raise LoraflowError(f"model {model!r} is neither a folder nor a registry URI; pass a run folder, a model folder or models:/NAME@champion.")
-    run_dir = folder if (folder / "run.json").is_file() else None
-    if run_dir is not None:
-        merged, adapter = folder / "model" / "merged", folder / "model" / "adapter"
-        if (merged / "config.json").is_file():
-            return {"model_path": str(merged), "adapter_path": None, "run_dir": str(run_dir)}
-        if not (adapter / "adapter_config.json").is_file():
-            raise LoraflowError(f"run folder {folder} holds neither model/merged nor model/adapter; pass a finished run's folder.")
-        folder = adapter
-    if (folder / "adapter_config.json").is_file():
-        base = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
-        if not base or not Path(base).exists():
-            raise LoraflowError(f"{folder}/adapter_config.json names base model {base!r}, which is not a local folder; evaluate the merged model instead.")
-        return {"model_path": base, "adapter_path": str(folder), "run_dir": str(run_dir) if run_dir else None}
-    return {"model_path": resolve_model(str(folder)), "adapter_path": None, "run_dir": None}

@@ -20,7 +20,7 @@ OPTIMIZER_KIND = {"auto": "adamw", "adamw_torch_fused": "adamw", "adamw_torch": 
 # Runtime buffers the allocator counts (cuBLAS workspace, rotary caches): fitted on the H100 runs.
 RUNTIME_BUFFER_BYTES = 64 * 2**20
 # Peak per token of logits work: bf16 logits + fp32 upcast + fp32 log-softmax + fp32 gradient (~14.5 B per vocab entry,
-# fitted so that bf16-LoRA and QLoRA H100 peaks in ../shared/bench agree within 3%).
+# fitted so that the bf16-LoRA and QLoRA H100 peaks in benchmarks/results/qlora_baseline_h100.json agree within 3%).
 LOGITS_BYTES_PER_VOCAB = 14.5
 # trl's SFTTrainer never builds the full logits: its fused LM head scores [4096 tokens x 32768 vocab] tiles
 # (trl/kernels/chunked_logprob.py) and keeps an fp32 gradient of the head's input.
@@ -166,9 +166,10 @@ def estimate_resources(
 ) -> ResourceEstimate:
     """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
 
-    fused_lm_head=True models trl's SFTTrainer (loraflow's path); False the plain stack that ../shared/bench measured.
-    distributed="fsdp" with num_gpus > 1: the memory figures are per GPU under FSDP full sharding (tasks/estimate_fsdp.py);
-    DDP's per-GPU memory is the single GPU's.
+    fused_lm_head=True models trl's SFTTrainer (loraflow's path); False the plain stack (benchmarks/baseline_stack.py;
+    its H100 run: benchmarks/results/qlora_baseline_h100.json).
+    distributed="fsdp" with num_gpus > 1: the memory figures are per GPU under FSDP full sharding
+    (tasks/planning/estimate_fsdp.py); DDP's per-GPU memory is the single GPU's.
     objective (train.objective): pairs are two sequences per example, DPO adds its reference (tasks/planning/estimate_objective.py);
     n_train_tokens counts the prompt and the chosen answer once, as for sft.
     packed_tokens (train.packing, tasks/planning/estimate_packing.py): tokens of a packed micro-batch, one padding-free

@@ -4,14 +4,13 @@ import json
 from pathlib import Path
 
 from loraflow.schemas.config import PipelineConfig
-from loraflow.tasks.training.distributed import pick_distributed
+from loraflow.tasks.planning.auto_settings import auto_unchecked_layers, pick_distributed
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
 from loraflow.tasks.planning.estimate_objective import Generation
 from loraflow.tasks.planning.estimate_packing import packed_plan
 from loraflow.tasks.planning.estimate_shapes import load_model_config
 from loraflow.tasks.planning.lengths import approx_tokens, choose_max_length, model_context_limit
 from loraflow.tasks.planning.schedule import declared_classes, resolve_schedule
-from loraflow.tasks.training.speed import auto_unchecked_layers
 from loraflow.tasks.common.device import detect_device
 from loraflow.tasks.common.jsonl import iter_jsonl
 

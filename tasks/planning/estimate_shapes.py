@@ -12,7 +12,7 @@ NF4_BYTES = 0.5
 NF4_CONST_BYTES = 1 / 64 + 4 / (64 * 256)
 OPTIMIZER_BYTES = {"adamw": 8.0, "paged_adamw_8bit": 2.0}
 
-# The lead's special model names (tasks/models.py) and the shapes they build.
+# The special model names (tasks/common/base_model.py) and the shapes they build.
 BUILTIN_CONFIGS: dict[str, dict] = {
     "tiny-random": {
         "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

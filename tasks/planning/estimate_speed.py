@@ -6,7 +6,8 @@ from loraflow.tasks.planning.estimate_shapes import ModelShape
 Method = Literal["lora", "qlora", "full"]
 
 # Effective TFLOP/s counted as 6 x params x tokens/s (the bench's MFU convention), with the hidden size they were
-# measured at (smaller models use the card less well). Seeded from ../shared/bench (H100, 7B, gradient checkpointing).
+# measured at (smaller models use the card less well). Seeded from the plain QLoRA stack's H100 run (7B, gradient
+# checkpointing): benchmarks/results/qlora_baseline_h100.json.
 THROUGHPUT_TABLE: dict[str, dict[str, tuple[float, int]]] = {
     "H100": {"qlora": (222.0, 4096), "lora": (280.0, 4096), "full": (210.0, 4096)},  # full: 8N vs 6N of LoRA (assumed)
     "H200": {"qlora": (222.0, 4096), "lora": (280.0, 4096), "full": (210.0, 4096)},  # same compute as H100 (assumed)

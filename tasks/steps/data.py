@@ -44,24 +44,21 @@ DATA_TASK = dict(cache_policy=INPUTS + TASK_SOURCE + RunFolderToken(), persist_r
 
 @task(name="resolve-inputs", cache_policy=NO_CACHE)
 def resolve_inputs(config: DataConfig, input_path: str | None, model_cache_dir: str | None) -> InputFiles:
-    """The input file (argument, else data.path) and the model cache folder (else LORAFLOW_HOME/models)."""
-    from loraflow.tasks.common.config_files import input_file
+    """The input file (argument, else data.path; checked first: a flow may start without the CLI) and the model cache
+    folder (else LORAFLOW_HOME/models)."""
     from loraflow.tasks.common.settings import loraflow_home
+    from loraflow.tasks.data.input_file import checked_input
 
-    path = input_file(config, input_path)
-    if not path:
-        raise LoraflowError("no input data: pass --input PATH or set data.path in the config")
+    path = checked_input(config, input_path)
     return InputFiles(input_path=str(path), model_cache_dir=str(model_cache_dir or loraflow_home() / "models"))
 
 
 @task(name="fingerprint-input", cache_policy=NO_CACHE)
 def fingerprint_input(input_path: str) -> str:
-    """Content hash of the input file (checked first: a flow may start without the CLI), so the data cache follows
-    the data, not just its path."""
-    from loraflow.tasks.data.ingest import check_input
+    """Content hash of the input file, so the data cache follows the data, not just its path."""
     from loraflow.tasks.tracking.runs import file_digest
 
-    return file_digest(str(check_input(input_path)))
+    return file_digest(input_path)
 
 
 @task(name="ingest", **DATA_TASK)

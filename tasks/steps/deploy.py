@@ -1,7 +1,5 @@
 """Prefect wrappers for deployment: find the champion, merge with a parity check and register, build quantised variants,
 move the champion alias by hand (promote, roll back)."""
-from pathlib import Path
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -43,7 +41,7 @@ def merge_and_register(base_model_path: str, trained: TrainingResult, test_path:
                                    out_dir, run)
     if registered and registered.parity is not None:
         tracking.log_metrics(run, {f"merge.{k}": v for k, v in registered.parity.items()})
-        tracking.log_artifacts(run, Path(out_dir) / PARITY_REPORT, "model")
+        tracking.log_artifacts(run, RunFolder(out_dir).model / PARITY_REPORT, "model")
     if registered:
         get_run_logger().info("registered %s version %s (aliases: %s)", registered.name, registered.version,
                               ", ".join(registered.aliases) or "none")

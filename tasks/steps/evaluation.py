@@ -16,17 +16,17 @@ from loraflow.tasks.tracking.headline import gate_verdict
 
 
 @task(name="evaluate-model", task_run_name="evaluate-{label}", cache_policy=NO_CACHE)
-def evaluate(label: str, model_path: str, adapter_path: str | None, test_path: str, config: EvalConfig,
-             task_card: TaskCard, out_dir: str) -> ModelEvaluation:
+def evaluate_model(label: str, model_path: str, adapter_path: str | None, test_path: str, config: EvalConfig,
+                   task_card: TaskCard, out_dir: str) -> ModelEvaluation:
     """Batched greedy generation on the test split and per-example scores for one model."""
-    from loraflow.tasks.evaluation.evaluate import evaluate_model
+    from loraflow.tasks.evaluation import evaluate
 
     get_run_logger().info("stage: evaluate %s", label)
-    return evaluate_model(model_path, adapter_path, test_path, config, task_card, out_dir, label)
+    return evaluate.evaluate_model(model_path, adapter_path, test_path, config, task_card, out_dir, label)
 
 
 @task(name="score-baselines", cache_policy=NO_CACHE)
-def baselines(train_path: str, test_path: str, config: EvalConfig, task_card: TaskCard, out_dir: str) -> dict[str, ModelEvaluation]:
+def score_baselines(train_path: str, test_path: str, config: EvalConfig, task_card: TaskCard, out_dir: str) -> dict[str, ModelEvaluation]:
     """Score the trivial predictors (majority class, stratified random per answer field) on the test set."""
     from loraflow.tasks.evaluation.evaluate import evaluate_baselines
 
@@ -94,7 +94,7 @@ def eval_report(out_dir: str, run: TrackingRun) -> str:
 
 
 @task(name="llm-judge", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10, retry_condition_fn=not_user_error)
-def judge(out_dir: str, config: JudgeConfig) -> JudgeSummary | None:
+def llm_judge(out_dir: str, config: JudgeConfig) -> JudgeSummary | None:
     """Score the candidate's answers on the five rubric dimensions through an OpenAI-compatible judge (off by default)."""
     from loraflow.tasks.evaluation.llm_judge import judge_from_config
 
@@ -106,12 +106,14 @@ def judge(out_dir: str, config: JudgeConfig) -> JudgeSummary | None:
 
 
 @task(name="resolve-eval-target", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
-def resolve_target(model: str, test_path: str | None, config: PipelineConfig) -> EvaluationTarget:
+def resolve_eval_target(model: str, test_path: str | None, config: PipelineConfig) -> EvaluationTarget:
     """The model (and adapter) to evaluate and its test set: test_path, else the run folder's test split, else the lineage's."""
     from loraflow.tasks.common.settings import mlflow_uri
+    from loraflow.tasks.deploy import model_sources
     from loraflow.tasks.evaluation.target import evaluation_target
 
-    target = evaluation_target(model, test_path, config.task_card.name, mlflow_uri(config.tracking.mlflow_tracking_uri))
+    resolved = model_sources.resolve_eval_target(model, mlflow_uri(config.tracking.mlflow_tracking_uri))
+    target = evaluation_target(model, resolved, test_path, config.task_card.name)
     get_run_logger().info("evaluating %s%s on %s", target.model_path, f" + {target.adapter_path}" if target.adapter_path else "",
                           target.test_path)
     return target

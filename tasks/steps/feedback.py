@@ -1,4 +1,4 @@
-"""Prefect wrappers for the feedback loop: load the config, claim and export a feedback batch, grow the dataset lineage,
+"""Prefect wrappers for the feedback loop: claim and export a feedback batch, grow the dataset lineage,
 record which feedback a model trained on; monitoring of the champion on the frozen test set and recent feedback."""
 from pathlib import Path
 
@@ -13,20 +13,8 @@ from loraflow.schemas.results import (Champion, EvaluationSets, ExportedBatch, F
 from loraflow.tasks.steps import not_user_error
 
 
-@task(name="load-config", cache_policy=NO_CACHE)
-def load_pipeline_config(config_path: str, overrides: list[str]) -> PipelineConfig:
-    """Read the pipeline YAML with `key=value` overrides (paths in it resolve against the file); log guide warnings."""
-    from loraflow.schemas.config import recommendation_warnings
-    from loraflow.tasks.common.config_files import load_config
-
-    config = load_config(config_path, overrides)
-    for warning in recommendation_warnings(config):
-        get_run_logger().warning("config: %s", warning)
-    return config
-
-
 @task(name="claim-feedback-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
-def claim_batch(config: FeedbackConfig, batch_id: str | None) -> str | None:
+def claim_feedback_batch(config: FeedbackConfig, batch_id: str | None) -> str | None:
     """The batch to retrain on: the given one, else all pending feedback claimed now (a scheduled run); None if nothing is pending."""
     from loraflow.tasks.feedback.store import FeedbackStore
 
@@ -47,17 +35,17 @@ def claim_batch(config: FeedbackConfig, batch_id: str | None) -> str | None:
 
 
 @task(name="export-feedback", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
-def export_batch(config: FeedbackConfig, batch_id: str, out_dir: str | None) -> ExportedBatch:
+def export_feedback(config: FeedbackConfig, batch_id: str, out_dir: str | None) -> ExportedBatch:
     """Export the batch: corrections become training records, uncorrected badcases a relabelling queue.
 
     Returns export_feedback's summary plus `run_dir`, the folder the retrain writes into
     (out_dir, else $LORAFLOW_HOME/runs/retrain-<batch id>).
     """
     from loraflow.tasks.common.settings import loraflow_home
-    from loraflow.tasks.feedback.export import export_feedback
+    from loraflow.tasks.feedback import export
 
     run_dir = Path(out_dir) if out_dir else loraflow_home() / "runs" / f"retrain-{batch_id}"
-    exported = export_feedback(config.database_url, str(run_dir / "feedback"), batch_id)
+    exported = export.export_feedback(config.database_url, str(run_dir / "feedback"), batch_id)
     get_run_logger().info("batch %s: %d corrections as training records, %d badcases to relabel (%s)",
                           batch_id, exported["records"], exported["relabel"], exported["relabel_path"])
     create_markdown_artifact(key="feedback-batch", description="Feedback exported for this retrain", markdown=(
@@ -67,13 +55,13 @@ def export_batch(config: FeedbackConfig, batch_id: str, out_dir: str | None) -> 
 
 
 @task(name="record-feedback-lineage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
-def record_in_mlflow(result: dict, committed: LineageVersion) -> FeedbackRecorded:
+def record_feedback_lineage(result: dict, committed: LineageVersion) -> FeedbackRecorded:
     """Tag the finetune's MLflow run and its registered version with the feedback ids it trained on; note the model in the lineage."""
-    from loraflow.tasks.data.lineage import record_feedback_lineage
+    from loraflow.tasks.data import lineage
 
     outcome = result.get("outcome") or {}
-    recorded = record_feedback_lineage(result["mlflow_tracking_uri"], result["mlflow_run_id"], outcome.get("registered_model"),
-                                       committed.manifest)
+    recorded = lineage.record_feedback_lineage(result["mlflow_tracking_uri"], result["mlflow_run_id"],
+                                               outcome.get("registered_model"), committed.manifest)
     decision = "promoted to champion" if (outcome.get("promotion") or {}).get("promote") else "kept the old champion"
     get_run_logger().info("lineage v%s (%d feedback records trained) -> MLflow run %s, model version %s: %s",
                           committed.version, len(committed.feedback_ids.get("trained", [])), result["mlflow_run_id"],
@@ -82,12 +70,12 @@ def record_in_mlflow(result: dict, committed: LineageVersion) -> FeedbackRecorde
 
 
 @task(name="seed-lineage", cache_policy=NO_CACHE)
-def seed(task_name: str, out_dir: str, run: TrackingRun, lineage_dir: str | None = None) -> LineageVersion | None:
+def seed_lineage(task_name: str, out_dir: str, run: TrackingRun, lineage_dir: str | None = None) -> LineageVersion | None:
     """Make this run's data version v1 of the task's lineage when the lineage is still empty (later runs leave it)."""
-    from loraflow.tasks.data.lineage import lineage_root, seed_lineage
+    from loraflow.tasks.data import lineage
 
-    root = lineage_root(task_name, lineage_dir)
-    seeded = seed_lineage(root, RunFolder(out_dir).data, {"run_dir": str(Path(out_dir).resolve()), "mlflow_run_id": run.run_id})
+    root = lineage.lineage_root(task_name, lineage_dir)
+    seeded = lineage.seed_lineage(root, RunFolder(out_dir).data, {"run_dir": str(Path(out_dir).resolve()), "mlflow_run_id": run.run_id})
     if seeded:
         get_run_logger().info("dataset lineage seeded: %s (content hash %s)", seeded["dir"], seeded["content_hash"][:12])
     else:
@@ -96,8 +84,8 @@ def seed(task_name: str, out_dir: str, run: TrackingRun, lineage_dir: str | None
 
 
 @task(name="prepare-lineage-version", cache_policy=NO_CACHE)
-def prepare(task_name: str, lineage_dir: str | None, exported: ExportedBatch, eval_share: float,
-            pairs: bool = False) -> LineageVersion:
+def prepare_lineage_version(task_name: str, lineage_dir: str | None, exported: ExportedBatch, eval_share: float,
+                            pairs: bool = False) -> LineageVersion:
     """Start the next dataset version: the parent's train/val plus the batch's corrections (an eval share held out).
 
     pairs: a preference objective trains on the batch's preference pairs instead of its supervised records.
@@ -115,7 +103,7 @@ def prepare(task_name: str, lineage_dir: str | None, exported: ExportedBatch, ev
 
 
 @task(name="config-for-lineage-version", cache_policy=NO_CACHE)
-def config_for_version(config: PipelineConfig, prepared: LineageVersion) -> PipelineConfig:
+def config_for_lineage_version(config: PipelineConfig, prepared: LineageVersion) -> PipelineConfig:
     """The pipeline config that trains on a prepared version: its input file, and the lineage's frozen test set kept."""
     data = config.data.model_copy(update={"path": prepared.input_path, "pilot": None})
     split = config.split.model_copy(update={"frozen_test": prepared.frozen_test})
@@ -123,7 +111,7 @@ def config_for_version(config: PipelineConfig, prepared: LineageVersion) -> Pipe
 
 
 @task(name="commit-lineage-version", cache_policy=NO_CACHE)
-def commit(prepared: LineageVersion, run_dir: str, result: dict) -> LineageVersion:
+def commit_lineage_version(prepared: LineageVersion, run_dir: str, result: dict) -> LineageVersion:
     """Copy the data stages' output (run_dir/data) into the prepared version; record which feedback ids reached training."""
     from loraflow.tasks.data.lineage import commit_version
 
@@ -139,7 +127,7 @@ def commit(prepared: LineageVersion, run_dir: str, result: dict) -> LineageVersi
 
 
 @task(name="lineage-sets", cache_policy=NO_CACHE)
-def evaluation_sets(task_name: str, lineage_dir: str | None, test_path: str | None) -> EvaluationSets:
+def lineage_sets(task_name: str, lineage_dir: str | None, test_path: str | None) -> EvaluationSets:
     """The frozen test set (test_path, else the lineage's) and the lineage's held-out feedback-eval set (None if empty)."""
     from loraflow.tasks.common.errors import LoraflowError
     from loraflow.tasks.data.lineage import EVAL_FILE, latest_version, lineage_root
@@ -180,11 +168,12 @@ def recent_feedback(config: FeedbackConfig, days: float, out_dir: str) -> Recent
 
 
 @task(name="record-monitoring", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
-def record(config: PipelineConfig, champion: Champion, results: dict[str, ModelEvaluation], feedback: RecentFeedback | None,
-           out_dir: str) -> MonitorSummary:
+def record_monitoring(config: PipelineConfig, champion: Champion, results: dict[str, ModelEvaluation],
+                      feedback: RecentFeedback | None, out_dir: str) -> MonitorSummary:
     """Check the task card's threshold on every set, log the pass and its trend to MLflow, alert as artifact and log."""
     from loraflow.tasks.common.settings import mlflow_uri
-    from loraflow.tasks.feedback.monitor import log_monitoring, quality_alerts, render_alert
+    from loraflow.tasks.evaluation.target import quality_alerts
+    from loraflow.tasks.feedback.monitor import log_monitoring, render_alert
 
     metrics = {name: result.metrics for name, result in results.items()}
     alerts = quality_alerts(metrics, config.task_card)
@@ -209,7 +198,7 @@ def record(config: PipelineConfig, champion: Champion, results: dict[str, ModelE
 
 
 @task(name="send-alert-webhook", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=10, retry_condition_fn=not_user_error)
-def send_webhook(url: str | None, summary: MonitorSummary) -> int | None:
+def send_alert_webhook(url: str | None, summary: MonitorSummary) -> int | None:
     """POST the alerts to the webhook (url, else $LORAFLOW_ALERT_WEBHOOK); nothing when all is well or no webhook is set."""
     from loraflow.tasks.feedback.monitor import post_webhook, webhook_url
 

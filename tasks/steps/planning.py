@@ -1,4 +1,5 @@
-"""Prefect wrapper for the resource estimate: the flow's first step, stopping early when training cannot fit."""
+"""Prefect wrappers for planning: the config every flow runs with, and the resource estimate (the first step of a
+run, stopping early when training cannot fit)."""
 import json
 from pathlib import Path
 
@@ -12,8 +13,19 @@ from loraflow.schemas.results import TrackingRun
 from loraflow.tasks.tracking import runs as tracking
 
 
+@task(name="load-pipeline-config", cache_policy=NO_CACHE)
+def load_pipeline_config(config_path: str, overrides: list[str]) -> PipelineConfig:
+    """Read the pipeline YAML with `key=value` overrides (paths in it resolve against the file); log guide warnings."""
+    from loraflow.tasks.common import config_files
+
+    config, warnings = config_files.load_pipeline_config(config_path, overrides)
+    for warning in warnings:
+        get_run_logger().warning("config: %s", warning)
+    return config
+
+
 @task(name="estimate-resources", cache_policy=NO_CACHE)
-def estimate(config: PipelineConfig, input_path: str | None, out_dir: str, run: TrackingRun) -> TrainConfig:
+def estimate_resources(config: PipelineConfig, input_path: str | None, out_dir: str, run: TrackingRun) -> TrainConfig:
     """Estimate GPU memory, time and disk; fail before any work when it cannot fit; return the train config in force.
 
     With `train.method: auto` the returned config names the method the estimate chose.

@@ -138,8 +138,8 @@ def start_sweep(config: PipelineConfig, grid: dict[str, list[str]], out_dir: str
 
 
 @task(name="sweep-trial", cache_policy=NO_CACHE)
-def run_trial(finetune: Flow, config: PipelineConfig, trial: SweepTrial, input_path: str | None, parent: SweepRun,
-              index: int) -> SweepTrial:
+def sweep_trial(finetune: Flow, config: PipelineConfig, trial: SweepTrial, input_path: str | None, parent: SweepRun,
+                index: int) -> SweepTrial:
     """Run the finetune flow the sweep flow hands in for one trial (its own MLflow run, nested under the parent).
 
     The flow comes in as an argument - tasks import no flows - and runs as a child flow of this task, so the sweep flow

@@ -1,6 +1,6 @@
 """How training spreads over several GPUs: DDP (a copy per GPU) or FSDP + QLoRA/LoRA (sharded), and `auto`'s choice.
 
-FSDP runs through the engines that already exist: torchrun starts one process per GPU (tasks/launch.py) and the
+FSDP runs through the engines that already exist: torchrun starts one process per GPU (tasks/training/launch.py) and the
 transformers Trainer hands `fsdp`/`fsdp_config` to accelerate, whose FSDP2 plugin shards the model. The settings are
 the FSDP + QLoRA recipe's (Answer.AI / bitsandbytes / PEFT docs) in FSDP2 terms, FSDP2 being the only FSDP that
 transformers >= 5.20 drives:
@@ -22,6 +22,7 @@ import os
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
 from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.planning.auto_settings import ddp_fits, pick_distributed
 
 FSDP_CONFIG = {
     "version": 2,
@@ -47,26 +48,13 @@ def resolve_distributed(train: TrainConfig, lora: LoraConfig, model_config: dict
     DDP holds the whole model on every GPU, so it fits exactly when single-GPU training fits; FSDP is refused for
     settings its recipe excludes (fp32 non-quantised weights).
     """
-    ddp_fits = True
+    fits = True
     if train.distributed == "auto" and nproc > 1 and gpu_memory_gib:
-        from loraflow.tasks.planning.estimate import estimate_resources
-
-        ddp_fits = estimate_resources(
-            model_config, train.method if train.method != "auto" else "lora", lora.r, max_length,
-            train.micro_batch_size, train.gradient_checkpointing, 0, 1.0, gpu_memory_gib,
-            target_modules=lora.target_modules, optimizer=train.optimizer, qlora_fp32=train.qlora_fp32,
-            lora_dropout=lora.dropout).fits
-    choice = pick_distributed(train.distributed, ddp_fits, nproc)
+        fits = ddp_fits(train, lora, model_config, max_length, gpu_memory_gib)
+    choice = pick_distributed(train.distributed, fits, nproc)
     if choice == "fsdp":
         check_fsdp_settings(train)
     return train.model_copy(update={"distributed": choice})
-
-
-def pick_distributed(requested: str, ddp_fits: bool, nproc: int) -> str:
-    """The one rule for train.distributed auto: fsdp on several GPUs when DDP (the whole model per GPU) does not fit."""
-    if requested != "auto":
-        return requested
-    return "fsdp" if nproc > 1 and not ddp_fits else "ddp"
 
 
 def check_fsdp_settings(train: TrainConfig) -> None:

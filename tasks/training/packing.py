@@ -1,52 +1,6 @@
-"""Packing to a token budget that keeps the effective batch: examples per optimizer step stay about
-train.effective_batch_size (so the guide's learning-rate and batch ranges keep their meaning), padding-free.
-
-Padded training runs `effective_batch_size` examples per optimizer step in micro-batches of `micro_batch_size` rows of
-up to `max_length` tokens: the card is sized for `micro_batch_size x max_length` tokens per forward pass (the budget).
-Packed training puts the step's examples (about `effective_batch_size x mean length` tokens) into as few micro-batches
-as that budget allows; each micro-batch is one padding-free row (trl's best-fit-decreasing packing, position ids that
-restart at every example, varlen flash attention on CUDA that keeps attention inside each example; the loss is the
-mean over every trained token of the step either way). So a step holds about the same examples and the same trained
-tokens as unpacked, in fewer and fuller forward passes, and the peak memory stays the padded micro-batch's.
-"""
+"""Packed training with trl: the examples' token lengths, and a trainer that cuts each example at model.max_length
+before packing the examples into the planned rows (the plan and why: tasks/planning/estimate_packing.py)."""
 import copy
-import math
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class PackPlan:
-    """How examples are packed: rows of at most `row_tokens` tokens, `micro_batches` rows per optimizer step (all GPUs)."""
-
-    row_tokens: int
-    micro_batches: int
-    examples_per_row: float
-    mean_tokens: float
-
-    def to_dict(self) -> dict:
-        """Plain dict for logs and results."""
-        return dict(self.__dict__)
-
-
-def plan_packing(lengths: list[int], effective_batch_size: int, micro_batch_size: int, max_length: int,
-                 world_size: int = 1) -> PackPlan:
-    """Rows and micro-batches per step that keep about effective_batch_size examples per optimizer step.
-
-    The step's tokens (effective_batch_size x the mean example length) are split into the fewest micro-batches of at
-    most micro_batch_size x max_length tokens (a multiple of world_size, one row per GPU per micro-batch), each row
-    sized to hold its share. A row is never shorter than the longest example (best-fit packing must not cut one; the
-    trainer widens a row to the longest tokenized example if these lengths were short of it), so with few, long
-    examples a step holds somewhat more than the effective batch.
-    """
-    clipped = [min(max(1, n), max_length) for n in lengths] or [max_length]
-    mean = sum(clipped) / len(clipped)
-    step_tokens = effective_batch_size * mean
-    budget = micro_batch_size * max_length
-    micro_batches = max(1, math.ceil(step_tokens / budget))
-    micro_batches = math.ceil(micro_batches / world_size) * world_size
-    row = min(budget, max(max(clipped), math.ceil(step_tokens / micro_batches)))
-    return PackPlan(row_tokens=int(row), micro_batches=micro_batches, examples_per_row=round(row / mean, 2),
-                    mean_tokens=round(mean, 1))
 
 
 def example_token_lengths(dataset, tokenizer) -> list[int]:

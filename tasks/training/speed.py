@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
 from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.planning.auto_settings import auto_unchecked_layers
+from loraflow.tasks.planning.estimate_packing import resolve_packing
 
 logger = logging.getLogger("loraflow.train")
 
@@ -14,9 +16,6 @@ VARLEN_ATTENTION = "loraflow_varlen"
 # 64 tokens keeps the number of distinct shapes (and recompiles) small and the matrix shapes tensor-core friendly.
 PAD_TO_MULTIPLE = 64
 RECOMPILE_LIMIT = 64
-# train.unchecked_layers auto: the estimated peak stays under this share of the plain QLoRA recipe's at the same shape
-# (the estimate is within 10-15% of measured peaks, so the measured peak stays under the plain recipe's).
-PLAIN_RECIPE_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -64,44 +63,6 @@ def resolve_speed(train: TrainConfig, device: str, model_config: dict | None = N
     return SpeedPlan(compile_layers=compile_layers, packing=packing, liger=train.liger, attn_implementation=attn,
                      pad_to_multiple_of=PAD_TO_MULTIPLE if compile_layers else None, optimizer=optimizer,
                      unchecked_layers=unchecked if train.gradient_checkpointing else 0)
-
-
-def resolve_packing(train: TrainConfig, cuda: bool) -> bool:
-    """train.packing auto: on for supervised training on CUDA (exact: padding-free rows, varlen attention per example).
-
-    Off on the CPU (no varlen kernel: SDPA over a block-diagonal mask of the whole row) and for dpo/orpo (their
-    trainers pad chosen/rejected pairs). An explicit true/false is kept.
-    """
-    if train.packing == "auto":
-        return cuda and train.objective == "sft"
-    return bool(train.packing)
-
-
-def auto_unchecked_layers(train: TrainConfig, lora: LoraConfig, model_config: dict, max_length: int,
-                          gpu_memory_gib: float | None) -> int:
-    """train.unchecked_layers auto: the most last layers that may keep their activations under checkpointing.
-
-    The estimated peak must stay under PLAIN_RECIPE_SHARE of the plain QLoRA recipe's at the same shape (peft's fp32
-    upcast, full logits, paged 8-bit AdamW, dropout 0.05: what loraflow's own savings are measured against) and fit
-    the card; the memory loraflow saves is spent on recomputing fewer layers.
-    """
-    from loraflow.tasks.planning.estimate import estimate_resources
-    from loraflow.tasks.planning.estimate_shapes import shape_from_config
-
-    method = train.trained_method
-
-    def peak(**settings):
-        return estimate_resources(model_config, method, lora.r, max_length, train.micro_batch_size, True, 0, 1.0,
-                                  gpu_memory_gib, target_modules=lora.target_modules, **settings)
-
-    plain = peak(optimizer="paged_adamw_8bit", qlora_fp32="all", fused_lm_head=False, lora_dropout=0.05)
-    budget = PLAIN_RECIPE_SHARE * plain.peak_gpu_memory_gib
-    for count in range(shape_from_config(model_config).num_layers, 0, -1):
-        estimate = peak(optimizer=train.optimizer, qlora_fp32=train.qlora_fp32, lora_dropout=lora.dropout,
-                        unchecked_layers=count)
-        if estimate.fits and estimate.peak_gpu_memory_gib <= budget:
-            return count
-    return 0
 
 
 def _card_gib(device: str) -> float:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from loraflow.schemas.config.lora import LoraConfig
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.train import TrainConfig
 from loraflow.tasks.common.device import training_precision
 from loraflow.tasks.common.errors import LoraflowError
@@ -51,7 +52,7 @@ def load_model(model_path: str | None, method: str, device: str, bf16: bool, gra
                attn_implementation: str = "sdpa", qlora_fp32: str = "none", fsdp: bool = False, **from_pretrained_kwargs):
     """The base model for the method: 4-bit NF4 for QLoRA (never merged into), 16/32-bit otherwise.
 
-    fsdp: loaded for FSDP sharding (tasks/distributed.py): 4-bit weights stored in the compute dtype, no device_map.
+    fsdp: loaded for FSDP sharding (tasks/training/distributed.py): 4-bit weights stored in the compute dtype, no device_map.
     from_pretrained_kwargs go to `from_pretrained` (the GPU benchmark passes `config` and `state_dict` of a random model).
     """
     import torch
@@ -129,7 +130,8 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
     else:
         trainer_class, pack = DeferredMetricsSFTTrainer, None
         if speed.packing:
-            from loraflow.tasks.training.packing import budget_packing_trainer, example_token_lengths, plan_packing
+            from loraflow.tasks.planning.estimate_packing import plan_packing
+            from loraflow.tasks.training.packing import budget_packing_trainer, example_token_lengths
 
             pack = plan_packing(example_token_lengths(train_dataset, tokenizer), train.effective_batch_size,
                                 train.micro_batch_size, max_length, world_size)
@@ -187,8 +189,8 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
 
         return train_sft_then_dpo(train_model, model_path, train_path, val_path, lora, train, max_length, out_dir, callbacks,
                                   on_finding, second=train.objective.removeprefix("sft_then_"), rewards=rewards)
-    out = Path(out_dir)
-    train_dir = out / "train"
+    out = RunFolder(out_dir)
+    train_dir = out.train
     train_dir.mkdir(parents=True, exist_ok=True)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(train_dir / "tensorboard")
     train_examples = training_examples(read_jsonl(train_path), train.objective, train_path)
@@ -225,7 +227,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
 
             model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
         trainer = build_trainer(
-            model, tokenizer, current, adapter, max_length, checkpoints_dir(out), bf16,
+            model, tokenizer, current, adapter, max_length, checkpoints_dir(out_dir), bf16,
             datasets.Dataset.from_list(train_examples),
             datasets.Dataset.from_list(val_examples) if val_examples else None,
             [*(callbacks or []), watch, memory], speed, world_size(), rewards,
@@ -240,7 +242,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     )
     seconds = time.perf_counter() - started
 
-    saved_dir = out / "model" / ("adapter" if adapter else "full")
+    saved_dir = out.adapter if adapter else out.model / "full"
     trainer.save_model(str(saved_dir))  # only the main process writes under DDP (FSDP: every rank gathers, rank 0 writes)
     gpu_memory = memory_per_rank(memory.memory)
     history_path = train_dir / "log_history.json"

@@ -5,7 +5,7 @@ from pathlib import Path
 from loraflow.schemas.config.train import TrainConfig
 from loraflow.tasks.common.device import device as current_device
 from loraflow.tasks.training.distributed import fsdp_arguments
-from loraflow.tasks.training.packing import PackPlan
+from loraflow.tasks.planning.estimate_packing import PackPlan
 from loraflow.tasks.training.speed import SpeedPlan, resolve_speed
 
 VAL_POINTS = 5  # validation-loss evaluations over a run when train.eval_steps is not set
@@ -63,7 +63,7 @@ def build_sft_config(train: TrainConfig, max_length: int, output_dir: Path, bf16
                      speed: SpeedPlan | None = None, world_size: int = 1, pack: PackPlan | None = None):
     """Map our TrainConfig (and the resolved speed options) onto trl's SFTConfig.
 
-    pack (tasks/training/packing.py): with packing, one padding-free row of pack.row_tokens per micro-batch and
+    pack (tasks/planning/estimate_packing.py): with packing, one padding-free row of pack.row_tokens per micro-batch and
     pack.micro_batches rows per optimizer step over all GPUs (about train.effective_batch_size examples); without a
     plan, packing fills micro_batch_size rows of max_length.
     """

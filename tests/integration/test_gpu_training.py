@@ -171,7 +171,7 @@ def test_qlora_defaults_train_all_bf16_with_auto_unchecked_layers_and_loss_falls
     import torch
     from transformers import AutoConfig
 
-    from loraflow.tasks.training.speed import auto_unchecked_layers
+    from loraflow.tasks.planning.auto_settings import auto_unchecked_layers
 
     train = TrainConfig(method="qlora", micro_batch_size=8, effective_batch_size=8, gradient_checkpointing=True)
     card_gib = torch.cuda.get_device_properties(0).total_memory / 1024**3

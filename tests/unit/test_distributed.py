@@ -5,7 +5,8 @@ import pytest
 
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
-from loraflow.tasks.training.distributed import FSDP_CONFIG, fsdp_arguments, pick_distributed, resolve_distributed, uses_fsdp
+from loraflow.tasks.planning.auto_settings import pick_distributed
+from loraflow.tasks.training.distributed import FSDP_CONFIG, fsdp_arguments, resolve_distributed, uses_fsdp
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.planning.estimate import estimate_resources
 from loraflow.tasks.planning.estimate_shapes import shape_from_config

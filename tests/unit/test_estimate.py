@@ -1,4 +1,5 @@
-"""Resource estimate: calibrated against the H100 measurements in ../shared/bench, plus auto, fit and config reading."""
+"""Resource estimate: calibrated against the H100 measurements in benchmarks/results/qlora_baseline_h100.json, plus
+auto, fit and config reading."""
 import json
 
 import pytest
@@ -14,7 +15,7 @@ LLAMA2_7B = {
 }
 BENCH_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-# (method, seq, micro-batch, measured peak allocated GiB) from ../shared/bench/qlora_baseline_h100.json:
+# (method, seq, micro-batch, measured peak allocated GiB) from benchmarks/results/qlora_baseline_h100.json:
 # gradient checkpointing, LoRA r=16 on all seven projections, paged 8-bit AdamW.
 MEASURED = [
     ("qlora", 2048, 1, 6.48),
@@ -81,7 +82,7 @@ def test_peak_memory_within_10_percent_of_loraflows_own_path(qlora_fp32, uncheck
 def test_auto_unchecked_layers_spend_the_saving_and_stay_under_the_plain_stack(seq, batch):
     from loraflow.schemas.config.lora import LoraConfig
     from loraflow.schemas.config.train import TrainConfig
-    from loraflow.tasks.training.speed import PLAIN_RECIPE_SHARE, auto_unchecked_layers
+    from loraflow.tasks.planning.auto_settings import PLAIN_RECIPE_SHARE, auto_unchecked_layers
 
     train = TrainConfig(method="qlora", micro_batch_size=batch, effective_batch_size=batch, gradient_checkpointing=True)
     lora = LoraConfig(r=16, alpha=32, target_modules=BENCH_TARGETS)
@@ -271,7 +272,7 @@ def test_estimate_for_config_counts_tokens_of_the_split_and_raw_data(tmp_path):
 def test_estimate_for_config_resolves_auto_unchecked_layers_for_the_card(tmp_path):
     from loraflow.tasks.common.config_files import load_config
     from loraflow.tasks.planning.estimate_config import estimate_for_config
-    from loraflow.tasks.training.speed import auto_unchecked_layers
+    from loraflow.tasks.planning.auto_settings import auto_unchecked_layers
 
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text(json.dumps(LLAMA2_7B))

@@ -1,4 +1,4 @@
-"""Monitoring: recent feedback as an eval set, threshold alerts, the MLflow trend, the webhook, evaluation targets."""
+"""Monitoring: recent feedback as an eval set, threshold alerts, the MLflow trend, the webhook."""
 import json
 import threading
 import urllib.error
@@ -11,7 +11,8 @@ from loraflow.schemas.feedback import FeedbackIn
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.feedback.store import FeedbackStore
 from loraflow.tasks.common.jsonl import read_jsonl
-from loraflow.tasks.feedback.monitor import log_monitoring, post_webhook, quality_alerts, recent_feedback, render_alert, resolve_eval_target
+from loraflow.tasks.evaluation.target import quality_alerts
+from loraflow.tasks.feedback.monitor import log_monitoring, post_webhook, recent_feedback, render_alert
 
 CARD = TaskCard(name="t", success_criteria=[SuccessCriterion(metric="json_field_accuracy", threshold=0.6)])
 
@@ -100,19 +101,3 @@ def test_post_webhook_delivers_json_and_raises_on_an_error_status(receiver):
         _Receiver.status = 204
     with pytest.raises(LoraflowError, match="not an http"):
         post_webhook("ftp://example/alerts", {})
-
-
-def test_resolve_eval_target_reads_run_folders_adapters_and_model_folders(tmp_path):
-    base = tmp_path / "base"
-    base.mkdir()
-    run = tmp_path / "run"
-    (run / "model" / "adapter").mkdir(parents=True)
-    (run / "run.json").write_text("{}")
-    (run / "model" / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
-    assert resolve_eval_target(str(run)) == {"model_path": str(base), "adapter_path": str(run / "model" / "adapter"), "run_dir": str(run)}
-    (run / "model" / "merged").mkdir()
-    (run / "model" / "merged" / "config.json").write_text("{}")
-    assert resolve_eval_target(str(run))["model_path"] == str(run / "model" / "merged")
-    assert resolve_eval_target(str(base)) == {"model_path": str(base), "adapter_path": None, "run_dir": None}
-    with pytest.raises(LoraflowError, match="neither a folder nor a registry URI"):
-        resolve_eval_target(str(tmp_path / "missing"))

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from loraflow.tasks.training.packing import plan_packing
+from loraflow.tasks.planning.estimate_packing import plan_packing
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -7,7 +7,8 @@ from tests.unit.deploy_support import PROMPTS, build_adapter, build_tiny_base
 
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.deploy.merge import dir_size, merge_adapter, prompt_ids
-from loraflow.tasks.deploy.quantize import load_variant, quantize_model, variant_size_gate
+from loraflow.tasks.common.model_variants import load_variant
+from loraflow.tasks.deploy.quantize import quantize_model, variant_size_gate
 
 
 @pytest.fixture(scope="module")

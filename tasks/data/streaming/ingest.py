@@ -6,7 +6,8 @@ from pathlib import Path
 
 from loraflow.schemas.config.data import DataConfig
 from loraflow.schemas.preferences import is_pair
-from loraflow.tasks.data.ingest import check_input, convert_rows, no_records_error, parse_lines, stage_dir
+from loraflow.tasks.data.ingest import convert_rows, no_records_error, parse_lines, stage_dir
+from loraflow.tasks.data.input_file import check_input
 from loraflow.tasks.common.jsonl import _dumps
 from loraflow.tasks.data.preferences import apply_kind, resolve_kind
 from loraflow.tasks.data.streaming.io import Part, join_parts, line_batches, part_path, partitions

@@ -9,6 +9,7 @@ import numpy as np
 
 from loraflow.schemas.config.split import SplitConfig
 from loraflow.schemas.records import SPLITS
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.data.dedup import compared_texts, content_key
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.data.ingest import stage_dir
@@ -154,7 +155,7 @@ def split_stream(records_path: str, config: SplitConfig, out_dir: str, engine, p
     items = [(p, codes[offsets[k]:offsets[k + 1]], "pool" if k < len(pool_parts) else "frozen")
              for k, p in enumerate(pool_parts + frozen_parts)]
     written = engine.map(write_split_part, items, folder=str(stage))
-    data = Path(out_dir) / "data"
+    data = RunFolder(out_dir).data
     paths = {name: data / f"{name}.jsonl" for name in SPLITS}
     for name in SPLITS:
         join_parts([w[name] for w in written], paths[name])

@@ -10,6 +10,7 @@ import orjson
 
 from loraflow.schemas.results import TokenLengths
 from loraflow.schemas.config.data import DataConfig
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.data.ingest import stage_dir
 from loraflow.tasks.common.jsonl import _dumps, iter_jsonl
 from loraflow.tasks.data.streaming.io import Part, count_newlines, join_parts, part_path, partitions, record_batches
@@ -131,7 +132,7 @@ def validate_stream(records_path: str, config: DataConfig, languages: list[str],
         err = invalid_error(share, config, both, out_dir, lengths)
         err.result = result
         # The run stops here, so the run folder's quarantine.jsonl (normally merged by the report) is written now.
-        merged = Path(out_dir) / "data" / "quarantine.jsonl"
+        merged = RunFolder(out_dir).data / "quarantine.jsonl"
         tmp = [folder / "parts" / "q_ingest.copy", folder / "parts" / "q_validate.copy"]
         for src, dst in zip((ingest_quarantine, quarantine_out), tmp):
             dst.write_bytes(src.read_bytes() if src.is_file() else b"")
