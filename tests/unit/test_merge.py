@@ -30,6 +30,13 @@ def test_merge_matches_adapter_and_keeps_template(pair, tmp_path):
     assert (merged / "model.safetensors").is_file() and not (merged / "adapter_config.json").exists()
     assert result["size_bytes"] > (merged / "model.safetensors").stat().st_size
     assert json.loads((tmp_path / "model" / "parity.json").read_text())["passed"] is True
+    # The report travels in the registered version to run.json's outcome and is read back typed (`loraflow run`'s
+    # closing lines): its lists and the stored dtype once failed that read after every successful quickstart.
+    from loraflow.schemas.results import RegisteredModel, RunOutcome
+
+    registered = RegisteredModel(name="m", version="1", model_uri="models:/m/1", source="s", merged_path="p", parity=parity)
+    outcome = RunOutcome(registered_model=registered)
+    assert RunOutcome.model_validate(json.loads(json.dumps(outcome.model_dump(mode="json")))).registered_model.parity == parity
 
 
 def test_merged_model_differs_from_base(pair, tmp_path):
