@@ -17,7 +17,7 @@ class RegisteredModel(Result):
     aliases: list[str] = field(default_factory=list)
     alias: str | None = None
     alias_uris: dict[str, str] = field(default_factory=dict)  # dict: alias name -> models:/ URI, one entry per alias the version holds
-    parity: dict[str, float] | None = None  # dict: the merge's parity numbers by name against base + adapter (None: nothing merged)
+    parity: dict[str, Any] | None = None  # dict: the merge's parity check by name (numbers, dtype, differing prompts; None: nothing merged)
 
 
 @dataclass(frozen=True)
