@@ -75,13 +75,13 @@ def train(folder: Path, run: Path, args) -> dict:
                          **({"unchecked_layers": args.unchecked} if args.unchecked is not None else {}))
     started = time.perf_counter()
     result = train_model(str(folder / "model"), str(folder / "train.jsonl"), None, lora, config, args.seq, str(run))
-    history = json.loads(Path(result["log_history"]).read_text())
-    summary = {"gpus": args.gpus, "distributed": result.get("distributed"), "seq": args.seq, "batch": args.batch,
-               "seconds": time.perf_counter() - started, "resumed_from": result["resumed_from"],
-               "global_step": result["metrics"]["global_step"], "train_runtime": result["metrics"].get("train_runtime"),
+    history = json.loads(Path(result.log_history).read_text())
+    summary = {"gpus": args.gpus, "distributed": result.distributed, "seq": args.seq, "batch": args.batch,
+               "seconds": time.perf_counter() - started, "resumed_from": result.resumed_from,
+               "global_step": result.metrics["global_step"], "train_runtime": result.metrics.get("train_runtime"),
                "losses": [(h["step"], h["loss"]) for h in history if "loss" in h],
                "num_tokens": [h["num_tokens"] for h in history if "num_tokens" in h][-1:],
-               "gpu_memory_per_rank": result["gpu_memory_per_rank"], "speed": result["speed"]}
+               "gpu_memory_per_rank": [m.to_dict() for m in result.gpu_memory_per_rank], "speed": result.speed.to_dict()}
     print(json.dumps(summary))
     return summary
 

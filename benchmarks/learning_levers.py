@@ -37,12 +37,12 @@ def run_variant(name: str, overrides: dict, config_path: str, data: Path, model:
                           config.model.length_or(chosen.get("max_length", 512)), str(out))
     train_s = time.perf_counter() - started
     started = time.perf_counter()
-    result = evaluate_model(model, trained["adapter_path"], str(data / "test.jsonl"), config.eval, config.task_card, str(out), "candidate")
+    result = evaluate_model(model, trained.adapter_path, str(data / "test.jsonl"), config.eval, config.task_card, str(out), "candidate")
     eval_s = time.perf_counter() - started
     fields = result.fields
     return {
-        "name": name, "overrides": overrides, "steps": trained["metrics"]["global_step"], "train_s": round(train_s),
-        "eval_s": round(eval_s), "best_eval_loss": trained["metrics"].get("best_eval_loss"),
+        "name": name, "overrides": overrides, "steps": trained.metrics["global_step"], "train_s": round(train_s),
+        "eval_s": round(eval_s), "best_eval_loss": trained.metrics.get("best_eval_loss"),
         "fields": {n: round(r.accuracy if r.kind == "categorical" else r.exact_match, 3) for n, r in fields.items()},
         "macro_f1": {n: round(r.macro_f1, 3) for n, r in fields.items() if r.kind == "categorical"},
         "json_field_score": result.metrics.get("json_field_score"),

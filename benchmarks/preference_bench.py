@@ -96,17 +96,17 @@ def bench(args) -> list[dict]:
     trained = train_model(args.model, str(train), None, config.lora, train_config, config.model.length_or(512),
                           str(out / "run"), init_adapter=init_adapter, rewards=grpo_rewards(config, train))
     seconds = time.perf_counter() - started
-    metrics = trained["metrics"]
+    metrics = trained.metrics
     if "sft_phase" in trained:  # the supervised phase alone: the model DPO starts from (and its reference)
-        sft = score("sft", args.model, trained["sft_phase"]["adapter_path"], str(test), config, out, args.task_metric)
+        sft = score("sft", args.model, trained.sft_phase.adapter_path, str(test), config, out, args.task_metric)
         sft.update(_training_columns(metrics, metrics["sft_train_seconds"], prefix="sft_"))
         print(f"sft: {sft}", file=sys.stderr, flush=True)
         rows.append(sft)
         seconds -= metrics["sft_train_seconds"]  # the candidate row's seconds: its DPO phase
         if args.sft_control:
-            rows.append(sft_control(args, config, trained["sft_phase"]["adapter_path"], train, test, out))
-    candidate = score(objective, args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
-    candidate.update({**_training_columns(metrics, seconds), **_last_rewards(trained["log_history"])})
+            rows.append(sft_control(args, config, trained.sft_phase.adapter_path, train, test, out))
+    candidate = score(objective, args.model, trained.adapter_path, str(test), config, out, args.task_metric)
+    candidate.update({**_training_columns(metrics, seconds), **_last_rewards(trained.log_history)})
     return rows + [candidate]
 
 
@@ -125,8 +125,8 @@ def sft_control(args, config, sft_adapter: str, train: Path, test: Path, out: Pa
     trained = train_model(args.model, str(train), None, config.lora, control, config.model.length_or(512),
                           str(out / "sft_control"), init_adapter=sft_adapter)
     seconds = time.perf_counter() - started
-    row = score("sft_longer", args.model, trained["adapter_path"], str(test), config, out, args.task_metric)
-    row.update({**_training_columns(trained["metrics"], seconds),
+    row = score("sft_longer", args.model, trained.adapter_path, str(test), config, out, args.task_metric)
+    row.update({**_training_columns(trained.metrics, seconds),
                 "note": "control: the sft row's adapter, supervised again for the DPO phase's steps"})
     print(f"sft_longer: {row}", file=sys.stderr, flush=True)
     return row

@@ -78,8 +78,9 @@ def export_feedback_command(args) -> int:
     from loraflow.tasks.feedback.export import export_feedback
 
     config = _feedback_config(args)
-    summary = export_feedback(config.database_url, args.out, batch_id=args.batch_id)
-    print(json.dumps({k: v for k, v in summary.items() if k != "feedback_ids"} | {"feedback_count": len(summary["feedback_ids"])}, indent=2))
+    summary = export_feedback(config.database_url, args.out, batch_id=args.batch_id).to_dict()
+    shown = {k: v for k, v in summary.items() if k not in ("feedback_ids", "run_dir")}
+    print(json.dumps(shown | {"feedback_count": len(summary["feedback_ids"])}, indent=2))
     return 0
 
 

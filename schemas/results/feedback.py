@@ -3,21 +3,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loraflow.schemas.results._base import Result
+from loraflow.schemas.results.deploy import Champion
+from loraflow.schemas.results.evaluation import PromotionDecision
 
 
 @dataclass(frozen=True)
 class ExportedBatch(Result):
-    """A feedback batch written out: corrections as records, preference pairs, the relabelling queue, the run folder."""
+    """A feedback batch written out: corrections as records, preference pairs, the relabelling queue, and (for a
+    retrain) the run folder that trains on it."""
 
-    batch_id: str
+    batch_id: str | None  # None: nothing was pending, the files are empty
     records_path: str
     relabel_path: str
     pairs_path: str
     records: int
     relabel: int
-    run_dir: str
-    pairs: dict[str, list] = field(default_factory=dict)  # dict: preference pair id -> the feedback ids it was built from
-    feedback_ids: list = field(default_factory=list)
+    pairs: dict[str, dict[str, str]] = field(default_factory=dict)  # dict: pair id -> {chosen, rejected}: its feedback ids
+    feedback_ids: list[str] = field(default_factory=list)
+    run_dir: str | None = None  # the retrain's run folder (the export-feedback step sets it); None: a bare export
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class FeedbackRecorded(Result):
     model_name: str | None
     model_version: str | None
     lineage_version: int
-    promotion: dict[str, Any] | None  # dict: the finetune's promotion decision as its run.json holds it (None: no gate ran)
+    promotion: PromotionDecision | None  # None: no gate ran
     decision: str
 
 
@@ -80,10 +83,10 @@ class RecentFeedback(Result):
 class MonitorSummary(Result):
     """One monitoring pass: the champion's metrics per set, recent feedback, alerts, and where it was logged."""
 
-    champion: dict[str, Any] | None  # dict: the Champion as the monitoring webhook posts it (None: no champion yet)
+    champion: Champion
     metrics: dict[str, dict[str, float]]  # dict: evaluation set (test, feedback_eval, recent) -> metric name -> value
     alerts: list[str]
-    feedback: dict[str, Any] | None = None  # dict: the RecentFeedback as the webhook posts it (None: no recent feedback)
+    feedback: RecentFeedback | None = None  # None: no recent feedback gathered
     mlflow_run_id: str | None = None
     experiment: str | None = None
     report: str | None = None

@@ -1,13 +1,69 @@
-"""What training returns: where the model is, how the run went, and the sweep's trials."""
-from dataclasses import dataclass, field
-from typing import Any
+"""What training returns: where the model is, how the run went (speed options, packing, memory), and the sweep's trials."""
+from dataclasses import dataclass
 
-from loraflow.schemas.results._base import Result
+from pydantic import Field
+
+from loraflow.schemas.results._base import Result, ResultModel
 
 
 @dataclass(frozen=True)
-class TrainingResult(Result):
-    """A finished training run: the model (and adapter) folders, its metrics, diagnosis and speed."""
+class SpeedPlan(Result):
+    """The speed options in force for one training run, resolved from TrainConfig and the device
+    (tasks/training/speed.py)."""
+
+    compile_layers: bool
+    packing: bool
+    liger: bool
+    attn_implementation: str
+    pad_to_multiple_of: int | None
+    optimizer: str = "adamw_torch"
+    unchecked_layers: int = 0
+
+
+@dataclass(frozen=True)
+class PackPlan(Result):
+    """How examples are packed: rows of at most `row_tokens` tokens, `micro_batches` rows per optimizer step (all GPUs)
+    (tasks/planning/estimate_packing.py)."""
+
+    row_tokens: int
+    micro_batches: int
+    examples_per_row: float
+    mean_tokens: float
+
+
+@dataclass(frozen=True)
+class OomFallback(Result):
+    """One CUDA out-of-memory retry: the micro-batch it ran out at, the halved one and its accumulation, the error."""
+
+    from_micro_batch: int
+    micro_batch: int
+    accumulation: int
+    error: str
+
+
+@dataclass(frozen=True)
+class RankMemory(Result):
+    """One rank's CUDA memory (GiB): the loading peak, what the prepared model holds, and the training peak."""
+
+    load_peak_gib: float
+    prepared_gib: float
+    train_peak_gib: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainingPhase(Result):
+    """The files of one phase of a multi-phase objective (sft_then_dpo's supervised phase)."""
+
+    adapter_path: str | None
+    log_history: str
+    tensorboard_dir: str
+
+
+class TrainingResult(ResultModel):
+    """A finished training run: the model (and adapter) folders, its metrics, diagnosis and speed.
+
+    A pydantic model: a multi-GPU run comes back from its rank-0 worker as JSON and is read by this same type.
+    """
 
     model_path: str
     adapter_path: str | None
@@ -15,20 +71,21 @@ class TrainingResult(Result):
     objective: str
     log_history: str
     tensorboard_dir: str
-    metrics: dict[str, float]  # dict: the trainer's final numbers by name (train_loss, eval_loss, ...), logged as they are
-    diagnosis: list[dict[str, Any]]  # dict: findings {check, severity, step, message, ...} as diagnosis.json holds them
+    metrics: dict[str, int | float]  # dict: the trainer's final numbers by name (train_loss, eval_loss, ...), logged as they are
+    diagnosis: list[dict]  # dict: findings {code, severity, step, message, data} as diagnosis.json holds them
     diagnosis_md: str
     best_checkpoint: str | None = None
     resumed_from: str | None = None
     stopped_on_non_finite: int | None = None
-    oom_fallbacks: list[str] = field(default_factory=list)
+    oom_fallbacks: list[OomFallback] = Field(default_factory=list)
     micro_batch_size: int | None = None
-    speed: dict[str, Any] = field(default_factory=dict)  # dict: SpeedOptions.to_dict(), the speed options in force as run.json records them
+    speed: SpeedPlan | None = None
+    packing: PackPlan | None = None  # None: packing off
     world_size: int = 1
     base_model_path: str | None = None
     distributed: str | None = None  # ddp or fsdp when several GPUs trained
-    gpu_memory_per_rank: list[dict[str, Any]] | dict[str, Any] | None = None  # dict: each rank's memory numbers by name
-    sft_phase: dict[str, Any] | None = None  # dict: sft_then_dpo's supervised phase: its files by name
+    gpu_memory_per_rank: list[RankMemory] = Field(default_factory=list)  # empty without CUDA
+    sft_phase: TrainingPhase | None = None  # sft_then_dpo / sft_then_grpo: the supervised phase
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+from loraflow.schemas.results import ExportedBatch
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.feedback.store import FeedbackStore
 from loraflow.tasks.common.jsonl import write_jsonl
@@ -67,7 +68,7 @@ def feedback_pairs(rows: list[dict], accepted: list[dict], batch_id: str) -> lis
     return pairs
 
 
-def export_feedback(database_url: str | None, out_dir: str, batch_id: str | None = None) -> dict:
+def export_feedback(database_url: str | None, out_dir: str, batch_id: str | None = None) -> ExportedBatch:
     """Write a batch's corrections as training records and its uncorrected badcases as a relabel queue; marks them consumed.
 
     Args:
@@ -76,9 +77,8 @@ def export_feedback(database_url: str | None, out_dir: str, batch_id: str | None
         batch_id: the retrain batch to export (re-exporting writes the same files); None claims all pending feedback
             into a new batch first.
     Returns:
-        {"batch_id", "records_path", "relabel_path", "pairs_path", "records", "relabel", "pairs": {pair id: {"chosen":
-        feedback id, "rejected": feedback id}}, "feedback_ids"}; batch_id is None and the files are empty when nothing
-        was pending.
+        the files and their counts, each pair's feedback ids and the batch's; batch_id is None and the files are empty
+        when nothing was pending.
     """
     store = FeedbackStore(database_url)
     try:
@@ -101,13 +101,13 @@ def export_feedback(database_url: str | None, out_dir: str, batch_id: str | None
             store.mark_exported(batch_id)
     finally:
         store.dispose()
-    return {
-        "batch_id": batch_id,
-        "records_path": str(records_path),
-        "relabel_path": str(relabel_path),
-        "pairs_path": str(pairs_path),
-        "records": len(records),
-        "relabel": len(relabel),
-        "pairs": {p["id"]: p["metadata"]["pair_feedback_ids"] for p in pairs},
-        "feedback_ids": [r["id"] for r in rows],
-    }
+    return ExportedBatch(
+        batch_id=batch_id,
+        records_path=str(records_path),
+        relabel_path=str(relabel_path),
+        pairs_path=str(pairs_path),
+        records=len(records),
+        relabel=len(relabel),
+        pairs={p["id"]: p["metadata"]["pair_feedback_ids"] for p in pairs},
+        feedback_ids=[r["id"] for r in rows],
+    )

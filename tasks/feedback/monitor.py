@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from loraflow.schemas.config.task_card import TaskCard
+from loraflow.schemas.results import Champion, RecentFeedback
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.jsonl import write_jsonl
 
@@ -13,11 +14,9 @@ WEBHOOK_ENV = "LORAFLOW_ALERT_WEBHOOK"
 TREND_RUNS = 20
 
 
-def recent_feedback(database_url: str | None, days: float, out_path: str, limit: int = 5000) -> dict:
-    """Write the corrections received in the last `days` as canonical records; count ratings for the badcase share.
-
-    Returns {"path", "corrections", "feedback", "badcases", "badcase_share"} (share is None without feedback).
-    """
+def recent_feedback(database_url: str | None, days: float, out_path: str, limit: int = 5000) -> RecentFeedback:
+    """Write the corrections received in the last `days` as canonical records; count ratings for the badcase share
+    (None without feedback)."""
     from loraflow.tasks.feedback.export import correction_record
     from loraflow.tasks.feedback.store import FeedbackStore
 
@@ -31,12 +30,12 @@ def recent_feedback(database_url: str | None, days: float, out_path: str, limit:
     write_jsonl(out_path, records)
     # A correction is also a complaint about the answer, so it counts as a badcase here.
     bad = sum(1 for r in rows if r["kind"] in ("badcase", "correction"))
-    return {"path": str(out_path), "corrections": len(records), "feedback": total, "badcases": bad,
-            "badcase_share": bad / len(rows) if rows else None}
+    return RecentFeedback(path=str(out_path), corrections=len(records), feedback=total, badcases=bad,
+                          badcase_share=bad / len(rows) if rows else None)
 
 
-def log_monitoring(tracking_uri: str, experiment: str, champion: dict, results: dict[str, dict], feedback: dict | None,
-                   alerts: list[str], out_dir: str) -> dict:
+def log_monitoring(tracking_uri: str, experiment: str, champion: Champion, results: dict[str, dict],
+                   feedback: RecentFeedback | None, alerts: list[str], out_dir: str) -> dict:
     """One MLflow run per monitoring pass (metrics per set, tagged with the champion); returns the trend of recent passes.
 
     Returns {"run_id", "experiment", "trend": [{"run_id", "time", "champion_version", <set>.<metric>...}, ...] oldest first}.
@@ -48,21 +47,22 @@ def log_monitoring(tracking_uri: str, experiment: str, champion: dict, results: 
 
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_id = ensure_experiment(tracking_uri, experiment)
-    tags = {"loraflow.kind": "monitoring", "champion.name": champion["name"], "champion.version": str(champion["version"]),
+    tags = {"loraflow.kind": "monitoring", "champion.name": champion.name, "champion.version": str(champion.version),
             "monitor.alerts": str(len(alerts))}
-    run = client.create_run(experiment_id, run_name=f"monitor-{champion['name']}-v{champion['version']}", tags=tags)
+    run = client.create_run(experiment_id, run_name=f"monitor-{champion.name}-v{champion.version}", tags=tags)
     now = int(datetime.now(UTC).timestamp() * 1000)
     values = {f"{name}.{key}": float(v) for name, metrics in results.items() for key, v in metrics.items()
               if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
-    if feedback and feedback.get("badcase_share") is not None:
-        values["feedback.badcase_share"] = float(feedback["badcase_share"])
-        values["feedback.count"] = float(feedback["feedback"])
+    if feedback and feedback.badcase_share is not None:
+        values["feedback.badcase_share"] = float(feedback.badcase_share)
+        values["feedback.count"] = float(feedback.feedback)
     client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()])
     previous = client.search_runs([experiment_id], "tags.`loraflow.kind` = 'monitoring'", max_results=TREND_RUNS,
                                   order_by=["attributes.start_time DESC"])
     trend = [{"run_id": r.info.run_id, "time": datetime.fromtimestamp(r.info.start_time / 1000, UTC).isoformat(timespec="seconds"),
               "champion_version": r.data.tags.get("champion.version"), **r.data.metrics} for r in reversed(previous)]
-    report = {"champion": champion, "results": results, "feedback": feedback, "alerts": alerts, "trend": trend}
+    report = {"champion": champion.to_dict(), "results": results, "feedback": feedback.to_dict() if feedback else None,
+              "alerts": alerts, "trend": trend}
     path = Path(out_dir) / "monitor.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
@@ -86,11 +86,11 @@ def post_webhook(url: str, payload: dict, timeout: float = 10.0) -> int:
         return response.status
 
 
-def render_alert(task_card: TaskCard, champion: dict, alerts: list[str], trend: list[dict]) -> str:
+def render_alert(task_card: TaskCard, champion: Champion, alerts: list[str], trend: list[dict]) -> str:
     """Markdown for the Prefect artifact: the alerts (or all clear) and the success metric's recent trend."""
     metric = task_card.success_metric.metric
-    head = f"**ALERT** — champion {champion['name']} v{champion['version']}" if alerts else \
-        f"**OK** — champion {champion['name']} v{champion['version']} meets the task card"
+    head = f"**ALERT** — champion {champion.name} v{champion.version}" if alerts else \
+        f"**OK** — champion {champion.name} v{champion.version} meets the task card"
     lines = [head, "", *(f"- {a}" for a in alerts), "", f"| time | version | test.{metric} | feedback.{metric} |", "|---|---|---|---|"]
     for row in trend[-10:]:
         cells = [row.get(f"{s}.{metric}") for s in ("test", "feedback")]

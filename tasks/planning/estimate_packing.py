@@ -15,23 +15,9 @@ peak memory stays the padded micro-batch's (a row never exceeds that budget). Tr
 (tasks/training/packing.py).
 """
 import math
-from dataclasses import dataclass
 
 from loraflow.schemas.config.train import TrainConfig
-
-
-@dataclass(frozen=True)
-class PackPlan:
-    """How examples are packed: rows of at most `row_tokens` tokens, `micro_batches` rows per optimizer step (all GPUs)."""
-
-    row_tokens: int
-    micro_batches: int
-    examples_per_row: float
-    mean_tokens: float
-
-    def to_dict(self) -> dict:
-        """Plain dict for logs and results."""
-        return dict(self.__dict__)
+from loraflow.schemas.results.training import PackPlan
 
 
 def plan_packing(lengths: list[int], effective_batch_size: int, micro_batch_size: int, max_length: int,

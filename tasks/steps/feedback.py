@@ -1,5 +1,6 @@
 """Prefect wrappers for the feedback loop: claim and export a feedback batch, grow the dataset lineage,
 record which feedback a model trained on; monitoring of the champion on the frozen test set and recent feedback."""
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import get_run_logger, runtime, task
@@ -9,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config import FeedbackConfig, PipelineConfig
 from loraflow.schemas.results import (Champion, EvaluationSets, ExportedBatch, FeedbackRecorded, LineageVersion,
-                                      ModelEvaluation, MonitorSummary, RecentFeedback, TrackingRun)
+                                      ModelEvaluation, MonitorSummary, RecentFeedback, RunOutcome, TrackingRun)
 from loraflow.tasks.steps import not_user_error
 
 
@@ -38,7 +39,7 @@ def claim_feedback_batch(config: FeedbackConfig, batch_id: str | None) -> str | 
 def export_feedback(config: FeedbackConfig, batch_id: str, out_dir: str | None) -> ExportedBatch:
     """Export the batch: corrections become training records, uncorrected badcases a relabelling queue.
 
-    Returns export_feedback's summary plus `run_dir`, the folder the retrain writes into
+    Returns the exported batch with `run_dir`, the folder the retrain writes into
     (out_dir, else $LORAFLOW_HOME/runs/retrain-<batch id>).
     """
     from loraflow.tasks.common.settings import loraflow_home
@@ -47,11 +48,11 @@ def export_feedback(config: FeedbackConfig, batch_id: str, out_dir: str | None) 
     run_dir = Path(out_dir) if out_dir else loraflow_home() / "runs" / f"retrain-{batch_id}"
     exported = export.export_feedback(config.database_url, str(run_dir / "feedback"), batch_id)
     get_run_logger().info("batch %s: %d corrections as training records, %d badcases to relabel (%s)",
-                          batch_id, exported["records"], exported["relabel"], exported["relabel_path"])
+                          batch_id, exported.records, exported.relabel, exported.relabel_path)
     create_markdown_artifact(key="feedback-batch", description="Feedback exported for this retrain", markdown=(
-        f"Batch `{batch_id}`: **{exported['records']}** corrections become training records; "
-        f"**{exported['relabel']}** badcases without a correction wait for relabelling in `{exported['relabel_path']}`."))
-    return ExportedBatch.from_dict({**exported, "run_dir": str(run_dir)})
+        f"Batch `{batch_id}`: **{exported.records}** corrections become training records; "
+        f"**{exported.relabel}** badcases without a correction wait for relabelling in `{exported.relabel_path}`."))
+    return replace(exported, run_dir=str(run_dir))
 
 
 @task(name="record-feedback-lineage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
@@ -59,14 +60,16 @@ def record_feedback_lineage(result: dict, committed: LineageVersion) -> Feedback
     """Tag the finetune's MLflow run and its registered version with the feedback ids it trained on; note the model in the lineage."""
     from loraflow.tasks.data import lineage
 
-    outcome = result.get("outcome") or {}
+    outcome = RunOutcome.model_validate(result.get("outcome") or {})
+    registered = outcome.registered_model
     recorded = lineage.record_feedback_lineage(result["mlflow_tracking_uri"], result["mlflow_run_id"],
-                                               outcome.get("registered_model"), committed.manifest)
-    decision = "promoted to champion" if (outcome.get("promotion") or {}).get("promote") else "kept the old champion"
+                                               registered.to_dict() if registered else None, committed.manifest)
+    promoted = outcome.promotion is not None and outcome.promotion.promote
+    decision = "promoted to champion" if promoted else "kept the old champion"
     get_run_logger().info("lineage v%s (%d feedback records trained) -> MLflow run %s, model version %s: %s",
                           committed.version, len(committed.feedback_ids.get("trained", [])), result["mlflow_run_id"],
-                          recorded.get("model_version"), decision)
-    return FeedbackRecorded.from_dict({**recorded, "promotion": outcome.get("promotion"), "decision": decision})
+                          recorded["model_version"], decision)
+    return FeedbackRecorded(**recorded, promotion=outcome.promotion, decision=decision)
 
 
 @task(name="seed-lineage", cache_policy=NO_CACHE)
@@ -161,10 +164,10 @@ def recent_feedback(config: FeedbackConfig, days: float, out_dir: str) -> Recent
     from loraflow.tasks.feedback.monitor import recent_feedback as gather
 
     found = gather(config.database_url, days, str(Path(out_dir) / "recent_feedback.jsonl"))
-    share = found["badcase_share"]
-    get_run_logger().info("recent feedback (%g days): %d items, %d corrections, badcase share %s", days, found["feedback"],
-                          found["corrections"], "n/a" if share is None else f"{share:.2%}")
-    return RecentFeedback.from_dict(found)
+    share = found.badcase_share
+    get_run_logger().info("recent feedback (%g days): %d items, %d corrections, badcase share %s", days, found.feedback,
+                          found.corrections, "n/a" if share is None else f"{share:.2%}")
+    return found
 
 
 @task(name="record-monitoring", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=not_user_error)
@@ -178,8 +181,7 @@ def record_monitoring(config: PipelineConfig, champion: Champion, results: dict[
     metrics = {name: result.metrics for name, result in results.items()}
     alerts = quality_alerts(metrics, config.task_card)
     experiment = f"{config.tracking.experiment or config.task_card.name}-monitoring"
-    recent = feedback.to_dict() if feedback else None
-    logged = log_monitoring(mlflow_uri(config.tracking.mlflow_tracking_uri), experiment, champion.to_dict(), metrics, recent,
+    logged = log_monitoring(mlflow_uri(config.tracking.mlflow_tracking_uri), experiment, champion, metrics, feedback,
                             alerts, out_dir)
     metric = config.task_card.success_metric.metric
     create_table_artifact(key="monitoring-trend", description=f"Champion {metric} per monitoring pass (oldest first)",
@@ -187,13 +189,13 @@ def record_monitoring(config: PipelineConfig, champion: Champion, results: dict[
                                   **{k: round(v, 4) for k, v in r.items() if k.endswith(f".{metric}") or k == "feedback.badcase_share"}}
                                  for r in logged["trend"]])
     create_markdown_artifact(key="monitoring-alert", description="Quality against the task card",
-                             markdown=render_alert(config.task_card, champion.to_dict(), alerts, logged["trend"]))
+                             markdown=render_alert(config.task_card, champion, alerts, logged["trend"]))
     logger = get_run_logger()
     for alert in alerts:
         logger.warning("quality alert: %s", alert)
     if not alerts:
         logger.info("champion %s v%s meets the task card on %s", champion.name, champion.version, ", ".join(metrics))
-    return MonitorSummary(champion=champion.to_dict(), metrics=metrics, feedback=recent, alerts=alerts,
+    return MonitorSummary(champion=champion, metrics=metrics, feedback=feedback, alerts=alerts,
                           mlflow_run_id=logged["run_id"], experiment=experiment, report=logged["report"])
 
 

@@ -79,21 +79,22 @@ def train(model_path: str, splits: Splits, lora: LoraConfig, config: TrainConfig
         write_run_json(out_dir, {"resumed_from_checkpoint": resume})
     callbacks = [tracking.MlflowMetricsCallback(run), PrefectProgressCallback()]
     rewards = grpo_rewards(splits.train, config, task_card, judge)
-    result = TrainingResult.from_dict(train_model(model_path, splits.train, splits.val, lora, config, max_length, out_dir,
-                                                  callbacks, on_finding=on_finding, rewards=rewards))
+    result = train_model(model_path, splits.train, splits.val, lora, config, max_length, out_dir, callbacks,
+                         on_finding=on_finding, rewards=rewards)
     findings = [Finding(**f) for f in result.diagnosis]
     tracking.set_tags(run, diagnosis_tags(findings))
     tracking.log_artifacts(run, result.diagnosis_md, "train")
     create_markdown_artifact(key="training-diagnosis", markdown=render_diagnosis_markdown(findings),
                              description="Automatic diagnosis of the training curves")
     for fallback in result.oom_fallbacks:
-        logger.warning("CUDA out of memory: retried with %s", fallback)
+        logger.warning("CUDA out of memory at micro-batch %d: retried with micro-batch %d x accumulation %d",
+                       fallback.from_micro_batch, fallback.micro_batch, fallback.accumulation)
     tracking.log_metrics(run, tracking.train_summary_metrics(result.metrics))
     tracking.log_artifacts(run, result.log_history, "train")
     tracking.log_artifacts(run, result.tensorboard_dir, "train/tensorboard")
     if result.sft_phase:  # sft_then_dpo: the supervised phase's curves beside the DPO phase's
-        tracking.log_artifacts(run, result.sft_phase["log_history"], "train/sft_phase")
-        tracking.log_artifacts(run, result.sft_phase["tensorboard_dir"], "train/sft_phase/tensorboard")
+        tracking.log_artifacts(run, result.sft_phase.log_history, "train/sft_phase")
+        tracking.log_artifacts(run, result.sft_phase.tensorboard_dir, "train/sft_phase/tensorboard")
     if result.adapter_path:
         tracking.log_artifacts(run, result.adapter_path, "adapter")
     if result.stopped_on_non_finite is not None:

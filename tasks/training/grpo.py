@@ -9,8 +9,8 @@ import dataclasses
 from pathlib import Path
 
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results.training import SpeedPlan
 from loraflow.tasks.common.errors import LoraflowError
-from loraflow.tasks.training.speed import SpeedPlan
 from loraflow.tasks.training.trainer_args import trainer_arguments
 
 GRPO_OBJECTIVES = ("grpo", "sft_then_grpo")

@@ -14,7 +14,7 @@ from pathlib import Path
 from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
-from loraflow.schemas.results import TrackingRun
+from loraflow.schemas.results import TrackingRun, TrainingResult
 from loraflow.tasks.common.device import gpu_count
 from loraflow.tasks.common.settings import import_root
 
@@ -51,7 +51,7 @@ def torchrun_command(spec_path: Path, nproc: int) -> list[str]:
 
 
 def launch_training(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
-                    max_length: int, out_dir: str, callbacks: list | None, nproc: int) -> dict:
+                    max_length: int, out_dir: str, callbacks: list | None, nproc: int) -> TrainingResult:
     """Run train_model under torchrun on nproc GPUs and return rank 0's result."""
     from loraflow.tasks.training.distributed import resolve_distributed
     from loraflow.tasks.common.device import detect_device
@@ -80,8 +80,8 @@ def launch_training(model_path: str, train_path: str, val_path: str | None, lora
     if completed.returncode != 0 or not Path(spec["result_path"]).is_file():
         raise RuntimeError(f"{train.distributed.upper()} training on {nproc} GPUs failed (exit {completed.returncode}); the workers' output is above")
     result = json.loads(Path(spec["result_path"]).read_text())
-    if result.get("error"):
+    if result.get("error"):  # the worker's one-line user error (worker.py)
         from loraflow.tasks.common.errors import LoraflowError
 
         raise LoraflowError(result["error"])
-    return result
+    return TrainingResult.model_validate(result)

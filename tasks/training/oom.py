@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from loraflow.schemas.results.training import OomFallback
 from loraflow.tasks.common.errors import LoraflowError
 
 T = TypeVar("T")
@@ -36,12 +37,13 @@ def run_with_oom_fallback(
     attempt: Callable[[int, int], T],
     micro_batch: int,
     accumulation: int,
-    on_fallback: Callable[[dict], None] | None = None,
+    on_fallback: Callable[[OomFallback], None] | None = None,
 ) -> T:
     """Call attempt(micro_batch, accumulation); on CUDA OOM halve the micro-batch and double accumulation, down to 1.
 
     The attempt should resume from its last checkpoint, so the step that ran out of memory is the one retried.
-    on_fallback gets {"from_micro_batch", "micro_batch", "accumulation", "error"} for every fallback (it is logged too).
+    on_fallback gets an OomFallback (from and to which micro-batch, the accumulation, the error) for every fallback
+    (it is logged too).
     """
     effective = micro_batch * accumulation
     while True:
@@ -62,7 +64,7 @@ def run_with_oom_fallback(
         previous = micro_batch
         micro_batch = max(1, micro_batch // 2)
         accumulation = -(-effective // micro_batch)
-        event = {"from_micro_batch": previous, "micro_batch": micro_batch, "accumulation": accumulation, "error": reason}
+        event = OomFallback(from_micro_batch=previous, micro_batch=micro_batch, accumulation=accumulation, error=reason)
         logger.warning(
             "CUDA out of memory at micro-batch %d: retrying with micro-batch %d x accumulation %d (effective batch %d)",
             previous, micro_batch, accumulation, micro_batch * accumulation,

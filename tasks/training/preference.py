@@ -4,8 +4,8 @@ from pathlib import Path
 
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results.training import SpeedPlan, TrainingPhase, TrainingResult
 from loraflow.tasks.common.errors import LoraflowError
-from loraflow.tasks.training.speed import SpeedPlan
 from loraflow.tasks.training.trainer_args import trainer_arguments
 
 
@@ -57,9 +57,9 @@ def build_preference_trainer(model, tokenizer, train: TrainConfig, max_length: i
     return trainer
 
 
-def train_sft_then_dpo(train_model: Callable[..., dict], model_path: str, train_path: str, val_path: str | None,
+def train_sft_then_dpo(train_model: Callable[..., TrainingResult], model_path: str, train_path: str, val_path: str | None,
                        lora: LoraConfig, train: TrainConfig, max_length: int, out_dir: str, callbacks: list | None = None,
-                       on_finding=None, second: str = "dpo", **second_phase) -> dict:
+                       on_finding=None, second: str = "dpo", **second_phase) -> TrainingResult:
     """Supervised training on the chosen answers (in out_dir/sft_phase), then DPO (or `second`: grpo) from that adapter.
 
     train_model (tasks.training.train's, handed in) trains one phase; second_phase goes to the second one's call.
@@ -73,9 +73,11 @@ def train_sft_then_dpo(train_model: Callable[..., dict], model_path: str, train_
     sft = train_model(model_path, train_path, val_path, lora, train.model_copy(update={"objective": "sft"}), max_length,
                       str(Path(out_dir) / "sft_phase"), sft_callbacks, on_finding)
     dpo = train_model(model_path, train_path, val_path, lora, train.model_copy(update={"objective": second}), max_length,
-                      out_dir, callbacks, on_finding, init_adapter=sft["adapter_path"], **second_phase)
-    dpo["metrics"].update({f"sft_{k}": v for k, v in sft["metrics"].items()})
-    dpo["diagnosis"] = sft["diagnosis"] + dpo["diagnosis"]
-    return {**dpo, "objective": f"sft_then_{second}",
-            "sft_phase": {"adapter_path": sft["adapter_path"], "log_history": sft["log_history"],
-                          "tensorboard_dir": sft["tensorboard_dir"]}}
+                      out_dir, callbacks, on_finding, init_adapter=sft.adapter_path, **second_phase)
+    return dpo.model_copy(update={
+        "objective": f"sft_then_{second}",
+        "metrics": {**dpo.metrics, **{f"sft_{k}": v for k, v in sft.metrics.items()}},
+        "diagnosis": sft.diagnosis + dpo.diagnosis,
+        "sft_phase": TrainingPhase(adapter_path=sft.adapter_path, log_history=sft.log_history,
+                                   tensorboard_dir=sft.tensorboard_dir),
+    })

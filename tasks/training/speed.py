@@ -1,10 +1,10 @@
 """Training speed options on CUDA: compiled decoder layers, padding-free packing with varlen attention, Liger kernels."""
 import inspect
 import logging
-from dataclasses import dataclass
 
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results.training import SpeedPlan
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.planning.auto_settings import auto_unchecked_layers
 from loraflow.tasks.planning.estimate_packing import resolve_packing
@@ -16,23 +16,6 @@ VARLEN_ATTENTION = "loraflow_varlen"
 # 64 tokens keeps the number of distinct shapes (and recompiles) small and the matrix shapes tensor-core friendly.
 PAD_TO_MULTIPLE = 64
 RECOMPILE_LIMIT = 64
-
-
-@dataclass(frozen=True)
-class SpeedPlan:
-    """The speed options in force for one training run, resolved from TrainConfig and the device."""
-
-    compile_layers: bool
-    packing: bool
-    liger: bool
-    attn_implementation: str
-    pad_to_multiple_of: int | None
-    optimizer: str = "adamw_torch"
-    unchecked_layers: int = 0
-
-    def to_dict(self) -> dict:
-        """Plain dict for logs and results."""
-        return dict(self.__dict__)
 
 
 def resolve_speed(train: TrainConfig, device: str, model_config: dict | None = None, max_length: int = 0,

@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 from loraflow.schemas.config.lora import LoraConfig
-from loraflow.schemas.run_folder import RunFolder
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results.training import OomFallback, RankMemory, SpeedPlan, TrainingResult
+from loraflow.schemas.run_folder import RunFolder
 from loraflow.tasks.common.device import training_precision
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.jsonl import read_jsonl
@@ -15,7 +16,7 @@ from loraflow.tasks.training.distributed import worker_settings
 from loraflow.tasks.training.oom import run_with_oom_fallback
 from loraflow.tasks.training.lora_setup import peft_lora_config
 from loraflow.tasks.training.resume import checkpoints_dir, last_good_checkpoint
-from loraflow.tasks.training.speed import SpeedPlan, compile_decoder_layers, keep_activations_of_last_layers, resolve_speed
+from loraflow.tasks.training.speed import compile_decoder_layers, keep_activations_of_last_layers, resolve_speed
 from loraflow.tasks.training.trainer_args import build_sft_config
 
 
@@ -162,7 +163,7 @@ def _unchecked_layers_callback(count: int):
 
 def train_model(model_path: str, train_path: str, val_path: str | None, lora: LoraConfig, train: TrainConfig,
                 max_length: int, out_dir: str, callbacks: list | None = None, on_finding=None,
-                init_adapter: str | None = None, rewards: tuple[list, list[float]] | None = None) -> dict:
+                init_adapter: str | None = None, rewards: tuple[list, list[float]] | None = None) -> TrainingResult:
     """Fine-tune the base model on train.jsonl, early-stopping on val loss; save the best adapter (or full model).
 
     train.objective picks what is learned (sft, dpo, orpo, sft_then_dpo, grpo, sft_then_grpo); init_adapter continues
@@ -170,7 +171,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
 
     With several GPUs (train.num_gpus, default all) it re-runs itself under torchrun, one DDP or FSDP process per GPU
     (train.distributed).
-    Returns paths (adapter or full model, log history, TensorBoard dir) and final metrics.
+    Returns paths (adapter or full model, log history, TensorBoard dir), final metrics, diagnosis and speed options.
     """
     from transformers import AutoConfig, AutoTokenizer
     import datasets
@@ -214,7 +215,7 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     adapter = lora if method in ("lora", "qlora") else None
     watch = TrainingWatch(on_finding=on_finding, report_dir=train_dir)
     memory = GpuMemoryRecorder()
-    fallbacks: list[dict] = []
+    fallbacks: list[OomFallback] = []
 
     def attempt(micro_batch: int, accumulation: int):
         # Each attempt (first run, OOM retry, relaunch) resumes from the last good checkpoint of this run folder.
@@ -254,24 +255,25 @@ def train_model(model_path: str, train_path: str, val_path: str | None, lora: Lo
     if evals:
         final["best_eval_loss"] = min(evals)
     final.update({"train_seconds": seconds, "global_step": trainer.state.global_step, "train_examples": len(train_examples)})
-    return {
-        "adapter_path": str(saved_dir) if adapter else None,
-        "model_path": str(saved_dir) if not adapter else model_path,
-        "method": method,
-        "objective": train.objective,
-        "log_history": str(history_path),
-        "tensorboard_dir": str(train_dir / "tensorboard"),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "resumed_from": last,
-        "metrics": final,
-        "diagnosis": [f.to_dict() for f in watch.findings],
-        "diagnosis_md": str(train_dir / "diagnosis.md"),
-        "stopped_on_non_finite": watch.stopped.step if watch.stopped else None,
-        "oom_fallbacks": fallbacks,
-        "micro_batch_size": trainer.args.per_device_train_batch_size,
-        "speed": speed.to_dict(),
-        "packing": pack.to_dict() if (pack := getattr(trainer, "pack_plan", None)) else None,
-        "world_size": world_size(),
-        "distributed": train.distributed if world_size() > 1 else None,
-        "gpu_memory_per_rank": gpu_memory,
-    }
+    return TrainingResult(
+        adapter_path=str(saved_dir) if adapter else None,
+        model_path=str(saved_dir) if not adapter else model_path,
+        base_model_path=model_path,
+        method=method,
+        objective=train.objective,
+        log_history=str(history_path),
+        tensorboard_dir=str(train_dir / "tensorboard"),
+        best_checkpoint=trainer.state.best_model_checkpoint,
+        resumed_from=last,
+        metrics=final,
+        diagnosis=[f.to_dict() for f in watch.findings],
+        diagnosis_md=str(train_dir / "diagnosis.md"),
+        stopped_on_non_finite=watch.stopped.step if watch.stopped else None,
+        oom_fallbacks=fallbacks,
+        micro_batch_size=trainer.args.per_device_train_batch_size,
+        speed=speed,
+        packing=getattr(trainer, "pack_plan", None),
+        world_size=world_size(),
+        distributed=train.distributed if world_size() > 1 else None,
+        gpu_memory_per_rank=[RankMemory(**memory) for memory in gpu_memory if memory],  # empty: no CUDA
+    )

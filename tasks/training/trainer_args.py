@@ -3,10 +3,10 @@ import math
 from pathlib import Path
 
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results.training import PackPlan, SpeedPlan
 from loraflow.tasks.common.device import device as current_device
 from loraflow.tasks.training.distributed import fsdp_arguments
-from loraflow.tasks.planning.estimate_packing import PackPlan
-from loraflow.tasks.training.speed import SpeedPlan, resolve_speed
+from loraflow.tasks.training.speed import resolve_speed
 
 VAL_POINTS = 5  # validation-loss evaluations over a run when train.eval_steps is not set
 

@@ -28,12 +28,13 @@ def run_worker(spec_path: str) -> None:
 
         callbacks.append(MlflowMetricsCallback(TrackingRun.from_dict(spec["mlflow"])))
     try:
-        result = train_model(spec["model_path"], spec["train_path"], spec["val_path"], LoraConfig(**spec["lora"]),
-                             TrainConfig(**spec["train"]), spec["max_length"], spec["out_dir"], callbacks)
+        trained = train_model(spec["model_path"], spec["train_path"], spec["val_path"], LoraConfig(**spec["lora"]),
+                              TrainConfig(**spec["train"]), spec["max_length"], spec["out_dir"], callbacks)
+        result = trained.model_dump_json(indent=1)  # launch.py reads it back as a TrainingResult
     except LoraflowError as error:  # a user mistake: hand the one-line message back to the launching process
-        result = {"error": str(error)}
+        result = json.dumps({"error": str(error)})
     if rank() == 0:
-        Path(spec["result_path"]).write_text(json.dumps(result, indent=1, default=str))
+        Path(spec["result_path"]).write_text(result)
 
 
 if __name__ == "__main__":

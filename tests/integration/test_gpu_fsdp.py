@@ -5,6 +5,7 @@ import pytest
 
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results.training import TrainingResult
 from loraflow.tasks.common.jsonl import write_jsonl
 
 pytestmark = pytest.mark.gpu
@@ -16,7 +17,7 @@ def _records(n: int = 64) -> list[dict]:
              "metadata": {}} for i in range(n)]
 
 
-def _train(model_path, data, out, **overrides) -> dict:
+def _train(model_path, data, out, **overrides) -> TrainingResult:
     from loraflow.tasks.training.train import train_model
 
     settings = {"method": "qlora", "epochs": 50, "micro_batch_size": 8, "effective_batch_size": 16,
@@ -35,10 +36,10 @@ def test_fsdp_qlora_on_two_gpus_trains_saves_and_resumes(tiny_model_path, tmp_pa
     write_jsonl(data, _records())
     out = tmp_path / "run"
     first = _train(tiny_model_path, str(data), out, max_steps=12, save_steps=6)
-    assert first["world_size"] == 2 and first["distributed"] == "fsdp"
-    assert first["speed"]["compile_layers"] is False  # off inside FSDP units unless asked for
-    assert len(first["gpu_memory_per_rank"]) == 2 and all(m["train_peak_gib"] > 0 for m in first["gpu_memory_per_rank"])
-    losses = [h["loss"] for h in json.loads(open(first["log_history"]).read()) if "loss" in h]
+    assert first.world_size == 2 and first.distributed == "fsdp"
+    assert first.speed.compile_layers is False  # off inside FSDP units unless asked for
+    assert len(first.gpu_memory_per_rank) == 2 and all(m.train_peak_gib > 0 for m in first.gpu_memory_per_rank)
+    losses = [h["loss"] for h in json.loads(open(first.log_history).read()) if "loss" in h]
     assert losses[-1] < losses[0], losses
     adapter = out / "model" / "adapter" / "adapter_model.safetensors"
     weights = load_file(str(adapter))

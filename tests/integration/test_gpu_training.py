@@ -5,6 +5,7 @@ import pytest
 
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.schemas.results.training import TrainingPhase, TrainingResult
 from loraflow.tasks.common.jsonl import write_jsonl
 
 pytestmark = pytest.mark.gpu
@@ -24,7 +25,7 @@ def data(tmp_path):
     return str(path)
 
 
-def _train(tiny_model_path, data, tmp_path, **overrides) -> dict:
+def _train(tiny_model_path, data, tmp_path, **overrides) -> TrainingResult:
     from loraflow.tasks.training.train import train_model
 
     settings = {"epochs": 50, "max_steps": 25, "micro_batch_size": 8, "effective_batch_size": 8, "learning_rate": 2e-3,
@@ -33,8 +34,8 @@ def _train(tiny_model_path, data, tmp_path, **overrides) -> dict:
                        str(tmp_path / "run"))
 
 
-def _losses(result: dict) -> list[float]:
-    history = json.loads(open(result["log_history"]).read())
+def _losses(result: TrainingResult | TrainingPhase) -> list[float]:
+    history = json.loads(open(result.log_history).read())
     return [h["loss"] for h in history if "loss" in h]
 
 
@@ -62,7 +63,7 @@ def test_qlora_loads_nf4_with_fp32_norms_on_cuda(tiny_model_path):
 def test_qlora_trains_on_cuda_with_compiled_layers_and_loss_falls(tiny_model_path, data, tmp_path):
     result = _train(tiny_model_path, data, tmp_path, method="qlora", gradient_checkpointing=True, qlora_fp32="norms")
     losses = _losses(result)
-    assert result["method"] == "qlora" and result["speed"]["compile_layers"] is True
+    assert result.method == "qlora" and result.speed.compile_layers is True
     assert _falls(losses), losses
     assert (tmp_path / "run" / "model" / "adapter" / "adapter_model.safetensors").is_file()
 
@@ -76,15 +77,15 @@ def test_bf16_lora_trains_on_cuda_and_loss_falls(tiny_model_path, data, tmp_path
 def test_full_fine_tuning_on_cuda_and_loss_falls(tiny_model_path, data, tmp_path):
     result = _train(tiny_model_path, data, tmp_path, method="full", learning_rate=1e-3, compile_layers=False)
     losses = _losses(result)
-    assert result["adapter_path"] is None and (tmp_path / "run" / "model" / "full").is_dir()
+    assert result.adapter_path is None and (tmp_path / "run" / "model" / "full").is_dir()
     assert _falls(losses), losses
 
 
 def test_packed_training_uses_varlen_attention_and_loss_falls(tiny_model_path, data, tmp_path):
     result = _train(tiny_model_path, data, tmp_path, method="qlora", max_steps=15)  # train.packing auto: on with CUDA
-    assert result["speed"]["attn_implementation"] == "loraflow_varlen" and result["speed"]["packing"] is True
+    assert result.speed.attn_implementation == "loraflow_varlen" and result.speed.packing is True
     # one row per step of about the effective batch (8 short examples), inside the 8 x 128 token budget
-    assert result["packing"]["micro_batches"] == 1 and result["packing"]["row_tokens"] <= 8 * 128
+    assert result.packing.micro_batches == 1 and result.packing.row_tokens <= 8 * 128
     losses = _losses(result)
     assert _falls(losses), losses
 
@@ -127,7 +128,7 @@ def test_cuda_oom_halves_the_micro_batch_and_keeps_the_effective_batch():
 
     assert run_with_oom_fallback(attempt, 8, 2, on_fallback=events.append) == 16
     assert calls == [(8, 2), (4, 4), (2, 8)]
-    assert [e["micro_batch"] for e in events] == [4, 2] and "out of memory" in events[0]["error"].lower()
+    assert [e.micro_batch for e in events] == [4, 2] and "out of memory" in events[0].error.lower()
 
 
 def test_ddp_on_two_gpus_trains_through_torchrun(tiny_model_path, data, tmp_path):
@@ -137,7 +138,7 @@ def test_ddp_on_two_gpus_trains_through_torchrun(tiny_model_path, data, tmp_path
         pytest.skip("needs two GPUs")
     result = _train(tiny_model_path, data, tmp_path, method="qlora", max_steps=10, effective_batch_size=16,
                     num_gpus=2)
-    assert result["world_size"] == 2
+    assert result.world_size == 2
     assert (tmp_path / "run" / "model" / "adapter" / "adapter_model.safetensors").is_file()
     assert _losses(result)[-1] < _losses(result)[0]
 
@@ -178,7 +179,7 @@ def test_qlora_defaults_train_all_bf16_with_auto_unchecked_layers_and_loss_falls
     expected = auto_unchecked_layers(train, LoraConfig(r=8, alpha=16),
                                      AutoConfig.from_pretrained(tiny_model_path).to_dict(), 128, card_gib)
     # the tiny model's fixed buffers are the plain recipe's too: nothing saved to spend, so auto keeps 0 here
-    assert result["speed"]["unchecked_layers"] == expected
+    assert result.speed.unchecked_layers == expected
 
 
 def _pairs(n: int = 32) -> list[dict]:
@@ -195,10 +196,10 @@ def test_qlora_sft_then_dpo_on_cuda_raises_the_margin_with_the_adapter_as_its_ow
     write_jsonl(train, _pairs())
     result = _train(tiny_model_path, str(train), tmp_path, method="qlora", gradient_checkpointing=True,
                     objective="sft_then_dpo", max_steps=12, learning_rate=5e-3, early_stopping_patience=0)
-    assert result["objective"] == "sft_then_dpo" and result["method"] == "qlora"
-    sft_losses = _losses(result["sft_phase"])
+    assert result.objective == "sft_then_dpo" and result.method == "qlora"
+    sft_losses = _losses(result.sft_phase)
     assert sft_losses[-1] < sft_losses[0], sft_losses
-    history = json.loads(open(result["log_history"]).read())
+    history = json.loads(open(result.log_history).read())
     margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
     assert len(margins) >= 6 and margins[-1] > margins[0] and margins[-1] > 0, margins
     assert (tmp_path / "run" / "model" / "adapter" / "adapter_model.safetensors").is_file()

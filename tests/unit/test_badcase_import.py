@@ -31,8 +31,8 @@ def test_badcases_are_stored_once_and_queued_for_relabelling(tmp_path):
     assert import_badcases(str(run), url)["already_present"] == 3  # importing again stores nothing new
 
     exported = export_feedback(url, str(tmp_path / "export"))
-    queue = read_jsonl(exported["relabel_path"])
-    assert exported["records"] == 0 and len(queue) == 3  # no correction yet: relabel, do not train
+    queue = read_jsonl(exported.relabel_path)
+    assert exported.records == 0 and len(queue) == 3  # no correction yet: relabel, do not train
     assert {q["metadata"]["badcase_id"] for q in queue} == {"t0", "t1", "t2"}
 
 

@@ -27,21 +27,21 @@ def test_export_claims_pending_and_writes_records_and_relabel_queue(url, tmp_pat
 
     summary = export_feedback(url, str(tmp_path / "out"))
 
-    assert (summary["records"], summary["relabel"]) == (1, 1)
-    assert sorted(summary["feedback_ids"]) == sorted([fixed["id"], bad["id"]])
-    [record] = read_jsonl(summary["records_path"])
+    assert (summary.records, summary.relabel) == (1, 1)
+    assert sorted(summary.feedback_ids) == sorted([fixed["id"], bad["id"]])
+    [record] = read_jsonl(summary.records_path)
     assert record["id"] == f"feedback-{fixed['id']}"
     assert record["messages"] == [{"role": "user", "content": "question 1"}, {"role": "assistant", "content": "good answer 1"}]
     meta = record["metadata"]
     assert (meta["feedback_id"], meta["model_version"], meta["rating"], meta["category"]) == (fixed["id"], "quickstart@7", 2, "billing")
-    assert meta["source"] == "feedback" and meta["feedback_batch_id"] == summary["batch_id"]
+    assert meta["source"] == "feedback" and meta["feedback_batch_id"] == summary.batch_id
     assert meta["timestamp"] == fixed["timestamp"].isoformat()
     assert meta["model_output"] == "bad answer 1"  # the answer the correction replaced: what GRPO scores low
-    [queued] = read_jsonl(summary["relabel_path"])
+    [queued] = read_jsonl(summary.relabel_path)
     assert queued["model_output"] == "bad answer 2" and queued["messages"][-1]["role"] == "user"
 
     store = FeedbackStore(url)
-    assert store.pending_count() == 0 and store.get_batch(summary["batch_id"])["exported_at"] is not None
+    assert store.pending_count() == 0 and store.get_batch(summary.batch_id)["exported_at"] is not None
     store.dispose()
 
 
@@ -53,14 +53,14 @@ def test_reexporting_a_batch_writes_the_same_files(url, tmp_path):
     store.dispose()
     first = export_feedback(url, str(tmp_path / "a"), batch_id=batch["id"])
     again = export_feedback(url, str(tmp_path / "b"), batch_id=batch["id"])
-    assert first["feedback_ids"] == again["feedback_ids"] == batch["feedback_ids"]
-    assert read_jsonl(first["records_path"]) == read_jsonl(again["records_path"])
+    assert first.feedback_ids == again.feedback_ids == batch["feedback_ids"]
+    assert read_jsonl(first.records_path) == read_jsonl(again.records_path)
 
 
 def test_export_with_nothing_pending_writes_empty_files(url, tmp_path):
     summary = export_feedback(url, str(tmp_path / "out"))
-    assert summary["batch_id"] is None and summary["feedback_ids"] == []
-    assert read_jsonl(summary["records_path"]) == [] and read_jsonl(summary["relabel_path"]) == []
+    assert summary.batch_id is None and summary.feedback_ids == []
+    assert read_jsonl(summary.records_path) == [] and read_jsonl(summary.relabel_path) == []
 
 
 def test_unknown_batch_is_a_user_error(url, tmp_path):

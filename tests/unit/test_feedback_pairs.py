@@ -29,15 +29,15 @@ def exported(tmp_path):
 
 def test_corrections_and_thumbs_down_become_pairs_with_their_feedback_ids(exported):
     summary, ids = exported
-    pairs = {p["id"]: p for p in read_jsonl(summary["pairs_path"])}
+    pairs = {p["id"]: p for p in read_jsonl(summary.pairs_path)}
     fixed, down = f"pair-{ids['fixed']}", f"pair-{ids['up']}-{ids['down']}"
-    assert summary["pairs"] == {fixed: {"chosen": ids["fixed"], "rejected": ids["fixed"]},
+    assert summary.pairs == {fixed: {"chosen": ids["fixed"], "rejected": ids["fixed"]},
                                 down: {"chosen": ids["up"], "rejected": ids["down"]}}
     assert pairs[fixed]["messages"][-1]["content"] == '{"priority": "high"}' and pairs[fixed]["rejected"] == '{"priority": "low"}'
     assert pairs[down]["messages"][-1]["content"] == '{"priority": "medium"}' and pairs[down]["rejected"] == '{"priority": "low"}'
     assert pairs[fixed]["metadata"]["pair_source"] == "correction" and pairs[down]["metadata"]["pair_source"] == "accepted_answer"
     assert all(p["metadata"]["source"] == "feedback" for p in pairs.values())
-    assert summary["records"] == 2  # the supervised records are still written beside the pairs
+    assert summary.records == 2  # the supervised records are still written beside the pairs
 
 
 def test_lineage_names_the_pairs_and_which_of_them_were_trained(tmp_path, exported):
@@ -49,7 +49,7 @@ def test_lineage_names_the_pairs_and_which_of_them_were_trained(tmp_path, export
         write_jsonl(data / f"{name}.jsonl", [dict(pair, id=f"{name}0")])
     root = tmp_path / "lineage"
     seed_lineage(root, data)
-    prepared = prepare_version(root, summary["pairs_path"], summary["batch_id"], 0.0)
+    prepared = prepare_version(root, summary.pairs_path, summary.batch_id, 0.0)
     inputs = read_jsonl(prepared["input_path"])
     assert all("rejected" in r for r in inputs) and len(inputs) == 4
     out = tmp_path / "retrain" / "data"
@@ -57,5 +57,5 @@ def test_lineage_names_the_pairs_and_which_of_them_were_trained(tmp_path, export
     write_jsonl(out / "val.jsonl", [])
     write_jsonl(out / "test.jsonl", read_jsonl(data / "test.jsonl"))
     committed = commit_version(prepared, out)
-    assert committed["feedback_pairs"] == summary["pairs"]
+    assert committed["feedback_pairs"] == summary.pairs
     assert committed["feedback_pairs_trained"] == [inputs[2]["id"]]

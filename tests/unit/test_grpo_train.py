@@ -52,8 +52,8 @@ def test_grpo_logs_every_reward_component_and_saves_an_adapter(tiny_model_path, 
     out = data / method
     result = train_model(str(tiny_model_path), str(data / "train.jsonl"), str(data / "val.jsonl"), LoraConfig(r=8), config,
                          96, str(out), rewards=rewards)
-    assert result["objective"] == "grpo" and (out / "model" / "adapter" / "adapter_config.json").is_file()
-    history = json.loads(open(result["log_history"]).read())
+    assert result.objective == "grpo" and (out / "model" / "adapter" / "adapter_config.json").is_file()
+    history = json.loads(open(result.log_history).read())
     train_logs = [h for h in history if "reward" in h]
     assert len(train_logs) == 3
     for name in reward_names(rewards[0]):
@@ -67,9 +67,9 @@ def test_sft_then_grpo_keeps_the_supervised_adapter_as_the_reference(tiny_model_
     config = _config(objective="sft_then_grpo")
     result = train_model(str(tiny_model_path), str(data / "train.jsonl"), None, LoraConfig(r=8), config, 96,
                          str(data / "two"), rewards=_rewards(data / "train.jsonl", config.grpo))
-    assert result["objective"] == "sft_then_grpo"
+    assert result.objective == "sft_then_grpo"
     assert (data / "two" / "sft_phase" / "model" / "adapter" / "adapter_config.json").is_file()
-    history = json.loads(open(result["log_history"]).read())
+    history = json.loads(open(result.log_history).read())
     assert any("reward" in h for h in history)
     # the KL is measured against the frozen supervised adapter: at the first step the policy is that adapter
     first = next(h for h in history if "kl" in h)

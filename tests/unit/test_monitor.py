@@ -2,12 +2,14 @@
 import json
 import threading
 import urllib.error
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from loraflow.schemas.config import SuccessCriterion, TaskCard
 from loraflow.schemas.feedback import FeedbackIn
+from loraflow.schemas.results import Champion, RecentFeedback
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.feedback.store import FeedbackStore
 from loraflow.tasks.common.jsonl import read_jsonl
@@ -38,22 +40,23 @@ def test_recent_feedback_writes_corrections_and_counts_badcases(tmp_path):
 
     found = recent_feedback(url, 7.0, str(tmp_path / "recent.jsonl"))
 
-    assert (found["feedback"], found["corrections"], found["badcases"], found["badcase_share"]) == (4, 1, 2, 0.5)
+    assert (found.feedback, found.corrections, found.badcases, found.badcase_share) == (4, 1, 2, 0.5)
     [record] = read_jsonl(tmp_path / "recent.jsonl")
     assert record["messages"][-1] == {"role": "assistant", "content": "It ships today."}
     assert record["metadata"]["feedback_batch_id"] == "unbatched"
     empty = recent_feedback(f"sqlite:///{tmp_path / 'empty.db'}", 7.0, str(tmp_path / "none.jsonl"))
-    assert empty["badcase_share"] is None and read_jsonl(tmp_path / "none.jsonl") == []
+    assert empty.badcase_share is None and read_jsonl(tmp_path / "none.jsonl") == []
 
 
 def test_log_monitoring_keeps_one_run_per_pass_and_returns_the_trend(tmp_path):
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    champion = {"name": "t", "version": "3", "path": "/models/t"}
+    champion = Champion(name="t", version="3", path="/models/t")
     first = log_monitoring(uri, "t-monitoring", champion, {"test": {"json_field_accuracy": 0.8}}, None, [], str(tmp_path / "p1"))
-    second = log_monitoring(uri, "t-monitoring", {**champion, "version": "4"}, {"test": {"json_field_accuracy": 0.5}},
-                            {"badcase_share": 0.25, "feedback": 8}, ["test: too low"], str(tmp_path / "p2"))
+    recent = RecentFeedback(path=str(tmp_path / "recent.jsonl"), corrections=1, feedback=8, badcases=2, badcase_share=0.25)
+    second = log_monitoring(uri, "t-monitoring", replace(champion, version="4"), {"test": {"json_field_accuracy": 0.5}},
+                            recent, ["test: too low"], str(tmp_path / "p2"))
 
     assert [row["test.json_field_accuracy"] for row in second["trend"]] == [0.8, 0.5]
     assert [row["champion_version"] for row in second["trend"]] == ["3", "4"]
@@ -61,7 +64,7 @@ def test_log_monitoring_keeps_one_run_per_pass_and_returns_the_trend(tmp_path):
     assert run.data.metrics["feedback.badcase_share"] == 0.25 and run.data.tags["monitor.alerts"] == "1"
     assert run.info.status == "FINISHED" and first["run_id"] != second["run_id"]
     assert json.loads((tmp_path / "p2" / "monitor.json").read_text())["alerts"] == ["test: too low"]
-    markdown = render_alert(CARD, {**champion, "version": "4"}, ["test: too low"], second["trend"])
+    markdown = render_alert(CARD, replace(champion, version="4"), ["test: too low"], second["trend"])
     assert markdown.startswith("**ALERT**") and "| 0.8000 |" in markdown and "| 0.5000 |" in markdown
 
 

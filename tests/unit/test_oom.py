@@ -30,8 +30,8 @@ def test_fallback_halves_micro_batch_keeps_the_effective_batch_and_logs_each_ste
 
     assert run_with_oom_fallback(attempt, 8, 2, on_fallback=events.append) == "done"
     assert tried == [(8, 2), (4, 4), (2, 8)]
-    assert [(e["from_micro_batch"], e["micro_batch"], e["accumulation"]) for e in events] == [(8, 4, 4), (4, 2, 8)]
-    assert events[0]["error"].startswith("CUDA out of memory")
+    assert [(e.from_micro_batch, e.micro_batch, e.accumulation) for e in events] == [(8, 4, 4), (4, 2, 8)]
+    assert events[0].error.startswith("CUDA out of memory")
 
 
 def test_out_of_memory_at_micro_batch_1_is_a_clear_error_and_other_errors_pass_through():
@@ -78,7 +78,7 @@ def test_real_trainer_falls_back_and_resumes_from_the_last_checkpoint(tmp_path):
 
     events = []
     assert run_with_oom_fallback(attempt, 4, 1, on_fallback=events.append) == 5
-    assert [(e["micro_batch"], e["accumulation"]) for e in events] == [(2, 2), (1, 4)]
+    assert [(e.micro_batch, e.accumulation) for e in events] == [(2, 2), (1, 4)]
     # the first attempt started fresh; each retry resumed from checkpoint-2 instead of starting over
     assert resumed == [None, "checkpoint-2", "checkpoint-2"]
     assert finished == {"step": 5, "batch": 1, "accumulation": 4}

@@ -20,7 +20,7 @@ def test_dpo_raises_held_out_preference_accuracy_and_the_reference_is_the_base(t
     trained = train_model(str(tiny_model_path), str(tmp_path / "train.jsonl"), None, LoraConfig(r=8), config, 96,
                           str(tmp_path / "run"))
     base = score_pairs(str(tiny_model_path), None, str(tmp_path / "test.jsonl"))
-    candidate = score_pairs(str(tiny_model_path), trained["adapter_path"], str(tmp_path / "test.jsonl"))
+    candidate = score_pairs(str(tiny_model_path), trained.adapter_path, str(tmp_path / "test.jsonl"))
     assert base["n"] == candidate["n"] == 8 and "accuracy_vs_reference" not in base
     assert candidate["accuracy"] == 1.0 and candidate["accuracy_vs_reference"] == 1.0
     assert candidate["mean_margin"] > base["mean_margin"]

@@ -36,8 +36,8 @@ def test_preference_training_lowers_the_loss_and_logs_rewards(tiny_model_path, p
     out = pairs / f"{objective}-{method}"
     result = train_model(str(tiny_model_path), str(pairs / "train.jsonl"), str(pairs / "val.jsonl"), LoraConfig(r=8),
                          config, 96, str(out))
-    assert result["objective"] == objective and (out / "model" / "adapter" / "adapter_config.json").is_file()
-    history = _history(result["log_history"])
+    assert result.objective == objective and (out / "model" / "adapter" / "adapter_config.json").is_file()
+    history = _history(result.log_history)
     losses = [h["loss"] for h in history if "loss" in h]
     assert len(losses) >= 8 and losses[-1] < losses[0]
     margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
@@ -70,13 +70,13 @@ def test_sft_then_dpo_continues_from_the_supervised_adapter(tiny_model_path, pai
                          micro_batch_size=4, logging_steps=1, early_stopping_patience=0)
     result = train_model(str(tiny_model_path), str(pairs / "train.jsonl"), str(pairs / "val.jsonl"), LoraConfig(r=8),
                          config, 96, str(pairs / "both"))
-    assert result["objective"] == "sft_then_dpo"
+    assert result.objective == "sft_then_dpo"
     assert (pairs / "both" / "sft_phase" / "model" / "adapter" / "adapter_config.json").is_file()
     assert (pairs / "both" / "model" / "adapter" / "adapter_config.json").is_file()
-    sft_losses = [h["loss"] for h in _history(result["sft_phase"]["log_history"]) if "loss" in h]
-    dpo_history = _history(result["log_history"])
+    sft_losses = [h["loss"] for h in _history(result.sft_phase.log_history) if "loss" in h]
+    dpo_history = _history(result.log_history)
     assert sft_losses[-1] < sft_losses[0] and any("rewards/margins" in h for h in dpo_history)
-    assert "sft_train_loss" in result["metrics"]
+    assert "sft_train_loss" in result.metrics
 
 
 def test_preference_objective_on_supervised_records_is_a_clear_error(tiny_model_path, tmp_path):
@@ -160,7 +160,7 @@ def test_sft_then_dpo_phases_log_from_step_one_in_their_own_series(tiny_model_pa
 
     sft, dpo = _series(client, run_id, "train/sft_phase/loss"), _series(client, run_id, "train/loss")
     assert [step for step, _ in sft] == list(range(1, 9)) and [step for step, _ in dpo] == list(range(1, 9))
-    sft_history = [h["loss"] for h in _history(result["sft_phase"]["log_history"]) if "loss" in h]
+    sft_history = [h["loss"] for h in _history(result.sft_phase.log_history) if "loss" in h]
     assert [value for _, value in sft] == pytest.approx(sft_history)  # the supervised losses, not the DPO ones
     assert [step for step, _ in _series(client, run_id, "train/reward_margin")] == list(range(1, 9))
     assert not _series(client, run_id, "train/sft_phase/reward_margin")

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from loraflow.schemas.config import LoraConfig, TrainConfig
+from loraflow.schemas.results import TrainingResult
 from loraflow.tasks.common.errors import LoraflowError
 from loraflow.tasks.common.jsonl import write_jsonl
 from loraflow.tasks.training.train import to_prompt_completion, train_model
@@ -42,7 +43,10 @@ def test_training_lowers_loss_and_saves_the_adapter(tiny_model_path, data, metho
                          config, 96, str(data / method))
     adapter = data / method / "model" / "adapter"
     assert (adapter / "adapter_config.json").is_file() and (adapter / "tokenizer_config.json").is_file()
-    assert result["method"] == method and result["adapter_path"] == str(adapter)
+    assert result.method == method and result.adapter_path == str(adapter) and result.base_model_path == str(tiny_model_path)
+    assert result.speed.packing is False and result.gpu_memory_per_rank == []  # the CPU: no packing, no CUDA memory
+    # a multi-GPU run's rank 0 writes the result as JSON and the launching process reads it back (launch.py)
+    assert TrainingResult.model_validate_json(result.model_dump_json()) == result
     history = json.loads((data / method / "train" / "log_history.json").read_text())
     losses = [h["loss"] for h in history if "loss" in h]
     assert len(losses) >= 6 and losses[-1] < losses[0]
