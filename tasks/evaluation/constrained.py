@@ -11,10 +11,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-_TOKENIZER_DATA = "_loraflow_enforcer_data"
-_ALPHABET: str | None = None
+_TOKENIZER_DATA = "_loraflow_enforcer_data"  # cached on the tokenizer: building it decodes the whole vocabulary once
+_ALPHABET: str | None = None  # text_alphabet(), built on first use
 _ENFORCER = None  # the TokenEnforcer subclass, made on first use (the library is imported lazily)
-_CHARACTER_SETS: dict[str, frozenset[str]] = {}  # cached on the tokenizer: building it decodes the whole vocabulary once
+_CHARACTER_SETS: dict[str, frozenset[str]] = {}  # allowed-character strings as sets, by their text
 SCHEMA_FILE = "answer_schema.json"  # beside a released model's weights: the built-in server decodes under it
 
 
