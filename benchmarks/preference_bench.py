@@ -97,7 +97,7 @@ def bench(args) -> list[dict]:
                           str(out / "run"), init_adapter=init_adapter, rewards=grpo_rewards(config, train))
     seconds = time.perf_counter() - started
     metrics = trained.metrics
-    if "sft_phase" in trained:  # the supervised phase alone: the model DPO starts from (and its reference)
+    if trained.sft_phase is not None:  # the supervised phase alone: the model DPO starts from (and its reference)
         sft = score("sft", args.model, trained.sft_phase.adapter_path, str(test), config, out, args.task_metric)
         sft.update(_training_columns(metrics, metrics["sft_train_seconds"], prefix="sft_"))
         print(f"sft: {sft}", file=sys.stderr, flush=True)
