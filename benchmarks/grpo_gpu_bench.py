@@ -3,7 +3,8 @@
 
 Both train a random 1B-shaped Llama (TinyLlama-1.1B dimensions: hidden 2048, 22 layers, 32 heads, 4 KV heads; a
 30k word vocabulary), bf16, LoRA r=16 on the seven projections, gradient checkpointing, on random prompts of --prompt
-words, sampling --generations completions of up to --completion tokens per prompt (HF generate), KL beta 0.04:
+words, sampling --generations completions of up to --completion tokens per prompt (HF generate; side loraflow_cb:
+transformers' continuous batching, loraflow_vllm: vLLM colocate), KL beta 0.04:
 
 - **loraflow**: loraflow.tasks.training.train.load_model + build_trainer with train.objective=grpo (trl's GRPOTrainer
   with the reference log-probs from the same model with the adapter switched off: one copy of the weights), and
@@ -33,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import baseline_stack as base  # noqa: E402
 from preference_gpu_bench import VOCAB_WORDS, StepTimer, tokenizer  # noqa: E402
+
+# loraflow's sides (--order) and the train.grpo.generation each samples through
+GENERATION_SIDES = {"loraflow": "generate", "loraflow_cb": "continuous_batching", "loraflow_vllm": "vllm"}
 
 
 def make_config(tiny: bool):
@@ -84,7 +88,7 @@ def measure(label: str, trainer, timer, args, cuda: bool) -> dict:
     return row
 
 
-def loraflow_side(cfg, args, dataset, dev: str, cuda: bool) -> dict:
+def loraflow_side(cfg, args, dataset, dev: str, cuda: bool, side: str = "loraflow") -> dict:
     from loraflow.schemas.config.grpo import GrpoConfig
     from loraflow.schemas.config.lora import LoraConfig
     from loraflow.schemas.config.train import TrainConfig
@@ -96,7 +100,8 @@ def loraflow_side(cfg, args, dataset, dev: str, cuda: bool) -> dict:
                         effective_batch_size=completions, max_steps=args.warm + args.meas, gradient_checkpointing=True,
                         learning_rate=base.LR, warmup_ratio=0.0, weight_decay=0.0, lr_scheduler="constant_with_warmup",
                         save_steps=10**6, logging_steps=1,
-                        grpo=GrpoConfig(num_generations=args.generations, max_completion_length=args.completion, beta=0.04))
+                        grpo=GrpoConfig(num_generations=args.generations, max_completion_length=args.completion, beta=0.04,
+                                        generation=GENERATION_SIDES[side]))
     lora = LoraConfig(r=16, alpha=32, target_modules=base.TARGETS)  # loraflow's default dropout (0)
     max_length = args.prompt + args.completion
     speed = resolve_speed(train, dev, cfg.to_dict(), max_length, lora)
@@ -110,7 +115,7 @@ def loraflow_side(cfg, args, dataset, dev: str, cuda: bool) -> dict:
         trainer = build_trainer(model, tokenizer(), train, lora, max_length, Path(tmp), cuda, dataset, None, [timer],
                                 speed, rewards=([hashed_reward], [1.0]))
         assert trainer.ref_model is None  # the reference is the adapter switched off
-        row = measure("loraflow", trainer, timer, args, cuda)
+        row = measure(side, trainer, timer, args, cuda)
     row["speed"] = speed.to_dict()
     del trainer, model
     base.free()
@@ -165,7 +170,8 @@ def main() -> int:
     parser.add_argument("--prompts-per-step", type=int, default=4, help="prompt groups per optimizer step")
     parser.add_argument("--warm", type=int, default=2)
     parser.add_argument("--meas", type=int, default=3)
-    parser.add_argument("--order", default="loraflow,trl", help="sides in the order they run")
+    parser.add_argument("--order", default="loraflow,trl", help="sides in the order they run: loraflow (HF generate), "
+                        "loraflow_cb (train.grpo.generation=continuous_batching), loraflow_vllm (vLLM colocate), trl")
     parser.add_argument("--json")
     args = parser.parse_args()
     import torch
@@ -177,7 +183,10 @@ def main() -> int:
     result = {"argv": sys.argv[1:], "card": torch.cuda.get_device_name(0) if cuda else "cpu", "rows": [], "errors": []}
     for side in args.order.split(","):
         try:
-            result["rows"].append((loraflow_side if side == "loraflow" else trl_side)(cfg, args, dataset, dev, cuda))
+            if side in GENERATION_SIDES:
+                result["rows"].append(loraflow_side(cfg, args, dataset, dev, cuda, side))
+            else:
+                result["rows"].append(trl_side(cfg, args, dataset, dev, cuda))
         except Exception as error:  # noqa: BLE001 - keep the other side's numbers
             import traceback
 

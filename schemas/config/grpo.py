@@ -1,5 +1,6 @@
 """GRPO (train.objective grpo / sft_then_grpo): sampling, the KL leash, and rewards read from the task card."""
 import importlib
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -49,6 +50,15 @@ class GrpoConfig(Section):
     learning_rate: float | None = Field(
         None, gt=0.0, lt=1.0, description="Peak learning rate of the GRPO phase; default: train.learning_rate. RL updates "
         "are noisier than supervised ones: 1e-5 to 1e-4 for LoRA is usual.")
+    generation: Literal["auto", "generate", "continuous_batching", "vllm"] = Field(
+        "auto", description="How completions are sampled: generate (transformers' generate on the training model, "
+        "padded batches), continuous_batching (transformers' generate_batch: paged attention, no padding; "
+        "transformers >= 5.8), vllm (trl's vLLM colocate mode: vLLM shares the GPU with training and takes the "
+        "updated weights every step; needs CUDA and the vllm package), or auto: vllm where CUDA and vllm are there, "
+        "else generate.")
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0.0, lt=1.0, description="With vllm generation: the share of the card vLLM's colocated engine takes "
+        "(weights and KV cache; trl's default 0.3), the rest is training's.")
     loss_type: str = Field("dapo", description="trl's GRPO loss aggregation (grpo, dr_grpo, dapo, bnpo, ...); trl's default dapo has no length bias.")
     scale_rewards: str = Field("group", description="trl: divide advantages by the group's reward std (group), the batch's (batch) or not (none).")
     weights: RewardWeights = Field(default_factory=RewardWeights, description="Weight per reward component.")

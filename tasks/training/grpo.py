@@ -6,8 +6,10 @@ with the adapter disabled (the frozen base: GRPOTrainer -> use_adapter(model, No
 the caller (tasks/evaluation/rewards.py builds them from the task card), as trl's `reward_funcs` and `reward_weights`.
 """
 import dataclasses
+import importlib.util
 from pathlib import Path
 
+from loraflow.schemas.config.grpo import GrpoConfig
 from loraflow.schemas.config.train import TrainConfig
 from loraflow.schemas.results.training import SpeedPlan
 from loraflow.tasks.common.errors import LoraflowError
@@ -46,6 +48,25 @@ def grpo_speed(speed: SpeedPlan, train: TrainConfig) -> SpeedPlan:
                                compile_layers=bool(train.compile_layers))
 
 
+def generation_arguments(grpo: GrpoConfig, cuda: bool) -> dict:
+    """GRPOConfig's keys for how completions are sampled (train.grpo.generation; auto: vLLM colocate where CUDA and vllm
+    are there, else transformers' generate)."""
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    mode = grpo.generation
+    if mode == "auto":
+        mode = "vllm" if cuda and has_vllm else "generate"
+    if mode == "vllm":
+        if not (cuda and has_vllm):
+            missing = "CUDA" if not cuda else "the vllm package (pip install vllm)"
+            raise LoraflowError(f"train.grpo.generation=vllm needs {missing}; set train.grpo.generation to auto, "
+                                "generate or continuous_batching")
+        return {"use_vllm": True, "vllm_mode": "colocate",
+                "vllm_gpu_memory_utilization": grpo.vllm_gpu_memory_utilization}
+    if mode == "continuous_batching":
+        return {"use_transformers_continuous_batching": True}
+    return {}
+
+
 def build_grpo_trainer(model, tokenizer, train: TrainConfig, output_dir: Path, bf16: bool, train_dataset, eval_dataset,
                        peft_config, callbacks: list, speed: SpeedPlan, rewards: tuple[list, list[float]] | None,
                        world_size: int = 1):
@@ -65,6 +86,7 @@ def build_grpo_trainer(model, tokenizer, train: TrainConfig, output_dir: Path, b
     common.update(per_device_eval_batch_size=eval_batch, metric_for_best_model="eval_reward", greater_is_better=True)
     args = GRPOConfig(**common, num_generations=grpo.num_generations, max_completion_length=grpo.max_completion_length,
                       temperature=grpo.temperature, beta=grpo.beta, loss_type=grpo.loss_type,
-                      scale_rewards=grpo.scale_rewards, reward_weights=list(rewards[1]), log_completions=False)
+                      scale_rewards=grpo.scale_rewards, reward_weights=list(rewards[1]), log_completions=False,
+                      **generation_arguments(grpo, str(model.device).startswith("cuda")))
     return GRPOTrainer(model=model, reward_funcs=list(rewards[0]), args=args, train_dataset=train_dataset,
                        eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)

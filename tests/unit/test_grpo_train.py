@@ -125,3 +125,39 @@ def test_grpo_examples_take_the_answer_a_feedback_correction_replaced_as_the_rej
     functions, _ = reward_functions({"category": ["billing", "refund"]}, [right], GrpoConfig())
     reward = dict(zip(reward_names(functions), functions))["rejected"]
     assert reward(completions=[wrong, right], reference=[right, right], rejected=[wrong, wrong]) == [-1.0, 0.0]
+
+
+def test_grpo_generation_picks_vllm_only_where_it_can_run_and_says_what_is_missing(monkeypatch):
+    import importlib.util
+
+    from loraflow.tasks.training.grpo import generation_arguments
+
+    real_find_spec = importlib.util.find_spec
+    for has_vllm in (False, True):
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: (object() if has_vllm else None) if name == "vllm" else real_find_spec(name, *a))
+        assert generation_arguments(GrpoConfig(), cuda=False) == {}  # auto on the CPU: transformers' generate
+        expected = {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.3} if has_vllm else {}
+        assert generation_arguments(GrpoConfig(), cuda=True) == expected
+        assert generation_arguments(GrpoConfig(generation="generate"), cuda=True) == {}
+        assert generation_arguments(GrpoConfig(generation="continuous_batching"), cuda=False) == {
+            "use_transformers_continuous_batching": True}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real_find_spec(name, *a))
+    with pytest.raises(LoraflowError, match=r"generation=vllm needs the vllm package"):
+        generation_arguments(GrpoConfig(generation="vllm"), cuda=True)
+    with pytest.raises(LoraflowError, match=r"generation=vllm needs CUDA"):
+        generation_arguments(GrpoConfig(generation="vllm"), cuda=False)
+
+
+def test_grpo_samples_through_continuous_batching(tiny_model_path, data):
+    """generation=continuous_batching: transformers' paged generate_batch samples the groups; training runs as with
+    generate and every reward component is logged."""
+    config = _config(grpo=GrpoConfig(num_generations=2, max_completion_length=8, generation="continuous_batching"),
+                     max_steps=2)
+    rewards = _rewards(data / "train.jsonl", config.grpo)
+    result = train_model(str(tiny_model_path), str(data / "train.jsonl"), None, LoraConfig(r=8), config, 96,
+                         str(data / "cb"), rewards=rewards)
+    history = json.loads(open(result.log_history).read())
+    train_logs = [h for h in history if "reward" in h]
+    assert len(train_logs) == 2 and all("rewards/json_valid/mean" in h for h in train_logs)
+    assert all(h["completions/mean_length"] > 0 for h in train_logs)
