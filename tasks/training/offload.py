@@ -47,8 +47,7 @@ class HostCopies(torch.autograd.graph.saved_tensors_hooks):
 
 
 class OffloadingCall:
-    """A decoder layer's call that offloads its saved input while the layer is checkpointed (an object, not a closure,
-    so a deep copy of the layer calls the copy)."""
+    """A decoder layer's call that offloads its saved input while the layer is checkpointed."""
 
     def __init__(self, layer: torch.nn.Module, compiled=None):
         self.layer = layer
@@ -72,8 +71,8 @@ def offload_checkpointed_inputs(layers: list) -> int:
     """
     changed = 0
     for layer in layers:
-        if isinstance(getattr(layer, MARK, None), OffloadingCall):
-            continue
+        if getattr(layer, "_compiled_call_impl", None) is getattr(layer, MARK, False):
+            continue  # installed (a deep copy or pickle drops the slot, as it drops compilation: installed again)
         offloading = OffloadingCall(layer, getattr(layer, "_compiled_call_impl", None))
         layer._compiled_call_impl = offloading
         setattr(layer, MARK, offloading)
