@@ -1,8 +1,8 @@
 """Resource estimate before training: GPU memory by method, training time from a throughput table, disk."""
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.planning.context_limit import ContextLimit
 from loraflow.tasks.planning.estimate_fsdp import fsdp_memory_parts
 from loraflow.tasks.planning.estimate_objective import (Generation, compute_factor, generation_parts, generation_seconds,
                                                         objective_note, phases_for, reference_bytes, samples_per_example)
@@ -10,9 +10,6 @@ from loraflow.tasks.planning.estimate_disk import disk_breakdown
 from loraflow.tasks.planning.estimate_speed import THROUGHPUT_TABLE, Method, device_family, tokens_per_second
 from loraflow.tasks.planning.estimate_shapes import (GIB, NF4_BYTES, NF4_CONST_BYTES, OPTIMIZER_BYTES, ModelShape,
                                                       load_model_config, lora_params, residual_bytes, shape_from_config)
-
-if TYPE_CHECKING:
-    from loraflow.tasks.planning.estimate_context import ContextLimit
 
 # A compiled decoder layer saves ~2/3 of the eager layer's tensors: 1.47 GiB per unchecked 7B layer at 8192 tokens
 # (qlora_fp32 none, H100, benchmarks/results/train_bench_h100_2026-11-27_run3_unchecked.json) vs 2.21 GiB eager.
@@ -68,7 +65,7 @@ class ResourceEstimate:
     disk_parts_gib: dict[str, float] = field(default_factory=dict)
     recommendation: Recommendation | None = None
     notes: list[str] = field(default_factory=list)
-    context_limits: "list[ContextLimit]" = field(default_factory=list)  # longest batch-1 sequence: loraflow, plain stack
+    context_limits: list[ContextLimit] = field(default_factory=list)  # longest batch-1 sequence: loraflow, plain stack
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict; the four summary keys first."""

@@ -7,10 +7,9 @@ builds it (PLAIN_QLORA_RECIPE: peft's fp32 upcast, full logits, paged 8-bit Adam
 the longest length whose estimated need (peak allocation with fragmentation and the CUDA context) is at most the
 card, without the planner's 10% margin: it is compared with the measured limit (benchmarks/long_context_bench.py).
 """
-from dataclasses import asdict, dataclass
-
 from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
+from loraflow.tasks.planning.context_limit import ContextLimit
 from loraflow.tasks.planning.estimate import estimate_resources
 from loraflow.tasks.planning.estimate_shapes import GIB, residual_bytes, shape_from_config
 
@@ -21,23 +20,6 @@ PLAIN_QLORA_RECIPE = {"optimizer": "paged_adamw_8bit", "qlora_fp32": "all", "fus
 HOST_MEMORY_SHARE = 0.8
 GRANULARITY = 256  # tokens: the search's resolution
 MAX_TOKENS = 1 << 23  # the search stops here (8M tokens)
-
-
-@dataclass(frozen=True)
-class ContextLimit:
-    """The longest sequence predicted to train at batch 1 on a card for one stack, and what it needs there."""
-
-    stack: str  # "loraflow" or "plain"
-    tokens: int  # 0: not even GRANULARITY tokens fit
-    gpu_memory_gib: float  # the card planned for
-    peak_gpu_memory_gib: float  # torch's peak allocation at that length
-    required_gpu_memory_gib: float  # with allocator fragmentation and the CUDA context
-    host_memory_gib: float  # pinned host memory of the offloaded layer inputs at that length (0 without offloading)
-    limited_by: str  # "gpu", "host memory" or "search cap"
-    settings: dict  # dict: the estimate's keyword settings for this stack (method, precision, head, offload), as passed
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def offloaded_host_bytes(model_config: dict, tokens: int, residual_bytes: int = 2, unchecked_layers: int = 0) -> int:
