@@ -105,7 +105,7 @@ def compile_decoder_layers(model) -> int:
             setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT * (8 if "accumulated" in name else 1)))
     layers = decoder_layers(model)
     for layer in layers:
-        if getattr(layer, "_compiled_call_impl", None) is None:  # offload.py takes this slot: compile before it
+        if getattr(layer, "_compiled_call_impl", None) is None:
             layer.compile()
     return len(layers)
 

@@ -146,7 +146,7 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
         trainer.pack_plan = pack
     if speed.compile_layers:
         compile_decoder_layers(trainer.model)  # after peft wrapping, so the LoRA layers are inside the compiled graphs
-    if speed.offload_activations:  # after compiling: the offloading call wraps the compiled one
+    if speed.offload_activations:  # the offloading __call__ runs around the (compiled) call, outside the checkpoint
         from loraflow.tasks.training.offload import offload_checkpointed_inputs
 
         offload_checkpointed_inputs(decoder_layers(trainer.model))

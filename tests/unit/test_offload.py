@@ -1,9 +1,12 @@
 """Offloaded gradient checkpointing (train.offload_activations) on the CPU: the same loss and LoRA gradients as plain
 checkpointing, eager and compiled; only checkpointed layers offload, exactly their inputs; training runs through
 train_model with QLoRA. (On the CPU the copy frees nothing; the GPU test is tests/integration/test_gpu_long_context.py.)"""
+import functools
 import json
 
 import pytest
+import torch
+from torch.utils.checkpoint import checkpoint
 
 from loraflow.schemas.config import LoraConfig, TrainConfig
 from loraflow.tasks.common.jsonl import write_jsonl
@@ -59,8 +62,9 @@ def test_offloaded_checkpointing_gives_the_same_loss_and_lora_gradients(compiled
     reference = _loss_and_grads(model)
     assert offload_checkpointed_inputs(layers) == LAYERS
     assert offload_checkpointed_inputs(layers) == 0  # idempotent
-    if compiled:  # the compiled call is kept inside the offloading one
-        assert all(getattr(layer, MARK).compiled is not None for layer in layers)
+    assert {type(layer).__name__ for layer in layers} == {"LlamaDecoderLayer"}  # the subclass keeps the name
+    if compiled:  # the compiled call runs inside the offloading __call__
+        assert all(layer._compiled_call_impl is not None for layer in layers)
     _assert_same(reference, _loss_and_grads(model))
     # exactly each checkpointed layer's fp32 input went to host memory, once per forward
     assert offloaded_bytes(layers) == LAYERS * TOKENS * HIDDEN * 4
@@ -84,15 +88,70 @@ def test_only_checkpointed_layers_offload_and_nothing_offloads_without_gradients
     assert offloaded_bytes(layers) == before
 
 
-def test_a_deep_copy_of_a_layer_drops_offloading_as_it_drops_compilation_and_takes_it_again():
+def test_a_deep_copy_of_a_layer_keeps_offloading_with_a_counter_of_its_own():
     import copy
 
     model = _lora_model()
     layer = decoder_layers(model)[0]
     offload_checkpointed_inputs([layer])
     twin = copy.deepcopy(layer)
-    assert twin._compiled_call_impl is None  # nn.Module's pickling state leaves the call slot out
-    assert offload_checkpointed_inputs([twin]) == 1 and getattr(twin, MARK).layer is twin
+    assert type(twin) is type(layer) and getattr(twin, MARK) is not getattr(layer, MARK)
+    assert offload_checkpointed_inputs([twin]) == 0
+
+
+class _Block(torch.nn.Module):
+    """A layer whose forward saves several tensors bigger than its input (as an MLP's do)."""
+
+    gradient_checkpointing = True
+
+    def __init__(self):
+        super().__init__()
+        self.up, self.down = torch.nn.Linear(16, 64), torch.nn.Linear(64, 16)
+
+    def forward(self, x):
+        return x + self.down(torch.relu(self.up(x)))
+
+
+class _CheckpointsInCall(_Block):
+    """transformers <= 5.17's GradientCheckpointingLayer: the checkpoint wraps __call__."""
+
+    def __call__(self, *args, **kwargs):
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(functools.partial(super().__call__, **kwargs), *args, use_reentrant=False)
+        return super().__call__(*args, **kwargs)
+
+
+class _CheckpointsInForward(_Block):
+    """transformers >= 5.25's: the checkpoint wraps forward (inside nn.Module's call and a compiled layer's graph)."""
+
+    def forward(self, x):
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(super().forward, x, use_reentrant=False)
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("layer_class", [_CheckpointsInCall, _CheckpointsInForward], ids=["tf-5.17", "tf-5.25"])
+def test_only_the_checkpointed_input_is_offloaded_wherever_transformers_puts_the_checkpoint(layer_class):
+    """A hook entered inside the checkpoint would override the checkpoint's own and copy every tensor the layer
+    saves (here 4x the input): the offloading call sits outside it in both transformers layouts."""
+    torch.manual_seed(0)
+    layers = [layer_class(), layer_class()]
+    x = torch.randn(8, 16, requires_grad=True)
+
+    def grads():
+        out = layers[1](layers[0](x))
+        out.square().sum().backward()
+        found = [x.grad.clone(), *(p.grad.clone() for layer in layers for p in layer.parameters())]
+        x.grad = None
+        for layer in layers:
+            layer.zero_grad(set_to_none=True)
+        return found
+
+    reference = grads()
+    assert offload_checkpointed_inputs(layers) == 2
+    for got, want in zip(grads(), reference):
+        torch.testing.assert_close(got, want)
+    assert offloaded_bytes(layers) == 2 * x.numel() * 4
 
 
 def test_qlora_trains_through_train_model_with_offloading_and_its_loss_falls(tiny_model_path, tmp_path, monkeypatch):
