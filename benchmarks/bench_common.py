@@ -24,6 +24,15 @@ def save_random_model(name: str, folder: Path, **overrides) -> Path:
     return folder
 
 
+def token_id_tokenizer():
+    """A three-token tokenizer for data that is already token ids (trl needs a pad token from a processing class)."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({"<pad>": 0, "<eos>": 1, "<unk>": 2}, unk_token="<unk>"))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+
+
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo (else the architecture)."""
     try:

@@ -4,7 +4,7 @@
 # (results under $OUT; setup only installs the wheels into /tmp/site and prints the versions)
 # Several GPUs: `fsdp-tests` (tests/integration/test_gpu_fsdp.py), `fsdp7b` (benchmarks/fsdp_run.py: a 7B-shaped
 # QLoRA model through train_model with FSDP on 2 GPUs, resumed, and on 1 GPU), `ddp` (train_bench under torchrun on
-# 1 and 2 GPUs), `dpo` (benchmarks/preference_gpu_bench.py), joined with +; each stage is bounded by STAGE_TIMEOUT
+# 1 and 2 GPUs), `dpo` (benchmarks/preference_gpu_bench.py), `long-tests` and `long` (long context), joined with +; each stage is bounded by STAGE_TIMEOUT
 # seconds and all by DEADLINE seconds from the start (a later stage is skipped when too little is left).
 set -u
 what=${1:-all}; shift || true
@@ -68,6 +68,12 @@ if has ddp; then
       benchmarks/train_bench.py --skip-baseline --variants loraflow --settings ${DDP_SETTINGS:-1024x8,2048x2} --peak= \
       --ragged= --json "$OUT/ddp$n${DDP_TAG:-}.json" ${DDP_ARGS:-}
   done
+fi
+if has long-tests; then  # long context (issue 27 item 3): offloaded checkpointing at 32k tokens on a small model
+  stage long_tests python3 -m pytest tests/integration/test_gpu_long_context.py -q -p no:cacheprovider -rs -s
+fi
+if has long; then  # the longest batch-1 sequence, measured and predicted; LONG_ARGS: long_context_bench.py options
+  stage long_context python3 benchmarks/long_context_bench.py --json "$OUT/long_context_bench.json" ${LONG_ARGS:-}
 fi
 if has dpo; then
   stage dpo env CUDA_VISIBLE_DEVICES=0 python3 benchmarks/preference_gpu_bench.py --json "$OUT/preference_gpu.json" ${DPO_ARGS:-}

@@ -54,6 +54,7 @@ import peft  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 import baseline_stack as base  # noqa: E402
+from bench_common import token_id_tokenizer  # noqa: E402
 from loraflow.schemas.config.lora import LoraConfig  # noqa: E402
 from loraflow.schemas.config.train import TrainConfig  # noqa: E402
 from loraflow.tasks.training.speed import resolve_speed  # noqa: E402
@@ -149,15 +150,6 @@ def padded_batches(rows: list[list[int]], bs: int) -> list[dict]:
             mask[j, :len(row)] = 1
         batches.append({"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)})
     return batches
-
-
-def tokenizer():
-    """A three-token tokenizer: the data is already token ids; trl needs a pad token from a processing class."""
-    from tokenizers import Tokenizer, models
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel({"<pad>": 0, "<eos>": 1, "<unk>": 2}, unk_token="<unk>"))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
 
 
 class StepTimer(TrainerCallback):
@@ -270,7 +262,7 @@ def loraflow_run(model, train: TrainConfig, lora: LoraConfig, dataset, max_len: 
     with tempfile.TemporaryDirectory() as tmp:
         # the profiled steps come after the measured ones (the profiler slows them) and are not timed
         callbacks = [timer] + ([StepProfiler(profile, train.max_steps - 2)] if profile else [])
-        trainer = build_trainer(model, tokenizer(), train, lora, max_len, Path(tmp), DEV == "cuda", dataset, None,
+        trainer = build_trainer(model, token_id_tokenizer(), train, lora, max_len, Path(tmp), DEV == "cuda", dataset, None,
                                 callbacks, speed, WORLD)
         timer.trainer = trainer
         if args.trl_metrics and train.objective == "sft":

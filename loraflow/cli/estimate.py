@@ -13,6 +13,8 @@ def register(subparsers) -> None:
     parser.add_argument("--train-jsonl", help="A split train.jsonl to count tokens from (e.g. RUN/data/train.jsonl).")
     parser.add_argument("--gpu-memory", type=float, metavar="GIB", help="GPU memory to plan for (default: the detected GPU).")
     parser.add_argument("--device", help="Card for the throughput table: H100, H200, A100, cpu (default: detected).")
+    parser.add_argument("--host-memory", type=float, metavar="GIB", help="Host memory that offloaded activations may use "
+                        "(default: this machine's); bounds the longest trainable sequence.")
     parser.add_argument("--gpus", type=int, metavar="N", help="GPUs to plan for (default: train.num_gpus, else the "
                         "visible ones); with train.distributed fsdp (or auto, when DDP does not fit) memory is per GPU.")
     parser.set_defaults(handler=run_estimate)
@@ -31,7 +33,7 @@ def run_estimate(args) -> int:
 
         device = detect_device()[0]
     estimate = estimate_for_config(config, n_train_tokens=args.tokens, train_jsonl=args.train_jsonl,
-                                   gpu_memory_gib=gpu, device=device, num_gpus=args.gpus)
+                                   gpu_memory_gib=gpu, device=device, num_gpus=args.gpus, host_memory=args.host_memory)
     if args.json:
         print(json.dumps(estimate.to_dict(), ensure_ascii=False))
         return 0
@@ -61,5 +63,17 @@ def render_estimate(estimate) -> str:
         )
     elif not estimate.fits:
         lines.append("nothing fits this GPU: use a smaller model or FSDP + QLoRA across several GPUs")
+    lines += [context_line(limit) for limit in estimate.context_limits]
     lines += [f"note: {note}" for note in estimate.notes]
     return "\n".join(lines)
+
+
+def context_line(limit) -> str:
+    """One stack's longest trainable sequence at batch 1 (a ContextLimit) as a line."""
+    who = ("loraflow (" + limit.settings["method"] + (", offloaded checkpointing" if limit.settings["offload_activations"]
+                                                     else "") + ", fused LM head)") if limit.stack == "loraflow" else \
+        "plain QLoRA stack (fp32 upcast, full logits)"
+    host = f", {limit.host_memory_gib:.0f} GiB pinned host memory" if limit.host_memory_gib else ""
+    return (f"longest sequence at batch 1 with gradient checkpointing, {who}: ~{limit.tokens:,} tokens "
+            f"({limit.required_gpu_memory_gib:.1f} GiB of the {limit.gpu_memory_gib:.1f} GiB card{host}; "
+            f"limited by {limit.limited_by})")

@@ -64,6 +64,14 @@ class TrainConfig(Section):
         "GiB at 8k tokens per micro-batch for a 7B model). auto: as many as keep the estimated peak under 90% of the "
         "plain QLoRA recipe's (peft's fp32 upcast, full logits, paged 8-bit AdamW) at the same shape, and on the card; "
         "0 on the CPU.")
+    offload_activations: bool | Literal["auto"] = Field(
+        "auto", description="With gradient checkpointing: keep each checkpointed decoder layer's input in pinned host "
+        "memory instead of on the GPU and bring it back for the layer's recompute in the backward pass (offloaded "
+        "checkpointing, as Unsloth's): frees layers x tokens x hidden x 2 bytes of GPU memory (32 GiB for an 8B model at "
+        "128k tokens), costs a copy each way per layer and step, and needs that much host memory (pinned blocks round up "
+        "to a power of two). auto: on with CUDA when the resource estimate says the micro-batch does not fit the card "
+        "without it; off on the CPU. true on the CPU copies in host memory (nothing to free; the path runs). Not under "
+        "FSDP (train.distributed fsdp turns it off).")
     bf16: bool | None = Field(None, description="Train in bf16; default: on where the device supports it.")
     seed: int = Field(42, ge=0, description="Seed for initialisation and data order.")
     compile_layers: bool | None = Field(
@@ -143,6 +151,9 @@ class TrainConfig(Section):
                 f"train.effective_batch_size ({self.effective_batch_size}) counts GRPO's completions and must be a multiple "
                 f"of train.grpo.num_generations ({self.grpo.num_generations}); e.g. train.effective_batch_size="
                 f"{self.grpo.num_generations * max(1, self.effective_batch_size // self.grpo.num_generations)}")
+        if self.offload_activations is True and not self.gradient_checkpointing:
+            raise ValueError("train.offload_activations=true offloads the inputs gradient checkpointing keeps; set "
+                             "train.gradient_checkpointing=true (or train.offload_activations=auto)")
         if self.max_steps == 0:
             raise ValueError("train.max_steps must be -1 (run all train.epochs) or a positive number of steps, not 0")
         if self.save_steps and self.eval_steps and self.save_steps % self.eval_steps:

@@ -18,6 +18,7 @@ class SpeedPlan(Result):
     pad_to_multiple_of: int | None
     optimizer: str = "adamw_torch"
     unchecked_layers: int = 0
+    offload_activations: bool = False
 
 
 @dataclass(frozen=True)

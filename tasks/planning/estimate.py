@@ -2,14 +2,14 @@
 from dataclasses import asdict, dataclass, field
 
 from loraflow.tasks.common.errors import LoraflowError
+from loraflow.tasks.planning.context_limit import ContextLimit
 from loraflow.tasks.planning.estimate_fsdp import fsdp_memory_parts
 from loraflow.tasks.planning.estimate_objective import (Generation, compute_factor, generation_parts, generation_seconds,
                                                         objective_note, phases_for, reference_bytes, samples_per_example)
 from loraflow.tasks.planning.estimate_disk import disk_breakdown
 from loraflow.tasks.planning.estimate_speed import THROUGHPUT_TABLE, Method, device_family, tokens_per_second
 from loraflow.tasks.planning.estimate_shapes import (GIB, NF4_BYTES, NF4_CONST_BYTES, OPTIMIZER_BYTES, ModelShape,
-                                                      load_model_config, lora_params, shape_from_config)
-
+                                                      load_model_config, lora_params, residual_bytes, shape_from_config)
 
 # A compiled decoder layer saves ~2/3 of the eager layer's tensors: 1.47 GiB per unchecked 7B layer at 8192 tokens
 # (qlora_fp32 none, H100, benchmarks/results/train_bench_h100_2026-11-27_run3_unchecked.json) vs 2.21 GiB eager.
@@ -32,6 +32,8 @@ CUDA_CONTEXT_BYTES = 0.5 * GIB
 FIT_MARGIN = 0.9  # use at most 90% of the card, so a longer batch or eval does not tip it over
 # LoRA dropout > 0 keeps, for every adapted linear layer, a bf16 dropout copy of its input and a 1-byte mask.
 DROPOUT_BYTES_PER_INPUT = 3
+# train.offload_activations: layer inputs on the card at once (the one being copied out or back, the one in use).
+OFFLOADED_INPUTS_ON_CARD = 2
 
 @dataclass(frozen=True)
 class Recommendation:
@@ -63,6 +65,7 @@ class ResourceEstimate:
     disk_parts_gib: dict[str, float] = field(default_factory=dict)
     recommendation: Recommendation | None = None
     notes: list[str] = field(default_factory=list)
+    context_limits: list[ContextLimit] = field(default_factory=list)  # longest batch-1 sequence: loraflow, plain stack
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict; the four summary keys first."""
@@ -74,7 +77,7 @@ class ResourceEstimate:
 def memory_breakdown(
     shape: ModelShape, method: Method, trainable: int, seq_len: int, micro_batch: int, grad_checkpointing: bool,
     optimizer: str, qlora_fp32: str = "all", fused_lm_head: bool = True, unchecked_layers: int = 0,
-    lora_dropout: float = 0.0,
+    lora_dropout: float = 0.0, offload_activations: bool = False,
 ) -> dict[str, float]:
     """Peak GPU bytes by part (weights, adapter, gradients, optimizer, activations, buffers), in GiB."""
     quantized_linear = shape.layer_linear_params
@@ -87,12 +90,11 @@ def memory_breakdown(
         upcast_all = qlora_fp32 == "all"
         weights = quantized_linear * (NF4_BYTES + NF4_CONST_BYTES) + other * (4 if upcast_all else 2)
         head_copy = shape.vocab_size * shape.hidden_size * 2 if upcast_all else 0.0
-        residual_bytes = 2 if qlora_fp32 == "none" else 4
     elif method == "lora":
-        weights, residual_bytes = shape.total_params * 2.0, 2
+        weights = shape.total_params * 2.0
     else:
         # fp32 master weights plus the bf16 copies autocast makes of them.
-        weights, residual_bytes = shape.total_params * 6.0, 4
+        weights = shape.total_params * 6.0
     adapter = trainable * 4.0 if method != "full" else 0.0  # peft keeps adapters in fp32
     gradients = trainable * 4.0
     try:
@@ -102,8 +104,8 @@ def memory_breakdown(
     tokens = seq_len * micro_batch
     # Full fine-tuning has no adapters; its (unmeasured) layer estimate keeps the fitted dropout part as a margin.
     dropout_copies = method == "full" or lora_dropout > 0
-    activations = activation_bytes(shape, tokens, grad_checkpointing, residual_bytes, fused_lm_head,
-                                   unchecked_layers, dropout_copies) + head_copy
+    activations = activation_bytes(shape, tokens, grad_checkpointing, residual_bytes(method, qlora_fp32), fused_lm_head,
+                                   unchecked_layers, dropout_copies, offload_activations) + head_copy
     parts = {
         "weights": weights, "adapter": adapter, "gradients": gradients, "optimizer": optimizer_state,
         "activations": activations, "runtime_buffers": float(RUNTIME_BUFFER_BYTES),
@@ -112,11 +114,13 @@ def memory_breakdown(
 
 
 def activation_bytes(shape: ModelShape, tokens: int, grad_checkpointing: bool, residual_bytes: int,
-                     fused_lm_head: bool = True, unchecked_layers: int = 0, dropout_copies: bool = True) -> float:
+                     fused_lm_head: bool = True, unchecked_layers: int = 0, dropout_copies: bool = True,
+                     offload_activations: bool = False) -> float:
     """Activation bytes kept at the peak for one micro-batch (SDPA attention, so linear in sequence length).
 
     unchecked_layers (train.unchecked_layers): layers that keep their activations under checkpointing; the first adds
     nothing (one layer's activations are live during its recomputation anyway), each further one a compiled layer's.
+    offload_activations: the checkpointed layers' inputs wait in host memory (estimate_context.offloaded_host_bytes).
     """
     h, i = shape.hidden_size, shape.intermediate_size * shape.num_experts
     # One decoder layer's saved tensors: norms, q/k/v/o, LoRA dropout copies and masks, the MLP's four I-wide tensors.
@@ -132,7 +136,8 @@ def activation_bytes(shape: ModelShape, tokens: int, grad_checkpointing: bool, r
     if grad_checkpointing:
         # Every layer keeps only its input; the head's phase and one recomputed layer do not overlap.
         extra = max(0, min(unchecked_layers, shape.num_layers) - 1) * layer * COMPILED_LAYER_FRACTION
-        return tokens * shape.num_layers * h * residual_bytes + max(head, layer) + extra
+        inputs = min(shape.num_layers, unchecked_layers + OFFLOADED_INPUTS_ON_CARD) if offload_activations else shape.num_layers
+        return tokens * inputs * h * residual_bytes + max(head, layer) + extra
     return shape.num_layers * layer + head
 
 
@@ -158,6 +163,7 @@ def estimate_resources(
     fused_lm_head: bool = True,
     unchecked_layers: int = 0,
     lora_dropout: float = 0.0,
+    offload_activations: bool = False,
     num_gpus: int = 1,
     distributed: str = "ddp",
     objective: str = "sft",
@@ -167,7 +173,7 @@ def estimate_resources(
     """Estimate peak GPU memory, training hours and disk; `auto` picks bf16 LoRA when it fits with margin, else QLoRA.
 
     fused_lm_head=True models trl's SFTTrainer (loraflow's path); False the plain stack (benchmarks/baseline_stack.py;
-    its H100 run: benchmarks/results/qlora_baseline_h100.json).
+    its H100 run: benchmarks/results/qlora_baseline_h100.json). offload_activations: layer inputs in host memory.
     distributed="fsdp" with num_gpus > 1: the memory figures are per GPU under FSDP full sharding
     (tasks/planning/estimate_fsdp.py); DDP's per-GPU memory is the single GPU's.
     objective (train.objective): pairs are two sequences per example, DPO adds its reference (tasks/planning/estimate_objective.py);
@@ -191,7 +197,8 @@ def estimate_resources(
         for phase in phases:
             parts = memory_breakdown(shape, candidate, trainable, seq_len, batch * phase.sequences, checkpointing, opt,
                                      qlora_fp32, fused_lm_head and phase.fused_lm_head,
-                                     unchecked_layers if checkpointing else 0, lora_dropout)
+                                     unchecked_layers if checkpointing else 0, lora_dropout,
+                                     offload_activations and checkpointing)
             if phase.reference_forward:
                 parts["reference"] = reference_bytes(phase, candidate, shape.total_params, trainable) / GIB
             if phase.generates and generation is not None:  # GRPO: generation's peak, when above training's

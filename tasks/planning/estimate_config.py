@@ -4,11 +4,12 @@ import json
 from pathlib import Path
 
 from loraflow.schemas.config import PipelineConfig
-from loraflow.tasks.planning.auto_settings import auto_unchecked_layers, pick_distributed
+from loraflow.tasks.planning.auto_settings import auto_offload_activations, auto_unchecked_layers, pick_distributed
+from loraflow.tasks.planning.estimate_context import context_limits, host_memory_gib, offloaded_host_bytes
 from loraflow.tasks.planning.estimate import ResourceEstimate, estimate_resources
 from loraflow.tasks.planning.estimate_objective import Generation
 from loraflow.tasks.planning.estimate_packing import packed_plan
-from loraflow.tasks.planning.estimate_shapes import load_model_config
+from loraflow.tasks.planning.estimate_shapes import load_model_config, residual_bytes
 from loraflow.tasks.planning.lengths import approx_tokens, choose_max_length, model_context_limit
 from loraflow.tasks.planning.schedule import declared_classes, resolve_schedule
 from loraflow.tasks.common.device import detect_device
@@ -123,11 +124,14 @@ def estimate_for_config(
     gpu_memory_gib: float | None = None,
     device: str | None = None,
     num_gpus: int | None = None,
+    host_memory: float | None = None,
 ) -> ResourceEstimate:
     """Estimate memory, time and disk for a pipeline config on the detected (or given) device.
 
     num_gpus (default: train.num_gpus, else the visible GPUs) with train.distributed: under fsdp (or auto, when DDP
-    does not fit one card) the memory figures are per GPU with the model sharded over them.
+    does not fit one card) the memory figures are per GPU with the model sharded over them. With a card size, also the
+    longest sequence that trains at batch 1 for loraflow and the plain stack (host_memory GiB, default this machine's,
+    bounds the offloaded layer inputs).
     """
     if device is None:
         device, detected = detect_device()
@@ -153,28 +157,33 @@ def estimate_for_config(
     lengths = record_token_lengths(train_jsonl, max_length) if train_jsonl and Path(train_jsonl).is_file() else None
     pack, pack_note = packed_plan(train, device, max_length, lengths, gpus)
 
-    def estimate_with(unchecked_layers: int, distributed: str = "ddp") -> ResourceEstimate:
+    def estimate_with(unchecked_layers: int, distributed: str = "ddp", offload: bool = False) -> ResourceEstimate:
         return estimate_resources(
             model_config, train.method, config.lora.r, max_length, train.micro_batch_size,
             train.gradient_checkpointing, n_train_tokens, epochs, gpu_memory_gib, target_modules=config.lora.target_modules,
             device=device, merge=config.deploy.merge, quantize=list(config.deploy.quantize), optimizer=train.optimizer,
             qlora_fp32=train.qlora_fp32, unchecked_layers=unchecked_layers, lora_dropout=config.lora.dropout,
-            num_gpus=gpus, distributed=distributed,
+            offload_activations=offload, num_gpus=gpus, distributed=distributed,
             objective=train.objective, packed_tokens=pack.row_tokens if pack else None,
             generation=grpo_generation(train, train_jsonl),
         )
 
+    # the auto settings are sized for the method the estimate picks (auto: bf16 LoRA where it fits), as training does
+    method = estimate_with(0).method
+    sized = train.model_copy(update={"method": method})
+    offload = train.offload_activations
+    if offload == "auto":
+        offload = device != "cpu" and auto_offload_activations(sized, config.lora, model_config, max_length, gpu_memory_gib)
+    offload = bool(offload and train.gradient_checkpointing)
     unchecked = train.unchecked_layers
     if unchecked == "auto":
         unchecked = 0
-        if device != "cpu" and train.gradient_checkpointing:
-            # sized for the method the estimate picks (auto: bf16 LoRA where it fits); the count always fits the card
-            method = estimate_with(0).method
-            unchecked = auto_unchecked_layers(train.model_copy(update={"method": method}), config.lora, model_config,
-                                              max_length, gpu_memory_gib)
-    estimate = estimate_with(unchecked)
+        if device != "cpu" and train.gradient_checkpointing and not offload:  # the count always fits the card
+            unchecked = auto_unchecked_layers(sized, config.lora, model_config, max_length, gpu_memory_gib)
+    estimate = estimate_with(unchecked, offload=offload)
     distributed = pick_distributed(train.distributed, estimate.fits, gpus)
     if distributed == "fsdp" and gpus > 1:
+        offload = False  # not under FSDP (tasks/training/distributed.py)
         estimate = estimate_with(unchecked, "fsdp")
     notes = [*estimate.notes, f"device {device}", f"train tokens per epoch: {n_train_tokens:,} from {source}"]
     if config.train.schedule == "auto" and records is not None:
@@ -188,6 +197,15 @@ def estimate_for_config(
         notes.append(f"train.distributed {train.distributed} -> {distributed} on {gpus} GPUs")
     if train.unchecked_layers == "auto" and train.gradient_checkpointing:
         notes.append(f"train.unchecked_layers auto -> {unchecked}")
+    if offload:
+        host = offloaded_host_bytes(model_config, max_length * train.micro_batch_size,
+                                    residual_bytes(method, train.qlora_fp32), unchecked) / 2**30
+        notes.append(f"train.offload_activations {train.offload_activations} -> on: the checkpointed layer inputs take "
+                     f"~{host:.1f} GiB of pinned host memory")
+    limits = []
+    if gpu_memory_gib and method in ("lora", "qlora"):
+        host_gib = host_memory if host_memory is not None else host_memory_gib()
+        limits = context_limits(train, config.lora, method, model_config, gpu_memory_gib, host_gib)
     if device == "cpu":
         notes.append("on the CPU training runs in fp32 in host memory: the memory figures are for bf16 training on a GPU")
-    return dataclasses.replace(estimate, notes=notes)
+    return dataclasses.replace(estimate, notes=notes, context_limits=limits)

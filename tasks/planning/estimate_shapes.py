@@ -77,6 +77,12 @@ class ModelShape:
         return self.layer_linear_params + self.embedding_params + self.norm_params
 
 
+def residual_bytes(method: str, qlora_fp32: str = "all") -> int:
+    """Bytes per element of the residual stream, so of each checkpointed layer input: bf16 LoRA and all-bf16 QLoRA 2;
+    QLoRA with fp32 norms (every projection's output, bitsandbytes returns its input's dtype) and full fine-tuning 4."""
+    return 2 if method == "lora" or (method == "qlora" and qlora_fp32 == "none") else 4
+
+
 def lora_params(shape: ModelShape, r: int, target_modules: list[str] | str = "all-linear") -> int:
     """Trainable LoRA parameters: r x (in + out) for every targeted linear layer of every decoder layer."""
     linears = shape.layer_linears()

@@ -73,10 +73,12 @@ def fsdp_arguments(train: TrainConfig, world_size: int) -> dict:
 
 
 def fsdp_training_settings(train: TrainConfig) -> TrainConfig:
-    """The train settings an FSDP worker trains with: compiled layers off unless asked for (untested inside FSDP units)."""
+    """The train settings an FSDP worker trains with: compiled layers off unless asked for (untested inside FSDP units),
+    no offloaded checkpointing (its hook would also see what FSDP's unit hooks save)."""
+    update = {"offload_activations": False} if train.offload_activations is not False else {}
     if train.compile_layers is None:
-        return train.model_copy(update={"compile_layers": False})
-    return train
+        update["compile_layers"] = False
+    return train.model_copy(update=update) if update else train
 
 
 def worker_settings(train: TrainConfig, lora: LoraConfig, model_config: dict, max_length: int,

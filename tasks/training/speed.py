@@ -1,4 +1,5 @@
-"""Training speed options on CUDA: compiled decoder layers, padding-free packing with varlen attention, Liger kernels."""
+"""Training speed options on CUDA: compiled decoder layers, padding-free packing with varlen attention, Liger kernels;
+and the memory option that trades speed back: offloaded checkpointing (tasks/training/offload.py)."""
 import inspect
 import logging
 
@@ -6,7 +7,7 @@ from loraflow.schemas.config.lora import LoraConfig
 from loraflow.schemas.config.train import TrainConfig
 from loraflow.schemas.results.training import SpeedPlan
 from loraflow.tasks.common.errors import LoraflowError
-from loraflow.tasks.planning.auto_settings import auto_unchecked_layers
+from loraflow.tasks.planning.auto_settings import auto_offload_activations, auto_unchecked_layers
 from loraflow.tasks.planning.estimate_packing import resolve_packing
 
 logger = logging.getLogger("loraflow.train")
@@ -38,14 +39,20 @@ def resolve_speed(train: TrainConfig, device: str, model_config: dict | None = N
     attn = "sdpa"
     if packing and cuda and register_varlen_attention():
         attn = VARLEN_ATTENTION
+    sized = cuda and bool(model_config) and bool(max_length)  # auto settings are sized for the card, from the estimate
+    offload = train.offload_activations
+    if offload == "auto":
+        offload = sized and auto_offload_activations(train, lora or LoraConfig(), model_config, max_length,
+                                                     _card_gib(device))
     unchecked = train.unchecked_layers
     if unchecked == "auto":
         unchecked = 0
-        if cuda and model_config and max_length:
+        if sized and not offload:  # offloading means memory is short: no layer keeps its activations
             unchecked = auto_unchecked_layers(train, lora or LoraConfig(), model_config, max_length, _card_gib(device))
+    checkpointing = train.gradient_checkpointing
     return SpeedPlan(compile_layers=compile_layers, packing=packing, liger=train.liger, attn_implementation=attn,
                      pad_to_multiple_of=PAD_TO_MULTIPLE if compile_layers else None, optimizer=optimizer,
-                     unchecked_layers=unchecked if train.gradient_checkpointing else 0)
+                     unchecked_layers=unchecked if checkpointing else 0, offload_activations=bool(offload and checkpointing))
 
 
 def _card_gib(device: str) -> float:

@@ -16,7 +16,8 @@ from loraflow.tasks.training.distributed import worker_settings
 from loraflow.tasks.training.oom import run_with_oom_fallback
 from loraflow.tasks.training.lora_setup import peft_lora_config
 from loraflow.tasks.training.resume import checkpoints_dir, last_good_checkpoint
-from loraflow.tasks.training.speed import compile_decoder_layers, keep_activations_of_last_layers, resolve_speed
+from loraflow.tasks.training.speed import (compile_decoder_layers, decoder_layers, keep_activations_of_last_layers,
+                                           resolve_speed)
 from loraflow.tasks.training.trainer_args import build_sft_config
 
 
@@ -145,6 +146,10 @@ def build_trainer(model, tokenizer, train: TrainConfig, lora: LoraConfig | None,
         trainer.pack_plan = pack
     if speed.compile_layers:
         compile_decoder_layers(trainer.model)  # after peft wrapping, so the LoRA layers are inside the compiled graphs
+    if speed.offload_activations:  # the offloading __call__ runs around the (compiled) call, outside the checkpoint
+        from loraflow.tasks.training.offload import offload_checkpointed_inputs
+
+        offload_checkpointed_inputs(decoder_layers(trainer.model))
     return trainer
 
 
