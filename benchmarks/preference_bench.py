@@ -75,7 +75,8 @@ def bench(args) -> list[dict]:
              "train.preference_learning_rate": args.preference_lr, "model.max_length": args.max_length,
              "train.grpo.num_generations": args.generations, "train.grpo.learning_rate": args.grpo_lr,
              "train.grpo.max_completion_length": args.completion}
-    config = load_config(EXAMPLE, [f"{key}={value}" for key, value in given.items() if value is not None])
+    overrides = [f"{key}={value}" for key, value in given.items() if value is not None] + list(args.set or [])
+    config = load_config(EXAMPLE, overrides)
     objective = config.train.objective
     out = Path(args.out or tempfile.mkdtemp(prefix="preference-bench-"))
     splits = prepare_splits(config, out)
@@ -183,6 +184,8 @@ def main() -> int:
                         "adapter (e.g. RUN/run/sft_phase/model/adapter of an earlier run)")
     parser.add_argument("--batch", type=int, help="effective (= micro) batch size of training")
     parser.add_argument("--max-length", type=int, help="override model.max_length (the tiny test model's tokenizer needs ~1024)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="any other config override, as `loraflow run --set` takes it (e.g. train.grpo.weights.rejected=0)")
     parser.add_argument("--no-task-metric", dest="task_metric", action="store_false", help="skip greedy generation")
     parser.add_argument("--out", help="run folder (default: a temp folder)")
     add_model_options(parser)
